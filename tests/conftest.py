@@ -1,0 +1,28 @@
+"""Shared fixtures: a small random-weight CLIP written to disk once per test session."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tools.small_clip import save_small_clip
+
+
+@pytest.fixture(scope="session")
+def small_clip_file(tmp_path_factory) -> str:
+    """A state-dict file of a small ViT CLIP (32x32 input, widths 64); no download."""
+    return save_small_clip(str(tmp_path_factory.mktemp("clip") / "small_clip.pt"))
+
+
+@pytest.fixture()
+def small_clip(small_clip_file):
+    """A freshly loaded fp32 small CLIP on the CPU (fresh, so tests may change it)."""
+    from trainers.dapt_init.clip_loading import load_clip
+
+    return load_clip("ViT-B/16", small_clip_file).float()
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_seed():
+    state = torch.random.get_rng_state()
+    yield
+    torch.random.set_rng_state(state)

@@ -1,0 +1,1 @@
+"""Trainers of this repository. ``trainers.dapt_init`` is the drop-in unit."""

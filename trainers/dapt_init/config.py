@@ -1,0 +1,132 @@
+"""Config keys of the DAPT_Init trainer and their validation.
+
+``add_dapt_init_config`` is the one public entry point for host codebases: call it where
+their ``train.py`` extends the toolbox config. ``validate_config`` runs before any data or
+weights are loaded (the trainer calls it from Dassl's ``check_cfg`` hook).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import DaptInitError
+
+INIT_METHODS = ("random", "same", "diff")
+PRECISIONS = ("fp16", "fp32", "amp")
+PROTOTYPE_VIEWS = ("test", "train")
+SUBSAMPLE_CHOICES = ("all", "base", "new")
+
+# Input resolution of each CLIP vision transformer that clip can download. DAPT puts
+# visual prompts between the CLS token and the patches, so only ViT backbones qualify.
+VIT_RESOLUTIONS = {
+    "ViT-B/32": 224,
+    "ViT-B/16": 224,
+    "ViT-L/14": 224,
+    "ViT-L/14@336px": 336,
+}
+
+
+def add_dapt_init_config(cfg: Any) -> None:
+    """Add ``TRAINER.DAPT_INIT`` (DAPT's keys with DAPT's defaults, plus ours) to a config.
+
+    Also adds ``DATASET.SUBSAMPLE_CLASSES`` (base-to-new splits) when the host lacks it.
+    """
+    from yacs.config import CfgNode
+
+    node = CfgNode()
+    # DAPT's keys, DAPT's defaults.
+    node.VIS_NUM_TOKENS = 16  # visual prompt tokens, inserted after CLS
+    node.TXT_NUM_TOKENS = 16  # text context tokens between SOS and the class name
+    node.VIS_DROPOUT = 0.0  # dropout on the visual prompts
+    node.VIS_BETA = 0.1  # weight of the intra-class (visual) dispersion loss
+    node.TXT_BETA = 0.1  # weight of the inter-class (text) dispersion loss
+    node.TXT_RBF_T = 2.0  # temperature t of exp(-t * ||w_m - w_n||^2)
+    # This project's keys.
+    node.INIT_METHOD = "random"  # random (DAPT) | same | diff (RPO's ST-initialisation)
+    node.INIT_NOISE_SCALE = 0.1  # norm of the noise added to EOS for same / diff
+    node.PREC = "fp16"  # fp16 | fp32 | amp; the CPU always runs fp32
+    node.CLIP_WEIGHTS = ""  # local CLIP file (JIT archive or state dict); "" downloads
+    node.PROTOTYPE_VIEW = "test"  # test: deterministic view; train: DAPT's augmented view
+    node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
+    cfg.TRAINER.DAPT_INIT = node
+
+    if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
+        cfg.DATASET.SUBSAMPLE_CLASSES = "all"
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        raise DaptInitError(
+            f"{key} is {value!r}; valid values are {', '.join(allowed)}. "
+            f"Set it in a config file or on the command line, e.g. '{key} {allowed[0]}'."
+        )
+
+
+def _positive_int(value: Any, key: str) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise DaptInitError(f"{key} is {value!r}; it must be a whole number of at least 1.")
+
+
+def _non_negative(value: Any, key: str) -> None:
+    if not isinstance(value, (int, float)) or value < 0:
+        raise DaptInitError(f"{key} is {value!r}; it must be a number of at least 0.")
+
+
+def validate_config(cfg: Any, *, training: bool = True) -> None:
+    """Raise ``DaptInitError`` naming the first bad value; cheap, loads nothing."""
+    node = cfg.TRAINER.DAPT_INIT
+    prefix = "TRAINER.DAPT_INIT."
+    _choice(node.INIT_METHOD, INIT_METHODS, prefix + "INIT_METHOD")
+    _choice(node.PREC, PRECISIONS, prefix + "PREC")
+    _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
+    _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")
+    _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS")
+    _positive_int(node.TXT_NUM_TOKENS, prefix + "TXT_NUM_TOKENS")
+    _non_negative(node.VIS_BETA, prefix + "VIS_BETA")
+    _non_negative(node.TXT_BETA, prefix + "TXT_BETA")
+    _non_negative(node.TXT_RBF_T, prefix + "TXT_RBF_T")
+    if not 0.0 <= node.VIS_DROPOUT < 1.0:
+        raise DaptInitError(
+            f"{prefix}VIS_DROPOUT is {node.VIS_DROPOUT!r}; it must be in [0, 1)."
+        )
+    _choice(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"), SUBSAMPLE_CHOICES,
+            "DATASET.SUBSAMPLE_CLASSES")
+    if training and cfg.DATASET.NUM_SHOTS < 1:
+        raise DaptInitError(
+            f"DATASET.NUM_SHOTS is {cfg.DATASET.NUM_SHOTS}; DAPT_Init trains few-shot, so "
+            "give at least 1 shot per class (e.g. 'DATASET.NUM_SHOTS 16'), or run "
+            "--eval-only with --model-dir to test trained prompts."
+        )
+    _validate_backbone(cfg)
+
+
+def _validate_backbone(cfg: Any) -> None:
+    import os
+
+    weights = cfg.TRAINER.DAPT_INIT.CLIP_WEIGHTS
+    name = cfg.MODEL.BACKBONE.NAME
+    if weights:
+        if not os.path.isfile(weights):
+            raise DaptInitError(
+                f"TRAINER.DAPT_INIT.CLIP_WEIGHTS is {weights!r}, but no such file exists. "
+                "Give the path of a CLIP JIT archive or state dict, or set it to '' to "
+                "load MODEL.BACKBONE.NAME through clip's downloader."
+            )
+        return  # the resolution is checked against the file once it is loaded
+    if name not in VIT_RESOLUTIONS:
+        raise DaptInitError(
+            f"MODEL.BACKBONE.NAME is {name!r}; DAPT_Init needs a CLIP vision transformer: "
+            f"{', '.join(VIT_RESOLUTIONS)}. Or point TRAINER.DAPT_INIT.CLIP_WEIGHTS at a "
+            "local CLIP file."
+        )
+    check_input_size(cfg, VIT_RESOLUTIONS[name], name)
+
+
+def check_input_size(cfg: Any, clip_resolution: int, source: str) -> None:
+    """CLIP's positional embedding fixes the input size: the config must agree."""
+    size = tuple(cfg.INPUT.SIZE)
+    if size != (clip_resolution, clip_resolution):
+        raise DaptInitError(
+            f"INPUT.SIZE is {size}, but the CLIP model ({source}) takes "
+            f"{clip_resolution}x{clip_resolution} images. Set "
+            f"'INPUT.SIZE ({clip_resolution}, {clip_resolution})'."
+        )

@@ -1,0 +1,58 @@
+"""How the prompt tokens start: the study's three text-prompt initialisations.
+
+All draws use torch's global generator on the CPU, in this order: visual prompts first, then
+text prompts, exactly as the original DAPT trainer does. DAPT draws in CLIP's shipped dtype
+(fp16), so ``random`` draws in fp16 too: for a given seed the initial prompts equal DAPT's
+whatever precision we train in. The EOS-based rules draw their noise in fp32.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+# DAPT builds its prompts in clip_model.dtype, which clip.build_model makes fp16.
+DAPT_DRAW_DTYPE = torch.float16
+TEXT_PROMPT_STD = 0.02  # DAPT / CoOp: N(0, 0.02^2 I)
+EOS_TOKEN_ID = 49407  # CLIP's end-of-text token
+
+
+def vpt_uniform_bound(patch_size: int, width: int) -> float:
+    """VPT's Xavier-style bound sqrt(6 / (3 * patch^2 + width)) for visual prompts."""
+    return math.sqrt(6.0 / float(3 * patch_size * patch_size + width))
+
+
+def draw_visual_prompts(n_tokens: int, width: int, patch_size: int) -> torch.Tensor:
+    """Visual prompts ~ U(-b, b), b = ``vpt_uniform_bound``; shape (1, n_tokens, width)."""
+    bound = vpt_uniform_bound(patch_size, width)
+    prompts = torch.zeros(1, n_tokens, width, dtype=DAPT_DRAW_DTYPE)
+    prompts.uniform_(-bound, bound)
+    return prompts
+
+
+def unit_noise(shape: tuple[int, ...], scale: float) -> torch.Tensor:
+    """RPO's noise: ``scale * u / ||u||`` with u ~ N(0, I), normalised over the last dim."""
+    u = torch.randn(shape, dtype=torch.float32)
+    return scale * u / u.norm(dim=-1, keepdim=True)
+
+
+def draw_text_prompts(
+    method: str, n_tokens: int, eos_embedding: torch.Tensor, noise_scale: float
+) -> torch.Tensor:
+    """Initial text context tokens, shape (n_tokens, width), in fp32.
+
+    random: N(0, 0.02^2 I) per entry, drawn in fp16 as DAPT does.
+    same:   EOS + e for every token, one shared noise vector e (all tokens identical).
+    diff:   EOS + e_i, one noise vector per token (RPO's ST-initialisation).
+    """
+    width = eos_embedding.shape[-1]
+    if method == "random":
+        prompts = torch.empty(n_tokens, width, dtype=DAPT_DRAW_DTYPE)
+        prompts.normal_(mean=0.0, std=TEXT_PROMPT_STD)
+        return prompts.float()
+    eos = eos_embedding.detach().float().cpu()
+    if method == "same":
+        return (eos + unit_noise((width,), noise_scale)).expand(n_tokens, width).clone()
+    if method == "diff":
+        return eos + unit_noise((n_tokens, width), noise_scale)
+    raise ValueError(f"unknown init method {method!r}; expected random, same or diff")

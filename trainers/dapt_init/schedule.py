@@ -1,0 +1,87 @@
+"""Per-epoch learning rate with a warm-up, equal to the toolbox's own schedule.
+
+Dassl's warm-up scheduler fails on current torch (it passes ``verbose`` positionally) and
+pickles its successor scheduler into checkpoints, which ``weights_only`` loading refuses.
+``EpochLR`` computes the same per-epoch values in closed form and keeps only plain numbers
+in its state, so checkpoints load with ``weights_only=True``.
+
+Dassl's semantics, for warm-up length W: epochs 0..W-1 run at the warm-up LR; epoch W runs at
+the base LR; epoch e > W runs at the successor's value after e - W steps (plus W when
+``WARMUP_RECOUNT`` is off). Cosine anneals over T = MAX_EPOCH steps to 0.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from .errors import DaptInitError
+
+SCHEDULERS = ("cosine", "single_step", "multi_step")
+
+
+def successor_factor(kind: str, step: int, max_epoch: int, stepsize: Any, gamma: float) -> float:
+    """The main schedule's multiplier of the base LR after ``step`` steps."""
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / max_epoch))
+    if kind == "single_step":
+        size = stepsize[-1] if isinstance(stepsize, (list, tuple)) else stepsize
+        size = size if size > 0 else max_epoch
+        return gamma ** (step // size)
+    if kind == "multi_step":
+        return gamma ** bisect.bisect_right(sorted(stepsize), step)
+    raise DaptInitError(f"OPTIM.LR_SCHEDULER is {kind!r}; valid values are {', '.join(SCHEDULERS)}.")
+
+
+def lr_at_epoch(epoch: int, base_lr: float, optim_cfg: Any) -> float:
+    """Learning rate used during 0-based ``epoch``, as Dassl's build_lr_scheduler gives it."""
+    warmup = optim_cfg.WARMUP_EPOCH
+    kind, max_epoch = optim_cfg.LR_SCHEDULER, optim_cfg.MAX_EPOCH
+    args = (kind, max_epoch, optim_cfg.STEPSIZE, optim_cfg.GAMMA)
+    if warmup <= 0:
+        return base_lr * successor_factor(kind, epoch, *args[1:])
+    if epoch < warmup:
+        if optim_cfg.WARMUP_TYPE == "constant":
+            return optim_cfg.WARMUP_CONS_LR
+        if optim_cfg.WARMUP_TYPE == "linear":
+            return optim_cfg.WARMUP_MIN_LR if epoch == 0 else base_lr * epoch / warmup
+        raise DaptInitError(
+            f"OPTIM.WARMUP_TYPE is {optim_cfg.WARMUP_TYPE!r}; valid values are constant, linear."
+        )
+    offset = 0 if optim_cfg.WARMUP_RECOUNT else warmup
+    return base_lr * successor_factor(kind, epoch - warmup + offset, *args[1:])
+
+
+class EpochLR(LRScheduler):
+    """Stepped once per epoch; ``last_epoch`` is the epoch about to run."""
+
+    def __init__(self, optimizer: Optimizer, optim_cfg: Any, last_epoch: int = -1):
+        # Plain copies of the few settings used, so state_dict() holds no config objects.
+        self.settings = {
+            "LR_SCHEDULER": optim_cfg.LR_SCHEDULER,
+            "MAX_EPOCH": int(optim_cfg.MAX_EPOCH),
+            "STEPSIZE": list(optim_cfg.STEPSIZE)
+            if isinstance(optim_cfg.STEPSIZE, (list, tuple)) else optim_cfg.STEPSIZE,
+            "GAMMA": float(optim_cfg.GAMMA),
+            "WARMUP_EPOCH": int(optim_cfg.WARMUP_EPOCH),
+            "WARMUP_TYPE": optim_cfg.WARMUP_TYPE,
+            "WARMUP_CONS_LR": float(optim_cfg.WARMUP_CONS_LR),
+            "WARMUP_MIN_LR": float(optim_cfg.WARMUP_MIN_LR),
+            "WARMUP_RECOUNT": bool(optim_cfg.WARMUP_RECOUNT),
+        }
+        successor_factor(self.settings["LR_SCHEDULER"], 0, 1, 1, 1.0)  # validate the name
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        settings = _Settings(self.settings)
+        return [lr_at_epoch(self.last_epoch, base, settings) for base in self.base_lrs]
+
+
+class _Settings:
+    """Attribute access to the plain settings dict, as ``lr_at_epoch`` reads a config."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)

@@ -1,0 +1,320 @@
+"""The Dassl adapter: registers ``DAPT_Init`` and wires the toolbox to ``DAPTModel``.
+
+It works on the stock toolbox and current torch: its own warm-up scheduler (the toolbox's
+fails on torch >= 2), checkpoints that load with ``weights_only=True``, logits-only
+inference for the toolbox's ``test()`` contract, and no hard-coded device.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dassl.data.data_manager import DatasetWrapper
+from dassl.data.transforms import build_transform
+from dassl.engine import TRAINER_REGISTRY, TrainerX
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_optimizer
+
+from .atomic import json_dump_atomically
+from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
+                         read_checkpoint, save_checkpoint)
+from .clip_loading import clip_resolution, load_clip
+from .config import check_input_size, validate_config
+from .errors import DaptInitError
+from .losses import dapt_loss
+from .model import DAPTModel, PromptSettings
+from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
+                         load_cached_prototypes, save_prototypes)
+from .rng import preserved_rng
+from .schedule import EpochLR
+
+RESULT_FILE = "result.json"
+RESULT_FORMAT = "dapt_init.result/1"
+# DAPT meant to split the class texts over several GPUs for its two largest label sets only.
+DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    if device.type == "cpu" and requested != "fp32":
+        print(f"Note: running on the CPU, so TRAINER.DAPT_INIT.PREC {requested} is replaced "
+              "by fp32 (fp16 kernels are GPU-only)")
+        return "fp32"
+    return requested
+
+
+@TRAINER_REGISTRY.register()
+class DAPT_Init(TrainerX):
+    """DAPT with a choice of text-prompt initialisation (TRAINER.DAPT_INIT.INIT_METHOD)."""
+
+    def check_cfg(self, cfg: Any) -> None:
+        # Runs before the toolbox reads any data: bad values fail here, loading nothing.
+        validate_config(cfg, training=False)
+
+    # ----------------------------------------------------------------- model
+    def build_model(self) -> None:
+        cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
+        self.precision = resolve_precision(node.PREC, self.device)
+        source = node.CLIP_WEIGHTS or cfg.MODEL.BACKBONE.NAME
+        print(f"Loading CLIP ({source})")
+        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, node.CLIP_WEIGHTS)
+        check_input_size(cfg, clip_resolution(clip_model), source)
+        if self.precision in ("fp32", "amp"):
+            clip_model.float()
+
+        print(f"Building DAPT model (text prompt init: {node.INIT_METHOD})")
+        self.model = DAPTModel(clip_model, self.dm.dataset.classnames,
+                               PromptSettings.from_config(node))
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(name.startswith("prompt_learner."))
+        self.model.to(self.device)
+
+        learner = self.model.prompt_learner
+        self.optim = build_optimizer(learner, cfg.OPTIM)
+        self.sched = EpochLR(self.optim, cfg.OPTIM)
+        self.register_model("prompt_learner", learner, self.optim, self.sched)
+        use_amp = self.precision == "amp"
+        self.scaler = torch.amp.GradScaler(self.device.type) if use_amp else None
+        self.autocast = (lambda: torch.autocast(self.device.type)) if use_amp else nullcontext
+
+        gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
+        if gpus > 1 and cfg.DATASET.NAME in DATA_PARALLEL_TEXT_DATASETS:
+            print(f"{gpus} GPUs: splitting the class texts over them")
+            self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
+
+        self._prototypes: torch.Tensor | None = None
+        self.trained_epochs = 0
+
+    # -------------------------------------------------------------- training
+    def before_train(self) -> None:
+        if self.cfg.DATASET.NUM_SHOTS < 1:
+            validate_config(self.cfg, training=True)  # raises, naming NUM_SHOTS
+        super().before_train()
+
+    def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def forward_backward(self, batch: dict) -> dict[str, float]:
+        images, labels = self.parse_batch_train(batch)
+        prototypes = self.class_prototypes()
+        node = self.cfg.TRAINER.DAPT_INIT
+        with self.autocast():
+            out = self.model.features(images)
+            terms = dapt_loss(out.logits, labels, out.image_features, out.text_features,
+                              prototypes, node.VIS_BETA, node.TXT_BETA, node.TXT_RBF_T)
+        if self.scaler is None:
+            self.model_backward_and_update(terms.total)
+        else:
+            self.detect_anomaly(terms.total)
+            self.optim.zero_grad()
+            self.scaler.scale(terms.total).backward()
+            self.scaler.step(self.optim)
+            self.scaler.update()
+
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return {
+            "loss": terms.total.item(),
+            "loss_ce": terms.ce.item(),
+            "loss_intra": terms.intra.item(),
+            "loss_inter": terms.inter.item(),
+            "acc": compute_accuracy(out.logits, labels)[0].item(),
+        }
+
+    def after_epoch(self) -> None:
+        super().after_epoch()  # the toolbox's best-val and periodic / last saves
+        done = self.epoch + 1
+        self.trained_epochs = done
+        folder = os.path.join(self.output_dir, "prompt_learner")
+        if not os.path.exists(os.path.join(folder, checkpoint_name(done))):
+            self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
+        previous = os.path.join(folder, checkpoint_name(done - 1))
+        if done > 1 and not self._keeps_checkpoint(done - 1) and os.path.exists(previous):
+            os.remove(previous)
+
+    def _keeps_checkpoint(self, epoch: int) -> bool:
+        """Checkpoints the toolbox would have written; other resume points are transient."""
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        return epoch == self.max_epoch or (freq > 0 and epoch % freq == 0)
+
+    # ------------------------------------------------------------ prototypes
+    def class_prototypes(self) -> torch.Tensor:
+        """(C, D) prototypes, loaded from the cache or computed on first use."""
+        if self._prototypes is None:
+            self._prototypes = self._load_or_compute_prototypes().to(self.device)
+        return self._prototypes
+
+    def _load_or_compute_prototypes(self) -> torch.Tensor:
+        key = self._prototype_key()
+        path = os.path.join(self._prototype_cache_dir(), cache_file_name(key))
+        cached = load_cached_prototypes(path, key)
+        if cached is not None:
+            print(f"Loaded class prototypes from {path}")
+            return cached
+        print(f"Computing class prototypes ({key['view']} view of "
+              f"{len(self.dm.dataset.train_x)} training images)")
+        with preserved_rng(self.device):
+            prototypes = compute_prototypes(self._frozen_image_features,
+                                            self._prototype_batches(), self.num_classes)
+        if save_prototypes(path, key, prototypes):
+            print(f"Saved class prototypes to {path}")
+        return prototypes
+
+    def _frozen_image_features(self, images: torch.Tensor) -> torch.Tensor:
+        visual = self.model.image_encoder.visual  # CLIP's own forward: no prompts
+        return visual(images.to(self.device, self.model.dtype))
+
+    def _prototype_batches(self):
+        view = self.cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW
+        transform = build_transform(self.cfg, is_train=(view == "train"))
+        loader = DataLoader(
+            DatasetWrapper(self.cfg, self.dm.dataset.train_x, transform=transform, is_train=False),
+            batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
+            shuffle=False,
+            num_workers=self.cfg.DATALOADER.NUM_WORKERS,
+            pin_memory=self.device.type == "cuda",
+        )
+        for batch in loader:
+            yield batch["img"], batch["label"]
+
+    def _prototype_key(self) -> dict[str, Any]:
+        cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
+        weights = node.CLIP_WEIGHTS
+        return {
+            "dataset": cfg.DATASET.NAME,
+            "shots": cfg.DATASET.NUM_SHOTS,
+            "seed": cfg.SEED,
+            "subsample_classes": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            "weights": file_identity(weights) if weights else "",
+            "dtype": str(self.model.dtype),
+            "view": node.PROTOTYPE_VIEW,
+            "input": json.loads(json.dumps(cfg.INPUT, sort_keys=True, default=list)),
+            "images": images_digest((d.impath, d.label) for d in self.dm.dataset.train_x),
+        }
+
+    def _prototype_cache_dir(self) -> str:
+        configured = self.cfg.TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR
+        if configured:
+            return configured
+        dataset_dir = getattr(self.dm.dataset, "dataset_dir", None)
+        if dataset_dir:
+            return os.path.join(dataset_dir, "split_fewshot", "prototypes")
+        return os.path.join(self.output_dir, "prototypes")
+
+    # ------------------------------------------------------------ evaluation
+    def model_inference(self, input: torch.Tensor) -> torch.Tensor:
+        return self.model(input)  # logits only, as the toolbox's evaluator expects
+
+    @torch.no_grad()
+    def test(self, split: str | None = None) -> float:
+        """The toolbox's test loop, with class texts encoded once and a result record.
+
+        ``split=None`` is the final evaluation (after training, or --eval-only): its metrics
+        are also written to ``result.json`` beside ``log.txt``.
+        """
+        final = split is None
+        split = split or self.cfg.TEST.SPLIT
+        loader = self.val_loader if split == "val" and self.val_loader is not None else None
+        if loader is None:
+            split, loader = "test", self.test_loader
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        print(f"Evaluate on the *{split}* set")
+        with self.autocast(), self.model.frozen_text_features():
+            for batch in tqdm(loader):
+                images, labels = self.parse_batch_test(batch)
+                self.evaluator.process(self.model_inference(images), labels)
+        results = self.evaluator.evaluate()
+        for name, value in results.items():
+            self.write_scalar(f"{split}/{name}", value, self.epoch)
+        if final:
+            self._write_result(split, results)
+        return list(results.values())[0]
+
+    def _write_result(self, split: str, metrics: dict[str, float]) -> None:
+        cfg = self.cfg
+        record = {
+            "format": RESULT_FORMAT,
+            "trainer": cfg.TRAINER.NAME,
+            "dataset": cfg.DATASET.NAME,
+            "init_method": cfg.TRAINER.DAPT_INIT.INIT_METHOD,
+            "shots": cfg.DATASET.NUM_SHOTS,
+            "seed": cfg.SEED,
+            "subsample_classes": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            "split": split,
+            "epoch": self.trained_epochs,
+            "metrics": {name: float(value) for name, value in metrics.items()},
+        }
+        path = os.path.join(self.output_dir, RESULT_FILE)
+        if os.path.exists(path):  # keep an earlier result, as the toolbox keeps earlier logs
+            stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(os.path.getmtime(path)))
+            os.replace(path, f"{path}-{stamp}")
+        json_dump_atomically(record, path)
+        print(f"Result saved to {path}")
+
+    # ----------------------------------------------------------- checkpoints
+    def save_model(self, epoch: int, directory: str, is_best: bool = False,
+                   val_result: float | None = None, model_name: str = "") -> None:
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            state = {
+                "state_dict": self._models[name].state_dict(),
+                "epoch": epoch + 1,
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "val_result": val_result,
+            }
+            file_name = model_name or checkpoint_name(epoch + 1)
+            path = save_checkpoint(state, os.path.join(directory, name), file_name,
+                                   latest=not model_name)
+            print(f"Checkpoint saved to {path}")
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        start_epoch = 0
+        for name in self.get_model_names():
+            path = latest_checkpoint(os.path.join(directory, name))
+            if path is None:
+                print("No checkpoint found, train from scratch")
+                return 0
+            checkpoint = read_checkpoint(path)
+            load_prompt_state(self._models[name], checkpoint["state_dict"], path)
+            if self._optims[name] is not None and checkpoint.get("optimizer"):
+                self._optims[name].load_state_dict(checkpoint["optimizer"])
+            if self._scheds[name] is not None and checkpoint.get("scheduler"):
+                self._scheds[name].load_state_dict(checkpoint["scheduler"])
+            start_epoch = checkpoint["epoch"]
+            print(f"Resuming from {path} (epoch {start_epoch} done)")
+        self.trained_epochs = start_epoch
+        return start_epoch
+
+    def load_model(self, directory: str, epoch: int | None = None) -> None:
+        if not directory:
+            print("No --model-dir given: testing the initial prompts")
+            return
+        file_name = "model-best.pth.tar" if epoch is None else checkpoint_name(epoch)
+        for name in self.get_model_names():
+            folder = os.path.join(directory, name)
+            path = os.path.join(folder, file_name)
+            if not os.path.isfile(path):
+                found = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+                choices = [f for f in found if f.startswith("model")]
+                raise DaptInitError(
+                    f"no checkpoint {path}. Found: {', '.join(choices) or 'none'}. Give "
+                    "--model-dir the run's output folder and --load-epoch an epoch saved there "
+                    "(the last epoch is always saved)."
+                )
+            checkpoint = read_checkpoint(path)
+            load_prompt_state(self._models[name], checkpoint["state_dict"], path)
+            self.trained_epochs = checkpoint["epoch"]
+            val = checkpoint.get("val_result")
+            extra = f", val accuracy {val:.1f}" if isinstance(val, (int, float)) else ""
+            print(f"Loaded {path} (epoch {checkpoint['epoch']}{extra})")
