@@ -17,11 +17,18 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
     os.close(handle)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp makes 0600; match open()
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def torch_save_atomically(obj: Any, path: str) -> None:
