@@ -30,6 +30,10 @@ def test_train_py_runs_each_init_method_end_to_end(workdir, init):
     for marker in ("Finish training", "=> result", "* accuracy:", "loss_ce", "loss_intra",
                    "loss_inter", f"text prompt init: {init}"):
         assert marker in log, marker
+    # The LR printed for each epoch is the one it ran with: warm-up, base, then cosine.
+    assert re.search(r"epoch \[1/3\] batch \[2/2\].* lr 1\.0000e-05", log)
+    assert re.search(r"epoch \[2/3\] batch \[2/2\].* lr 2\.0000e\+01", log)
+    assert re.search(r"epoch \[3/3\] batch \[2/2\].* lr 1\.5000e\+01", log)  # 20 cos-annealed
     result = read_result(run_dir)
     accuracy = float(re.search(r"\* accuracy: ([\d.]+)%", log).group(1))
     assert result["init_method"] == init and result["shots"] == 2 and result["epoch"] == 3

@@ -117,9 +117,6 @@ class DAPT_Init(TrainerX):
             self.scaler.scale(terms.total).backward()
             self.scaler.step(self.optim)
             self.scaler.update()
-
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
         return {
             "loss": terms.total.item(),
             "loss_ce": terms.ce.item(),
@@ -129,6 +126,9 @@ class DAPT_Init(TrainerX):
         }
 
     def after_epoch(self) -> None:
+        # One scheduler step per epoch, as DAPT and CoOp take it. Taking it here rather than
+        # in the epoch's last batch keeps the LR printed for an epoch the LR it ran with.
+        self.update_lr()
         super().after_epoch()  # the toolbox's best-val and periodic / last saves
         done = self.epoch + 1
         self.trained_epochs = done
