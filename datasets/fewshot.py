@@ -24,11 +24,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+# One atomic writer for the repository (the drop-in trainer unit carries it).
+from trainers.dapt_init.atomic import write_atomically
 
 SUBSAMPLE_CHOICES = ("all", "base", "new")
 FEWSHOT_FOLDER = "split_fewshot"
@@ -169,19 +171,7 @@ def read_split_file(path: Path, name: str) -> Splits:
 
 def write_json_atomically(obj: Any, path: Path) -> None:
     """Write JSON so that a killed process leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(str(path), lambda tmp: Path(tmp).write_text(json.dumps(obj), encoding="utf-8"))
 
 
 def write_split_file(splits: Splits, path: Path) -> None:

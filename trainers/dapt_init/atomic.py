@@ -17,6 +17,8 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
     os.close(handle)
     try:
         write(tmp_path)
+        with open(tmp_path, "rb") as written:
+            os.fsync(written.fileno())  # on disk before the rename makes it visible
         os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp makes 0600; match open()
         os.replace(tmp_path, path)
     except BaseException:
