@@ -25,11 +25,12 @@ def compute_prototypes(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     n_classes: int,
     progress: bool = True,
+    total: int | None = None,
 ) -> torch.Tensor:
     """(C, D) fp32 class means of the normalised features of every image in ``batches``."""
     sums: torch.Tensor | None = None
     counts = torch.zeros(n_classes, dtype=torch.float64)
-    for images, labels in tqdm(batches, desc="prototypes", disable=not progress):
+    for images, labels in tqdm(batches, desc="prototypes", total=total, disable=not progress):
         with torch.no_grad():
             features = encode_images(images).float().cpu()
         features = features / features.norm(dim=-1, keepdim=True)

@@ -56,6 +56,12 @@ class DAPT_Init(TrainerX):
 
     def check_cfg(self, cfg: Any) -> None:
         # Runs before the toolbox reads any data: bad values fail here, loading nothing.
+        if "DAPT_INIT" not in cfg.TRAINER:
+            raise DaptInitError(
+                "the config has no TRAINER.DAPT_INIT keys: call "
+                "trainers.dapt_init.config.add_dapt_init_config(cfg) where your train.py "
+                "extends the config (README, 'Drop into another CoOp-family codebase')."
+            )
         validate_config(cfg, training=False)
 
     # ----------------------------------------------------------------- model
@@ -161,8 +167,10 @@ class DAPT_Init(TrainerX):
         print(f"Computing class prototypes ({key['view']} view of "
               f"{len(self.dm.dataset.train_x)} training images)")
         with preserved_rng(self.device):
-            prototypes = compute_prototypes(self._frozen_image_features,
-                                            self._prototype_batches(), self.num_classes)
+            loader = self._prototype_loader()
+            batches = ((batch["img"], batch["label"]) for batch in loader)
+            prototypes = compute_prototypes(self._frozen_image_features, batches,
+                                            self.num_classes, total=len(loader))
         if save_prototypes(path, key, prototypes):
             print(f"Saved class prototypes to {path}")
         return prototypes
@@ -171,18 +179,17 @@ class DAPT_Init(TrainerX):
         visual = self.model.image_encoder.visual  # CLIP's own forward: no prompts
         return visual(images.to(self.device, self.model.dtype))
 
-    def _prototype_batches(self):
+    def _prototype_loader(self) -> DataLoader:
+        """The few-shot training images, once each, in the configured view."""
         view = self.cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW
         transform = build_transform(self.cfg, is_train=(view == "train"))
-        loader = DataLoader(
+        return DataLoader(
             DatasetWrapper(self.cfg, self.dm.dataset.train_x, transform=transform, is_train=False),
             batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
             shuffle=False,
             num_workers=self.cfg.DATALOADER.NUM_WORKERS,
             pin_memory=self.device.type == "cuda",
         )
-        for batch in loader:
-            yield batch["img"], batch["label"]
 
     def _prototype_key(self) -> dict[str, Any]:
         cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
