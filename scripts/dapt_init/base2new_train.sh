@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2016  # help text and the SLURM script show $NAMES literally
+# Base-to-new generalisation, part 1: train DAPT_Init on the base half of the classes (16 shots).
+USAGE='bash scripts/dapt_init/base2new_train.sh DATASET INIT [GPU] [-- KEY VALUE ...]'
+HELP='Trains DAPT_Init with 16 shots on the base classes (DATASET.SUBSAMPLE_CLASSES base) of
+DATASET with text-prompt init INIT, once per seed, into
+  $OUTPUT_ROOT/base2new/train_base/DATASET/shots_16/DAPT_Init/INIT/<cfg>/seed<k>/
+Its final test is on the base classes; base2new_test.sh then tests on the new ones.
+GPU (optional) sets CUDA_VISIBLE_DEVICES. Words after "--" are KEY VALUE config overrides
+passed to train.py. Finished runs are skipped, unfinished ones resume; the first failure stops
+the script with its exit status.
+
+Environment:
+  DATA_ROOT    (required) folder holding the data sets
+  SEEDS        seeds (default "1 2 3")
+  CFG          trainer config (default vit_b16, the 16-shot one; imagenet: vit_b16_ep50)
+  OUTPUT_ROOT  output folder (default: <repository>/output)
+  PYTHON       interpreter for train.py (default: python)
+
+Example: DATA_ROOT=/data bash scripts/dapt_init/base2new_train.sh eurosat diff 0'
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+SHOTS=16
+
+dapt_parse_args "$@"
+dapt_check_arg_count 2 3
+DATASET=${DAPT_ARGS[0]}
+INIT=${DAPT_ARGS[1]}
+GPU=${DAPT_ARGS[2]:-}
+dapt_check_dataset "$DATASET" train
+dapt_check_init "$INIT"
+dapt_check_gpu "$GPU"
+dapt_check_overrides
+dapt_choose_cfg "$DATASET" "$SHOTS"
+dapt_check_seeds
+dapt_require_data_root
+dapt_resolve_output_root
+dapt_resolve_python
+
+cd "$DAPT_REPO_ROOT"
+if [[ -n "$GPU" ]]; then
+    export CUDA_VISIBLE_DEVICES="$GPU"
+fi
+for seed in "${DAPT_SEEDS[@]}"; do
+    dir=$(dapt_base2new_dir train_base "$DATASET" "$INIT" "$DAPT_CFG" "$seed")
+    dapt_run_step train "$dir" "$DAPT_PYTHON" train.py \
+        --root "$DATA_ROOT" \
+        --seed "$seed" \
+        --trainer "$DAPT_TRAINER" \
+        --dataset-config-file "configs/datasets/$DATASET.yaml" \
+        --config-file "configs/trainers/$DAPT_TRAINER/$DAPT_CFG.yaml" \
+        --output-dir "$dir" \
+        TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
+        DATASET.NUM_SHOTS "$SHOTS" \
+        DATASET.SUBSAMPLE_CLASSES base \
+        ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"}
+done

@@ -1,0 +1,364 @@
+# shellcheck shell=bash
+# Shared by the scripts in scripts/dapt_init/ (source it, don't run it): argument checks, the
+# trainer config chosen for a shot count, run folders, "is this run finished", and running one
+# train.py command. Every check fails with one "error: ..." line on stderr and exit status 2
+# before anything is created or run, as train.py does for user errors.
+#
+# Environment read here (all optional except DATA_ROOT where a script runs train.py):
+#   DATA_ROOT    folder holding the data sets (eurosat/, oxford_pets/, ...); required
+#   OUTPUT_ROOT  where run folders go (default: <repository>/output); relative = to the caller's
+#                working directory
+#   SEEDS        seeds to run (default "1 2 3")
+#   CFG          trainer config name in configs/trainers/DAPT_Init/ (default: chosen by shots)
+#   LOAD_EPOCH   (eval scripts) checkpoint epoch to load (default: the config's MAX_EPOCH, or
+#                OPTIM.MAX_EPOCH when it is among the overrides)
+#   PYTHON       python interpreter that runs train.py (default: python, else python3)
+
+if [[ -n "${DAPT_COMMON_SOURCED:-}" ]]; then
+    return 0
+fi
+DAPT_COMMON_SOURCED=1
+
+DAPT_TRAINER="DAPT_Init"
+DAPT_INITS=(random same diff)
+# ImageNet variants with a test split only: targets of the domain-generalisation evaluation.
+DAPT_DG_TARGETS=(imagenetv2 imagenet_sketch imagenet_a imagenet_r)
+DAPT_DEFAULT_SEEDS="1 2 3"
+DAPT_SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+DAPT_REPO_ROOT="$(cd -- "$DAPT_SCRIPT_DIR/../.." && pwd)"
+DAPT_CALLER_DIR="$PWD"
+DAPT_TRAINER_CONFIGS="$DAPT_REPO_ROOT/configs/trainers/$DAPT_TRAINER"
+DAPT_DATASET_CONFIGS="$DAPT_REPO_ROOT/configs/datasets"
+
+# Config keys the scripts set from their arguments: an override would make the run disagree
+# with its folder name, so they are refused.
+declare -A DAPT_RESERVED_KEYS=(
+    [DATASET.NUM_SHOTS]="the SHOTS argument"
+    [TRAINER.DAPT_INIT.INIT_METHOD]="the INIT argument"
+    [DATASET.SUBSAMPLE_CLASSES]="the script (base2new_*.sh set base / new)"
+    [SEED]="SEEDS"
+    [OUTPUT_DIR]="OUTPUT_ROOT"
+    [DATASET.ROOT]="DATA_ROOT"
+    [TRAINER.NAME]="the script ($DAPT_TRAINER)"
+)
+
+# ------------------------------------------------------------------------------------ messages
+
+dapt_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 2
+}
+
+# USAGE (one line) and HELP (a paragraph) are set by each script before sourcing this file.
+dapt_usage_error() {
+    printf 'usage: %s\n' "${USAGE:-?}" >&2
+    dapt_die "$*"
+}
+
+dapt_print_help() {
+    printf 'usage: %s\n\n%s\n' "${USAGE:-?}" "${HELP:-}"
+}
+
+dapt_join() {  # dapt_join SEPARATOR WORD... -> words joined by SEPARATOR
+    local separator=$1 out="" word
+    shift
+    for word in "$@"; do
+        out+="${out:+$separator}$word"
+    done
+    printf '%s' "$out"
+}
+
+dapt_contains() {  # dapt_contains WORD LIST... -> status 0 when WORD is in LIST
+    local word=$1 item
+    shift
+    for item in "$@"; do
+        [[ "$item" == "$word" ]] && return 0
+    done
+    return 1
+}
+
+# ----------------------------------------------------------------------------------- arguments
+
+# Split "$@" at "--": DAPT_ARGS (positional) and DAPT_OVERRIDES (KEY VALUE pairs for train.py).
+dapt_parse_args() {
+    DAPT_ARGS=()
+    DAPT_OVERRIDES=()
+    while (($#)); do
+        case "$1" in
+            --)
+                shift
+                DAPT_OVERRIDES=("$@")
+                break
+                ;;
+            -h | --help)
+                dapt_print_help
+                exit 0
+                ;;
+            *) DAPT_ARGS+=("$1") ;;
+        esac
+        shift
+    done
+}
+
+dapt_check_arg_count() {  # dapt_check_arg_count MIN MAX
+    local count=${#DAPT_ARGS[@]}
+    if ((count < $1 || count > $2)); then
+        local expected="$1"
+        (($1 != $2)) && expected="$1 to $2"
+        dapt_usage_error "expected $expected arguments before any '--', got $count" \
+            "(config overrides go after '--': ... -- OPTIM.MAX_EPOCH 10)"
+    fi
+}
+
+dapt_known_datasets() {  # prints the data set names that have a config, one per line
+    local file
+    for file in "$DAPT_DATASET_CONFIGS"/*.yaml; do
+        [[ -f "$file" ]] || continue
+        file=${file##*/}
+        printf '%s\n' "${file%.yaml}"
+    done
+}
+
+# dapt_check_dataset NAME train|any: "train" refuses the test-only ImageNet variants.
+dapt_check_dataset() {
+    local name=$1 kind=$2 known=() valid=() item
+    mapfile -t known < <(dapt_known_datasets)
+    if [[ "$kind" == train ]]; then
+        for item in "${known[@]}"; do
+            dapt_contains "$item" "${DAPT_DG_TARGETS[@]}" || valid+=("$item")
+        done
+    else
+        valid=("${known[@]}")
+    fi
+    if [[ "$kind" == train ]] && dapt_contains "$name" "${DAPT_DG_TARGETS[@]}"; then
+        dapt_die "dataset '$name' is a test-only target set: train on imagenet" \
+            "(main.sh imagenet INIT SHOTS), then evaluate on it with eval.sh INIT SHOTS."
+    fi
+    dapt_contains "$name" "${valid[@]}" ||
+        dapt_die "unknown dataset '$name'; valid datasets: $(dapt_join ' ' "${valid[@]}")"
+}
+
+dapt_check_init() {
+    dapt_contains "$1" "${DAPT_INITS[@]}" ||
+        dapt_die "unknown init method '$1'; valid init methods: $(dapt_join ' ' "${DAPT_INITS[@]}")"
+}
+
+dapt_check_shots() {
+    [[ "$1" =~ ^[1-9][0-9]*$ ]] ||
+        dapt_die "shots must be a positive integer (1, 2, 4, 8, 16, ...), got '$1'"
+}
+
+# GPU: what CUDA_VISIBLE_DEVICES gets (an index, a comma list, or a GPU-/MIG- UUID).
+dapt_check_gpu() {
+    [[ -z "$1" || "$1" =~ ^[A-Za-z0-9][A-Za-z0-9,:_/-]*$ ]] ||
+        dapt_die "GPU must be a device index or list for CUDA_VISIBLE_DEVICES (e.g. 0 or 0,1)," \
+            "got '$1'"
+}
+
+dapt_check_overrides() {
+    local count=${#DAPT_OVERRIDES[@]} i key
+    ((count % 2 == 0)) ||
+        dapt_die "config overrides after '--' come in KEY VALUE pairs; got $count words:" \
+            "${DAPT_OVERRIDES[*]}"
+    for ((i = 0; i < count; i += 2)); do
+        key=${DAPT_OVERRIDES[i]}
+        [[ "$key" =~ ^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$ ]] ||
+            dapt_die "'$key' is not a config key; after '--' give KEY VALUE pairs" \
+                "(e.g. OPTIM.MAX_EPOCH 10)"
+        if [[ -n "${DAPT_RESERVED_KEYS[$key]:-}" ]]; then
+            dapt_die "$key is set by this script from ${DAPT_RESERVED_KEYS[$key]}; don't pass it" \
+                "as an override"
+        fi
+    done
+}
+
+dapt_check_seeds() {  # sets DAPT_SEEDS from SEEDS (default 1 2 3)
+    local seed
+    read -r -a DAPT_SEEDS <<<"${SEEDS:-$DAPT_DEFAULT_SEEDS}"
+    ((${#DAPT_SEEDS[@]} > 0)) || dapt_die "SEEDS is empty"
+    for seed in "${DAPT_SEEDS[@]}"; do
+        [[ "$seed" =~ ^[0-9]+$ ]] ||
+            dapt_die "SEEDS must be non-negative integers separated by spaces" \
+                "(e.g. SEEDS=\"1 2 3\"), got '$seed'"
+    done
+}
+
+dapt_trainer_configs() {  # prints the trainer config names, one per line
+    local file
+    for file in "$DAPT_TRAINER_CONFIGS"/*.yaml; do
+        [[ -f "$file" ]] || continue
+        file=${file##*/}
+        printf '%s\n' "${file%.yaml}"
+    done
+}
+
+# dapt_choose_cfg DATASET SHOTS: sets DAPT_CFG. DAPT's choice (ImageNet: vit_b16_ep50; 1 shot:
+# vit_b16_ep50; 2, 4: vit_b16_ep100; 8, 16: vit_b16) unless CFG is set.
+dapt_choose_cfg() {
+    local dataset=$1 shots=$2 valid
+    valid=$(dapt_trainer_configs | tr '\n' ' ')
+    if [[ -n "${CFG:-}" ]]; then
+        DAPT_CFG=$CFG
+    elif [[ "$dataset" == imagenet ]]; then
+        DAPT_CFG=vit_b16_ep50
+    else
+        case "$shots" in
+            1) DAPT_CFG=vit_b16_ep50 ;;
+            2 | 4) DAPT_CFG=vit_b16_ep100 ;;
+            8 | 16) DAPT_CFG=vit_b16 ;;
+            *)
+                dapt_die "no default trainer config for $shots shots (DAPT's: 1 -> vit_b16_ep50," \
+                    "2 and 4 -> vit_b16_ep100, 8 and 16 -> vit_b16); set CFG to one of: ${valid% }"
+                ;;
+        esac
+    fi
+    [[ "$DAPT_CFG" =~ ^[A-Za-z0-9_.-]+$ && -f "$DAPT_TRAINER_CONFIGS/$DAPT_CFG.yaml" ]] ||
+        dapt_die "unknown trainer config CFG='$DAPT_CFG'; valid configs (in" \
+            "configs/trainers/$DAPT_TRAINER/): ${valid% }"
+}
+
+# dapt_cfg_epochs CFG: sets DAPT_EPOCHS, the epoch whose checkpoint an eval run loads.
+# LOAD_EPOCH wins, then OPTIM.MAX_EPOCH among the overrides, then MAX_EPOCH in the config file.
+dapt_cfg_epochs() {
+    local file="$DAPT_TRAINER_CONFIGS/$1.yaml" i
+    DAPT_EPOCHS=""
+    if [[ -n "${LOAD_EPOCH:-}" ]]; then
+        DAPT_EPOCHS=$LOAD_EPOCH
+    else
+        for ((i = 0; i + 1 < ${#DAPT_OVERRIDES[@]}; i += 2)); do
+            if [[ "${DAPT_OVERRIDES[i]}" == OPTIM.MAX_EPOCH ]]; then
+                DAPT_EPOCHS=${DAPT_OVERRIDES[i + 1]}
+            fi
+        done
+        if [[ -z "$DAPT_EPOCHS" ]]; then
+            DAPT_EPOCHS=$(sed -n 's/^[[:space:]]*MAX_EPOCH:[[:space:]]*\([0-9][0-9]*\).*$/\1/p' \
+                "$file" | tail -n 1)
+        fi
+    fi
+    [[ "$DAPT_EPOCHS" =~ ^[1-9][0-9]*$ ]] ||
+        dapt_die "cannot tell which epoch to load for config '$1' (got '${DAPT_EPOCHS}');" \
+            "set LOAD_EPOCH to the trained run's last epoch"
+}
+
+# ------------------------------------------------------------------------------- environment
+
+dapt_require_data_root() {  # DATA_ROOT must name a folder; made absolute
+    [[ -n "${DATA_ROOT:-}" ]] ||
+        dapt_die "DATA_ROOT is not set; export DATA_ROOT=/path/to/datasets (the folder that" \
+            "holds eurosat/, oxford_pets/, ...)"
+    [[ -d "$DATA_ROOT" ]] ||
+        dapt_die "DATA_ROOT='$DATA_ROOT' is not a directory; point it at the folder that holds" \
+            "the data sets (eurosat/, oxford_pets/, ...)"
+    DATA_ROOT=$(cd -- "$DATA_ROOT" && pwd)
+}
+
+dapt_resolve_output_root() {  # OUTPUT_ROOT made absolute (default <repository>/output)
+    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_REPO_ROOT/output}
+    [[ "$OUTPUT_ROOT" == /* ]] || OUTPUT_ROOT="$DAPT_CALLER_DIR/$OUTPUT_ROOT"
+    OUTPUT_ROOT=${OUTPUT_ROOT%/}
+}
+
+dapt_resolve_python() {  # sets DAPT_PYTHON from PYTHON (default python, else python3)
+    if [[ -n "${PYTHON:-}" ]]; then
+        DAPT_PYTHON=$PYTHON
+    elif command -v python >/dev/null 2>&1; then
+        DAPT_PYTHON=python
+    else
+        DAPT_PYTHON=python3
+    fi
+    command -v "$DAPT_PYTHON" >/dev/null 2>&1 ||
+        dapt_die "python interpreter '$DAPT_PYTHON' not found; set PYTHON to the one with the" \
+            "project's requirements installed"
+}
+
+# -------------------------------------------------------------------------------- run folders
+
+dapt_main_dir() {  # dapt_main_dir DATASET INIT CFG SHOTS SEED
+    printf '%s' "$OUTPUT_ROOT/$1/$DAPT_TRAINER/$2/${3}_${4}shots/seed$5"
+}
+
+dapt_eval_dir() {  # dapt_eval_dir TARGET INIT CFG SHOTS SEED
+    printf '%s' "$OUTPUT_ROOT/evaluation/$1/$DAPT_TRAINER/$2/${3}_${4}shots/seed$5"
+}
+
+dapt_base2new_dir() {  # dapt_base2new_dir train_base|test_new DATASET INIT CFG SEED
+    printf '%s' "$OUTPUT_ROOT/base2new/$1/$2/shots_16/$DAPT_TRAINER/$3/$4/seed$5"
+}
+
+# dapt_run_finished DIR train|eval: status 0 when the run in DIR has its final test result:
+# result.json exists, or one of its logs shows the final accuracy (for a training run after
+# "Finish training"; validation during training also prints "=> result").
+dapt_run_finished() {
+    local dir=$1 mode=$2 log
+    [[ -f "$dir/result.json" ]] && return 0
+    for log in "$dir/log.txt" "$dir"/log.txt-*; do
+        [[ -f "$log" ]] || continue
+        awk -v mode="$mode" '
+            mode == "train" && /Finish training/ { armed = 1 }
+            mode == "eval" && /^=> result/ { armed = 1 }
+            armed && /^\* accuracy:/ { found = 1 }
+            END { exit !found }' "$log" && return 0
+    done
+    return 1
+}
+
+# dapt_run_step train|eval DIR COMMAND...: skip a finished run with one line, else print the
+# command and run it (an unfinished run is re-run: train.py resumes from its last checkpoint).
+# A failing command stops the script with its exit status.
+dapt_run_step() {
+    local mode=$1 dir=$2 status
+    shift 2
+    if dapt_run_finished "$dir" "$mode"; then
+        printf 'skip (finished): %s\n' "$dir"
+        return 0
+    fi
+    if [[ -d "$dir" ]]; then
+        printf 'unfinished run in %s: running it again (%s)\n' "$dir" \
+            "train.py resumes from its last checkpoint"
+    fi
+    printf '+'
+    if [[ -n "${CUDA_VISIBLE_DEVICES+set}" ]]; then
+        printf ' CUDA_VISIBLE_DEVICES=%q' "$CUDA_VISIBLE_DEVICES"
+    fi
+    printf ' %q' "$@"
+    printf '\n'
+    status=0
+    "$@" || status=$?
+    if ((status != 0)); then
+        printf 'error: exit status %s from the run in %s; fix the cause and re-run the same' \
+            "$status" "$dir" >&2
+        printf ' command (finished runs are skipped, this one resumes)\n' >&2
+        exit "$status"
+    fi
+}
+
+# dapt_require_trained DIR HOW: the model an eval run loads must be a finished training run.
+dapt_require_trained() {
+    local dir=$1 how=$2
+    if [[ ! -d "$dir" ]]; then
+        dapt_die "trained model folder $dir is missing; train it first with: $how"
+    fi
+    dapt_run_finished "$dir" train ||
+        dapt_die "trained model folder $dir holds an unfinished run; finish it with: $how"
+}
+
+# The overrides as text for a message (" -- KEY VALUE ..." or nothing).
+dapt_overrides_text() {
+    ((${#DAPT_OVERRIDES[@]} == 0)) && return 0
+    printf ' --'
+    printf ' %q' "${DAPT_OVERRIDES[@]}"
+}
+
+# dapt_train_hint SCRIPT ARGS...: the command line (with this environment and the overrides)
+# that makes the trained models an eval script needs, for its error message.
+dapt_train_hint() {
+    local script=$1
+    shift
+    printf 'DATA_ROOT=%q OUTPUT_ROOT=%q SEEDS=%q' "$DATA_ROOT" "$OUTPUT_ROOT" "${DAPT_SEEDS[*]}"
+    if [[ -n "${CFG:-}" ]]; then
+        printf ' CFG=%q' "$CFG"
+    fi
+    printf ' bash scripts/dapt_init/%s' "$script"
+    printf ' %q' "$@"
+    dapt_overrides_text
+}

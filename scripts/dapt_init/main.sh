@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2016  # help text and the SLURM script show $NAMES literally
+# Few-shot training of DAPT_Init on one data set with one text-prompt init, for each seed.
+USAGE='bash scripts/dapt_init/main.sh DATASET INIT SHOTS [GPU] [-- KEY VALUE ...]'
+HELP='Trains DAPT_Init on DATASET (e.g. eurosat) with text-prompt init INIT (random, same, diff)
+and SHOTS images per class, once per seed, into
+  $OUTPUT_ROOT/DATASET/DAPT_Init/INIT/<cfg>_<SHOTS>shots/seed<k>/
+GPU (optional) sets CUDA_VISIBLE_DEVICES. Words after "--" are KEY VALUE config overrides
+passed to train.py (paths in them are relative to the repository root).
+
+A finished run (result.json, or a log with the final accuracy) is skipped with one line; an
+unfinished one is run again with the same command and resumes from its last checkpoint.
+The first failing run stops the script with its exit status. Runs from any directory.
+
+Environment:
+  DATA_ROOT    (required) folder holding the data sets (eurosat/, oxford_pets/, ...)
+  SEEDS        seeds to run (default "1 2 3")
+  CFG          trainer config in configs/trainers/DAPT_Init/ (default by shots: 1 ->
+               vit_b16_ep50, 2 and 4 -> vit_b16_ep100, 8 and 16 -> vit_b16; imagenet ->
+               vit_b16_ep50)
+  OUTPUT_ROOT  output folder (default: <repository>/output)
+  PYTHON       interpreter for train.py (default: python)
+
+Example: DATA_ROOT=/data bash scripts/dapt_init/main.sh eurosat diff 4 0'
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+dapt_parse_args "$@"
+dapt_check_arg_count 3 4
+DATASET=${DAPT_ARGS[0]}
+INIT=${DAPT_ARGS[1]}
+SHOTS=${DAPT_ARGS[2]}
+GPU=${DAPT_ARGS[3]:-}
+dapt_check_dataset "$DATASET" train
+dapt_check_init "$INIT"
+dapt_check_shots "$SHOTS"
+dapt_check_gpu "$GPU"
+dapt_check_overrides
+dapt_choose_cfg "$DATASET" "$SHOTS"
+dapt_check_seeds
+dapt_require_data_root
+dapt_resolve_output_root
+dapt_resolve_python
+
+cd "$DAPT_REPO_ROOT"
+if [[ -n "$GPU" ]]; then
+    export CUDA_VISIBLE_DEVICES="$GPU"
+fi
+for seed in "${DAPT_SEEDS[@]}"; do
+    dir=$(dapt_main_dir "$DATASET" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
+    dapt_run_step train "$dir" "$DAPT_PYTHON" train.py \
+        --root "$DATA_ROOT" \
+        --seed "$seed" \
+        --trainer "$DAPT_TRAINER" \
+        --dataset-config-file "configs/datasets/$DATASET.yaml" \
+        --config-file "configs/trainers/$DAPT_TRAINER/$DAPT_CFG.yaml" \
+        --output-dir "$dir" \
+        TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
+        DATASET.NUM_SHOTS "$SHOTS" \
+        ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"}
+done

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2016  # help text and the SLURM script show $NAMES literally
+# The whole study: datasets x inits x shots x seeds, one main.sh job per (dataset, init, shots,
+# seed), run on a pool of GPUs (one job per GPU at a time) or emitted as a SLURM job array.
+USAGE='bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [-- KEY VALUE ...]'
+HELP='Runs every job of the study with main.sh (SEEDS=<seed> main.sh DATASET INIT SHOTS GPU),
+keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output goes to
+$SWEEP_LOG_DIR/<dataset>_<init>_<shots>shots_seed<k>.log. Finished runs are skipped (so a
+re-run of the sweep does only what is missing, and resumes what was cut off). When a job fails
+the others still run; the sweep then lists the failed jobs and exits with status 1.
+Words after "--" are KEY VALUE config overrides passed to every run.
+
+  --dry-run   print the jobs (and which are finished already); run nothing
+  --slurm     print a SLURM job-array batch script instead (one array task per job; save it
+              and submit it with sbatch)
+
+Environment (lists are space-separated):
+  DATASETS     default "eurosat oxford_pets"
+  INITS        default "random same diff"
+  SHOTS        default "1 2 4 8 16"
+  SEEDS        default "1 2 3"
+  GPUS         GPUs to use, one job each at a time (default "0"); e.g. "0 1 2 3"
+               (name a GPU twice, "0 0 1 1", to run two jobs on each)
+  DATA_ROOT    (required to run; baked into the --slurm script when set) data set folder
+  CFG          trainer config for every job (default: chosen by shots, as in main.sh)
+  OUTPUT_ROOT  output folder (default: <repository>/output)
+  SWEEP_LOG_DIR  per-job logs (default: $OUTPUT_ROOT/sweep_logs)
+  PYTHON       interpreter for train.py (default: python)
+  --slurm only: SWEEP_JOB_NAME (dapt_init), SWEEP_TIME (24:00:00), SWEEP_CPUS (8),
+               SWEEP_MAX_PARALLEL (array throttle, e.g. 8), SWEEP_SBATCH (extra sbatch
+               options, e.g. "--partition=gpu --account=lab")
+
+Examples:
+  DATA_ROOT=/data GPUS="0 1 2 3" bash scripts/dapt_init/sweep.sh
+  DATASETS=eurosat SHOTS="1 2" bash scripts/dapt_init/sweep.sh --dry-run
+  DATA_ROOT=/data bash scripts/dapt_init/sweep.sh --slurm > dapt_init.sbatch
+  sbatch dapt_init.sbatch'
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+MODE=run
+OPTIONS=()
+while (($#)); do
+    case "$1" in
+        --dry-run | --slurm)
+            [[ "$MODE" == run ]] || dapt_usage_error "give at most one of --dry-run and --slurm"
+            MODE=${1#--}
+            ;;
+        --)
+            OPTIONS+=("$@")
+            break
+            ;;
+        -h | --help)
+            dapt_print_help
+            exit 0
+            ;;
+        *) dapt_usage_error "unknown argument '$1' (config overrides go after '--')" ;;
+    esac
+    shift
+done
+dapt_parse_args ${OPTIONS[@]+"${OPTIONS[@]}"}
+dapt_check_overrides
+
+read_list() {  # read_list NAME DEFAULT: the words of $NAME (or DEFAULT) into LIST
+    read -r -a LIST <<<"${!1:-$2}"
+    ((${#LIST[@]} > 0)) || dapt_die "$1 is empty"
+}
+read_list DATASETS "eurosat oxford_pets"
+DATASET_LIST=("${LIST[@]}")
+read_list INITS "random same diff"
+INIT_LIST=("${LIST[@]}")
+read_list SHOTS "1 2 4 8 16"
+SHOTS_LIST=("${LIST[@]}")
+dapt_check_seeds
+for dataset in "${DATASET_LIST[@]}"; do
+    dapt_check_dataset "$dataset" train
+done
+for init in "${INIT_LIST[@]}"; do
+    dapt_check_init "$init"
+done
+declare -A CFG_OF=()  # "dataset shots" -> trainer config (to find finished runs)
+for dataset in "${DATASET_LIST[@]}"; do
+    for shots in "${SHOTS_LIST[@]}"; do
+        dapt_check_shots "$shots"
+        dapt_choose_cfg "$dataset" "$shots"
+        CFG_OF["$dataset $shots"]=$DAPT_CFG
+    done
+done
+if [[ "$MODE" == run ]]; then
+    read_list GPUS "0"
+    GPU_LIST=("${LIST[@]}")
+    for gpu in "${GPU_LIST[@]}"; do
+        dapt_check_gpu "$gpu"
+    done
+    dapt_require_data_root
+    dapt_resolve_python
+elif [[ -n "${DATA_ROOT:-}" ]]; then
+    dapt_require_data_root
+fi
+dapt_resolve_output_root
+SWEEP_LOG_DIR=${SWEEP_LOG_DIR:-$OUTPUT_ROOT/sweep_logs}
+[[ "$SWEEP_LOG_DIR" == /* ]] || SWEEP_LOG_DIR="$DAPT_CALLER_DIR/$SWEEP_LOG_DIR"
+
+# The jobs, in order: dataset, init, shots, seed.
+JOBS=()
+for dataset in "${DATASET_LIST[@]}"; do
+    for init in "${INIT_LIST[@]}"; do
+        for shots in "${SHOTS_LIST[@]}"; do
+            for seed in "${DAPT_SEEDS[@]}"; do
+                JOBS+=("$dataset $init $shots $seed")
+            done
+        done
+    done
+done
+N_JOBS=${#JOBS[@]}
+
+job_finished() {  # job_finished "DATASET INIT SHOTS SEED"
+    local dataset init shots seed
+    read -r dataset init shots seed <<<"$1"
+    dapt_run_finished "$(dapt_main_dir "$dataset" "$init" "${CFG_OF["$dataset $shots"]}" \
+        "$shots" "$seed")" train
+}
+
+job_command() {  # job_command "DATASET INIT SHOTS SEED" GPU: the job's main.sh command, as text
+    local dataset init shots seed
+    read -r dataset init shots seed <<<"$1"
+    printf 'SEEDS=%s bash scripts/dapt_init/main.sh %s %s %s %s%s' "$seed" "$dataset" "$init" \
+        "$shots" "$2" "$(dapt_overrides_text)"
+}
+
+# ------------------------------------------------------------------------------------ dry run
+if [[ "$MODE" == dry-run ]]; then
+    n_finished=0
+    for ((j = 0; j < N_JOBS; j++)); do
+        state=todo
+        if job_finished "${JOBS[j]}"; then
+            state=finished
+            n_finished=$((n_finished + 1))
+        fi
+        printf 'job %d [%s]: %s\n' "$j" "$state" "$(job_command "${JOBS[j]}" GPU)"
+    done
+    printf '%d jobs (%d datasets x %d inits x %d shots x %d seeds): %d finished, %d to run\n' \
+        "$N_JOBS" "${#DATASET_LIST[@]}" "${#INIT_LIST[@]}" "${#SHOTS_LIST[@]}" \
+        "${#DAPT_SEEDS[@]}" "$n_finished" "$((N_JOBS - n_finished))"
+    if [[ -z "${DATA_ROOT:-}" ]]; then
+        echo "note: DATA_ROOT is not set; the jobs need it"
+    fi
+    exit 0
+fi
+
+# ------------------------------------------------------------------------------------- SLURM
+if [[ "$MODE" == slurm ]]; then
+    last=$((N_JOBS - 1))
+    throttle=""
+    if [[ -n "${SWEEP_MAX_PARALLEL:-}" ]]; then
+        [[ "$SWEEP_MAX_PARALLEL" =~ ^[1-9][0-9]*$ ]] ||
+            dapt_die "SWEEP_MAX_PARALLEL must be a positive integer, got '$SWEEP_MAX_PARALLEL'"
+        throttle="%$SWEEP_MAX_PARALLEL"
+    fi
+    [[ "${SWEEP_CPUS:-8}" =~ ^[1-9][0-9]*$ ]] ||
+        dapt_die "SWEEP_CPUS must be a positive integer, got '${SWEEP_CPUS}'"
+    read -r -a extra_sbatch <<<"${SWEEP_SBATCH:-}"
+    echo '#!/bin/bash'
+    printf '#SBATCH --job-name=%s\n' "${SWEEP_JOB_NAME:-dapt_init}"
+    printf '#SBATCH --array=0-%d%s\n' "$last" "$throttle"
+    echo '#SBATCH --gres=gpu:1'
+    printf '#SBATCH --cpus-per-task=%s\n' "${SWEEP_CPUS:-8}"
+    printf '#SBATCH --time=%s\n' "${SWEEP_TIME:-24:00:00}"
+    echo '#SBATCH --output=%x_%A_%a.out'
+    for option in ${extra_sbatch[@]+"${extra_sbatch[@]}"}; do
+        printf '#SBATCH %s\n' "$option"
+    done
+    cat <<EOF
+#
+# DAPT_Init study as a SLURM job array: $N_JOBS jobs (${#DATASET_LIST[@]} datasets x \
+${#INIT_LIST[@]} inits x ${#SHOTS_LIST[@]} shots x ${#DAPT_SEEDS[@]} seeds), one per array task.
+# Made by scripts/dapt_init/sweep.sh --slurm on $(date '+%Y-%m-%d %H:%M').
+# Submit: sbatch <this file>.
+# Each task runs main.sh for one dataset/init/shots/seed on the GPU SLURM gives it. Finished
+# runs are skipped and unfinished ones resume, so resubmitting redoes only what is missing
+# (or resubmit chosen tasks: sbatch --array=3,7 <this file>).
+set -euo pipefail
+EOF
+    printf 'cd %q\n' "$DAPT_REPO_ROOT"
+    if [[ -n "${DATA_ROOT:-}" ]]; then
+        printf 'export DATA_ROOT=%q\n' "$DATA_ROOT"
+    fi
+    printf 'export OUTPUT_ROOT=%q\n' "$OUTPUT_ROOT"
+    for name in CFG PYTHON; do
+        if [[ -n "${!name:-}" ]]; then
+            printf 'export %s=%q\n' "$name" "${!name}"
+        fi
+    done
+    echo '# task index: "dataset init shots seed"'
+    echo 'JOBS=('
+    for ((j = 0; j < N_JOBS; j++)); do
+        printf '    "%s"  # %d\n' "${JOBS[j]}" "$j"
+    done
+    echo ')'
+    echo ': "${SLURM_ARRAY_TASK_ID:?submit this file with sbatch (it is a job array)}"'
+    echo 'read -r dataset init shots seed <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
+    printf 'SEEDS="$seed" exec bash scripts/dapt_init/main.sh "$dataset" "$init" "$shots"%s\n' \
+        "$(dapt_overrides_text)"
+    exit 0
+fi
+
+# -------------------------------------------------------------------------------- local pool
+((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 3))) ||
+    dapt_die "the GPU pool needs bash 4.3 or newer (wait -n); this is $BASH_VERSION." \
+        "Use --slurm, or run main.sh per job"
+
+STATUS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/dapt_init_sweep.XXXXXX")
+declare -A SLOT_JOB=()  # slot (index into GPU_LIST) -> index of the job it runs
+declare -A SLOT_PID=()  # slot -> pid of that job's subshell
+FAILED=()
+N_RAN=0
+
+kill_tree() {  # TERM a process and its descendants (the job subshell, main.sh, train.py)
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null || true); do
+        kill_tree "$child"
+    done
+    kill -TERM "$1" 2>/dev/null || true
+}
+
+on_signal() {  # on_signal EXIT_STATUS
+    trap - INT TERM
+    echo "sweep: interrupted; stopping ${#SLOT_PID[@]} running job(s) (run the sweep again to" \
+        "resume them)" >&2
+    local slot
+    for slot in "${!SLOT_PID[@]}"; do
+        kill_tree "${SLOT_PID[$slot]}"
+    done
+    wait || true
+    rm -rf -- "$STATUS_DIR"
+    exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'rm -rf -- "$STATUS_DIR"' EXIT
+
+job_log() {  # job_log "DATASET INIT SHOTS SEED"
+    local dataset init shots seed
+    read -r dataset init shots seed <<<"$1"
+    printf '%s' "$SWEEP_LOG_DIR/${dataset}_${init}_${shots}shots_seed${seed}.log"
+}
+
+start_job() {  # start_job INDEX SLOT
+    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} dataset init shots seed log
+    read -r dataset init shots seed <<<"${JOBS[index]}"
+    log=$(job_log "${JOBS[index]}")
+    printf '[start] gpu %s: job %d: %s (log: %s)\n' "$gpu" "$index" \
+        "$(job_command "${JOBS[index]}" "$gpu")" "$log"
+    (
+        status=0
+        SEEDS="$seed" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" "$init" "$shots" "$gpu" -- \
+            ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"} </dev/null >>"$log" 2>&1 || status=$?
+        printf '%s\n' "$status" >"$STATUS_DIR/$index.tmp"
+        mv -f -- "$STATUS_DIR/$index.tmp" "$STATUS_DIR/$index"
+    ) &
+    SLOT_JOB[$slot]=$index
+    SLOT_PID[$slot]=$!
+    N_RAN=$((N_RAN + 1))
+}
+
+finish_job() {  # finish_job SLOT STATUS
+    local slot=$1 status=$2 index=${SLOT_JOB[$1]} gpu=${GPU_LIST[$1]}
+    unset 'SLOT_JOB[$slot]' 'SLOT_PID[$slot]'
+    if [[ "$status" == 0 ]]; then
+        printf '[done] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+    else
+        printf '[FAILED] gpu %s: job %d: %s: exit status %s (log: %s)\n' "$gpu" "$index" \
+            "${JOBS[index]}" "$status" "$(job_log "${JOBS[index]}")"
+        FAILED+=("$index:$status")
+    fi
+}
+
+PENDING=()
+for ((j = 0; j < N_JOBS; j++)); do
+    if job_finished "${JOBS[j]}"; then
+        printf 'skip (finished): job %d: %s\n' "$j" "${JOBS[j]}"
+    else
+        PENDING+=("$j")
+    fi
+done
+printf 'sweep: %d jobs, %d to run on GPUs %s\n' "$N_JOBS" "${#PENDING[@]}" "${GPU_LIST[*]}"
+if ((${#PENDING[@]} > 0)); then
+    mkdir -p -- "$SWEEP_LOG_DIR"
+fi
+
+next=0
+while ((next < ${#PENDING[@]} || ${#SLOT_JOB[@]} > 0)); do
+    for slot in "${!GPU_LIST[@]}"; do
+        if [[ -z "${SLOT_JOB[$slot]+set}" ]] && ((next < ${#PENDING[@]})); then
+            start_job "${PENDING[next]}" "$slot"
+            next=$((next + 1))
+        fi
+    done
+    wait_status=0
+    wait -n || wait_status=$?
+    for slot in "${!SLOT_JOB[@]}"; do
+        status_file="$STATUS_DIR/${SLOT_JOB[$slot]}"
+        if [[ -f "$status_file" ]]; then
+            finish_job "$slot" "$(<"$status_file")"
+        elif ((wait_status == 127)); then  # no child left, yet no status: it was killed
+            finish_job "$slot" "killed"
+        fi
+    done
+done
+
+if ((${#FAILED[@]} > 0)); then
+    printf 'sweep: %d of %d jobs run failed:\n' "${#FAILED[@]}" "$N_RAN" >&2
+    for entry in "${FAILED[@]}"; do
+        index=${entry%%:*}
+        printf '  job %d: %s: exit status %s (log: %s)\n' "$index" "${JOBS[index]}" \
+            "${entry#*:}" "$(job_log "${JOBS[index]}")" >&2
+    done
+    exit 1
+fi
+printf 'sweep: all %d jobs finished (%d run now)\n' "$N_JOBS" "$N_RAN"

@@ -1,0 +1,593 @@
+"""The experiment scripts in scripts/dapt_init/ (main, sweep, eval, base2new_train/test).
+
+Most tests run the scripts with ``bash`` and a stand-in for python (``fake_python`` below) that
+records each train.py command and leaves a finished run behind, so argument checks, config
+choice, folder layout, skip/resume and the GPU pool are tested without the toolbox. The tests
+marked ``requires_toolbox`` run the real train.py on tiny generated data with a small random
+CLIP. Every script runs with a working directory outside the repository (they cd there).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.toolbox import requires_toolbox
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts" / "dapt_init"
+
+# Environment the scripts read; cleared so the caller's shell cannot leak into a test.
+SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON", "TARGETS",
+              "DATASETS", "INITS", "SHOTS", "GPUS", "SWEEP_LOG_DIR", "SWEEP_JOB_NAME",
+              "SWEEP_TIME", "SWEEP_CPUS", "SWEEP_MAX_PARALLEL", "SWEEP_SBATCH",
+              "CUDA_VISIBLE_DEVICES", "SLURM_ARRAY_TASK_ID")
+
+FAKE_PYTHON = r"""#!/usr/bin/env bash
+# Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
+# run (result.json) in --output-dir, or fails with status 7 when FAKE_FAIL is in that folder.
+# With FAKE_LOCKS it also holds a per-GPU lock while it runs and waits (up to 20 s) until
+# FAKE_BARRIER calls have started, so a pool that ran jobs one after another would time out.
+set -u
+out="" prev=""
+for arg in "$@"; do
+    [[ "$prev" == --output-dir ]] && out=$arg
+    prev=$arg
+done
+printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
+lock=""
+if [[ -n "${FAKE_LOCKS:-}" ]]; then
+    lock="$FAKE_LOCKS/gpu_${CUDA_VISIBLE_DEVICES-none}"
+    if ! mkdir "$lock" 2>/dev/null; then
+        echo "two jobs at once on GPU $CUDA_VISIBLE_DEVICES" >&2
+        exit 3
+    fi
+    : >"$FAKE_LOCKS/started_$$"
+    for ((n = 0; ; n++)); do
+        started=("$FAKE_LOCKS"/started_*)
+        ((${#started[@]} >= FAKE_BARRIER)) && break
+        ((n < 400)) || { echo "no other job started alongside" >&2; rmdir "$lock"; exit 4; }
+        sleep 0.05
+    done
+fi
+if [[ -n "${FAKE_FAIL:-}" && "$out" == *"$FAKE_FAIL"* ]]; then
+    echo "fake failure" >&2
+    [[ -n "$lock" ]] && rmdir "$lock"
+    exit 7
+fi
+mkdir -p "$out" && echo '{}' >"$out/result.json"
+[[ -n "$lock" ]] && rmdir "$lock"
+exit 0
+"""
+
+
+def run_script(name: str, *args: str, env: dict[str, str], cwd: Path,
+               timeout: int = 60) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    full_env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore")
+    full_env.update(env)
+    return subprocess.run(["bash", str(SCRIPTS / name), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def error_lines(done: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("error:")]
+
+
+class Fake:
+    """A temporary working area: data root, output root and the recording python."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.data.mkdir()
+        self.out = root / "out"
+        self.calls_file = root / "calls.log"
+        self.python = root / "fake_python"
+        self.python.write_text(FAKE_PYTHON)
+        self.python.chmod(0o755)
+        self.env = {"DATA_ROOT": str(self.data), "OUTPUT_ROOT": str(self.out),
+                    "PYTHON": str(self.python), "FAKE_LOG": str(self.calls_file)}
+
+    def run(self, name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return run_script(name, *args, env={**self.env, **env}, cwd=self.root)
+
+    def calls(self) -> list[tuple[str, list[str]]]:
+        """(CUDA_VISIBLE_DEVICES, train.py arguments) of each recorded call."""
+        if not self.calls_file.exists():
+            return []
+        rows = [line.split("|", 1) for line in self.calls_file.read_text().splitlines()]
+        return [(gpu, args.split(" ")) for gpu, args in rows]
+
+    def finish(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text("{}")
+
+
+def arg(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+@pytest.fixture()
+def fake(tmp_path) -> Fake:
+    return Fake(tmp_path)
+
+
+# ------------------------------------------------------------------------------ bad input
+
+BAD_INPUT = [
+    # (script, args, environment changes, expected message)
+    ("main.sh", [], {}, "expected 3 to 4 arguments"),
+    ("main.sh", ["eurosat", "diff"], {}, "expected 3 to 4 arguments"),
+    ("main.sh", ["eurosat", "diff", "1", "0", "OPTIM.LR", "1"], {}, "expected 3 to 4 arguments"),
+    ("main.sh", ["cifar10", "diff", "1"], {},
+     ("unknown dataset 'cifar10'; valid datasets: caltech101 dtd eurosat fgvc_aircraft food101 "
+      "imagenet oxford_flowers oxford_pets stanford_cars sun397 ucf101")),
+    ("main.sh", ["imagenet_a", "diff", "1"], {}, "'imagenet_a' is a test-only target set"),
+    ("main.sh", ["eurosat", "sideways", "1"], {},
+     "unknown init method 'sideways'; valid init methods: random same diff"),
+    ("main.sh", ["eurosat", "diff", "0"], {}, "shots must be a positive integer"),
+    ("main.sh", ["eurosat", "diff", "-4"], {}, "shots must be a positive integer"),
+    ("main.sh", ["eurosat", "diff", "two"], {}, "shots must be a positive integer"),
+    ("main.sh", ["eurosat", "diff", "1.5"], {}, "shots must be a positive integer"),
+    ("main.sh", ["eurosat", "diff", "3"], {}, "no default trainer config for 3 shots"),
+    ("main.sh", ["eurosat", "diff", "1"], {"CFG": "vit_b99"},
+     "unknown trainer config CFG='vit_b99'; valid configs"),
+    ("main.sh", ["eurosat", "diff", "1"], {"DATA_ROOT": ""}, "DATA_ROOT is not set"),
+    ("main.sh", ["eurosat", "diff", "1"], {"DATA_ROOT": "/nonexistent/data"},
+     "DATA_ROOT='/nonexistent/data' is not a directory"),
+    ("main.sh", ["eurosat", "diff", "1"], {"SEEDS": "1 two"}, "SEEDS must be non-negative"),
+    ("main.sh", ["eurosat", "diff", "1", "0;ls"], {}, "GPU must be a device index"),
+    ("main.sh", ["eurosat", "diff", "1", "--", "OPTIM.LR"], {}, "come in KEY VALUE pairs"),
+    ("main.sh", ["eurosat", "diff", "1", "--", "--eval-only", "x"], {},
+     "'--eval-only' is not a config key"),
+    ("main.sh", ["eurosat", "diff", "1", "--", "DATASET.NUM_SHOTS", "4"], {},
+     "DATASET.NUM_SHOTS is set by this script from the SHOTS argument"),
+    ("main.sh", ["eurosat", "diff", "1", "--", "SEED", "4"], {}, "SEED is set by this script"),
+    ("eval.sh", ["diff"], {}, "expected 2 to 3 arguments"),
+    ("eval.sh", ["sideways", "16"], {}, "unknown init method 'sideways'"),
+    ("eval.sh", ["diff", "sixteen"], {}, "shots must be a positive integer"),
+    ("eval.sh", ["diff", "16"], {"TARGETS": "imagenetv2 imagenet_z"},
+     "unknown dataset 'imagenet_z'"),
+    ("eval.sh", ["diff", "16"], {"DATA_ROOT": ""}, "DATA_ROOT is not set"),
+    ("base2new_train.sh", ["eurosat"], {}, "expected 2 to 3 arguments"),
+    ("base2new_train.sh", ["cifar10", "diff"], {}, "unknown dataset 'cifar10'"),
+    ("base2new_train.sh", ["eurosat", "diff", "0", "--", "DATASET.SUBSAMPLE_CLASSES", "all"], {},
+     "DATASET.SUBSAMPLE_CLASSES is set by this script"),
+    ("base2new_test.sh", ["eurosat", "sideways"], {}, "unknown init method 'sideways'"),
+    ("base2new_test.sh", ["eurosat", "diff"], {"DATA_ROOT": "/nonexistent/data"},
+     "is not a directory"),
+    ("sweep.sh", ["--bogus"], {}, "unknown argument '--bogus'"),
+    ("sweep.sh", ["--dry-run", "--slurm"], {}, "give at most one of --dry-run and --slurm"),
+    ("sweep.sh", [], {"DATASETS": "eurosat cifar10"}, "unknown dataset 'cifar10'"),
+    ("sweep.sh", [], {"INITS": "random sideways"}, "unknown init method 'sideways'"),
+    ("sweep.sh", [], {"SHOTS": "1 0"},
+     "shots must be a positive integer (1, 2, 4, 8, 16, ...), got '0'"),
+    ("sweep.sh", [], {"SHOTS": "1 32"}, "no default trainer config for 32 shots"),
+    ("sweep.sh", [], {"SEEDS": "1 -2"}, "SEEDS must be non-negative"),
+    ("sweep.sh", [], {"GPUS": "0 1;2"}, "GPU must be a device index"),
+    ("sweep.sh", [], {"DATA_ROOT": ""}, "DATA_ROOT is not set"),
+    ("sweep.sh", ["--", "OPTIM.MAX_EPOCH"], {}, "come in KEY VALUE pairs"),
+]
+
+
+BAD_INPUT_IDS = [f"{s}:{' '.join(a) or '-'}:{' '.join(e)}" for s, a, e, _ in BAD_INPUT]
+
+
+@pytest.mark.parametrize("script,args,env,message", BAD_INPUT, ids=BAD_INPUT_IDS)
+def test_bad_input_gives_one_message_and_runs_nothing(fake, script, args, env, message):
+    done = fake.run(script, *args, **env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = error_lines(done)
+    assert len(errors) == 1 and message in errors[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert fake.calls() == [] and not fake.out.exists()
+
+
+@pytest.mark.parametrize("script", ["main.sh", "eval.sh", "base2new_train.sh",
+                                    "base2new_test.sh", "sweep.sh"])
+def test_usage_line_on_wrong_arguments_and_help(fake, script):
+    done = fake.run(script, "a", "b", "c", "d", "e", "f")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"usage: bash scripts/dapt_init/{script} ")
+    helped = fake.run(script, "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: ")
+    assert "DATA_ROOT" in helped.stdout and fake.calls() == []
+
+
+# ------------------------------------------------------------------------------ main.sh
+
+
+@pytest.mark.parametrize("dataset,shots,cfg", [
+    ("eurosat", "1", "vit_b16_ep50"), ("eurosat", "2", "vit_b16_ep100"),
+    ("oxford_pets", "4", "vit_b16_ep100"), ("eurosat", "8", "vit_b16"),
+    ("eurosat", "16", "vit_b16"), ("imagenet", "16", "vit_b16_ep50"),
+    ("imagenet", "2", "vit_b16_ep50"),
+])
+def test_trainer_config_is_chosen_by_shots_as_dapt_does(fake, dataset, shots, cfg):
+    done = fake.run("main.sh", dataset, "random", shots, SEEDS="1")
+    assert done.returncode == 0, done.stderr
+    [(_, args)] = fake.calls()
+    assert arg(args, "--config-file") == f"configs/trainers/DAPT_Init/{cfg}.yaml"
+    assert arg(args, "--output-dir") == str(
+        fake.out / dataset / "DAPT_Init/random" / f"{cfg}_{shots}shots/seed1")
+
+
+def test_cfg_environment_variable_overrides_the_choice(fake):
+    done = fake.run("main.sh", "eurosat", "same", "3", SEEDS="2", CFG="demo_small")
+    assert done.returncode == 0, done.stderr
+    [(_, args)] = fake.calls()
+    assert arg(args, "--config-file") == "configs/trainers/DAPT_Init/demo_small.yaml"
+    assert arg(args, "--output-dir").endswith("eurosat/DAPT_Init/same/demo_small_3shots/seed2")
+
+
+def test_main_runs_each_seed_with_the_full_command_then_skips_them(fake):
+    done = fake.run("main.sh", "eurosat", "diff", "4", "1", "--", "OPTIM.MAX_EPOCH", "7",
+                    "INPUT.SIZE", "(32, 32)")
+    assert done.returncode == 0, done.stderr
+    calls = fake.calls()
+    assert [arg(args, "--seed") for _, args in calls] == ["1", "2", "3"]
+    for (gpu, args), seed in zip(calls, "123"):
+        run_dir = fake.out / f"eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed{seed}"
+        assert gpu == "1"
+        assert args[:2] == ["train.py", "--root"] and arg(args, "--root") == str(fake.data)
+        assert arg(args, "--trainer") == "DAPT_Init"
+        assert arg(args, "--dataset-config-file") == "configs/datasets/eurosat.yaml"
+        assert arg(args, "--output-dir") == str(run_dir)
+        tail = " ".join(args[args.index("TRAINER.DAPT_INIT.INIT_METHOD"):])
+        assert tail == "TRAINER.DAPT_INIT.INIT_METHOD diff DATASET.NUM_SHOTS 4 " \
+                       "OPTIM.MAX_EPOCH 7 INPUT.SIZE (32, 32)"
+        assert (run_dir / "result.json").exists()
+    printed = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
+    assert len(printed) == 3 and printed[0].startswith("+ CUDA_VISIBLE_DEVICES=1 ")
+    assert "train.py" in printed[0] and "seed1" in printed[0]
+
+    again = fake.run("main.sh", "eurosat", "diff", "4", "1", "--", "OPTIM.MAX_EPOCH", "7",
+                     "INPUT.SIZE", "(32, 32)")
+    assert again.returncode == 0
+    assert again.stdout.splitlines() == [
+        f"skip (finished): {fake.out}/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed{s}"
+        for s in "123"]
+    assert len(fake.calls()) == 3
+
+
+def test_relative_roots_are_taken_from_the_callers_directory(fake):
+    done = fake.run("main.sh", "eurosat", "random", "1", SEEDS="5", DATA_ROOT="data",
+                    OUTPUT_ROOT="rel_out")
+    assert done.returncode == 0, done.stderr
+    [(gpu, args)] = fake.calls()
+    assert gpu == "unset"  # no GPU argument: CUDA_VISIBLE_DEVICES left alone
+    assert arg(args, "--root") == str(fake.data)
+    assert (fake.root / "rel_out/eurosat/DAPT_Init/random/vit_b16_ep50_1shots/seed5"
+            / "result.json").exists()
+
+
+def test_the_first_failing_run_stops_main_with_its_exit_status(fake):
+    done = fake.run("main.sh", "eurosat", "same", "2", FAKE_FAIL="seed2")
+    assert done.returncode == 7
+    assert [arg(args, "--seed") for _, args in fake.calls()] == ["1", "2"]
+    assert "error: exit status 7 from the run in" in done.stderr
+    assert not (fake.out / "eurosat/DAPT_Init/same/vit_b16_ep100_2shots/seed3").exists()
+
+
+def test_only_a_run_whose_log_shows_the_final_result_counts_as_finished(fake):
+    base = fake.out / "eurosat/DAPT_Init/random/vit_b16_ep100_2shots"
+    logs = {
+        # Finished by the log alone (a CoOp-style run without result.json): skipped.
+        "1": "epoch [2/2]\nFinish training\n=> result\n* total: 10\n* accuracy: 50.0%\n",
+        # Killed mid-training, after a validation printed a result: run again.
+        "2": "epoch [1/2]\n=> result\n* total: 10\n* accuracy: 40.0%\nepoch [2/2]\n",
+        # Training finished but the final test never printed its accuracy: run again.
+        "3": "epoch [2/2]\nFinish training\nEvaluate on the *test* set\n",
+    }
+    for seed, text in logs.items():
+        (base / f"seed{seed}").mkdir(parents=True)
+        (base / f"seed{seed}/log.txt").write_text(text)
+    done = fake.run("main.sh", "eurosat", "random", "2")
+    assert done.returncode == 0, done.stderr
+    assert [arg(args, "--seed") for _, args in fake.calls()] == ["2", "3"]
+    assert f"skip (finished): {base}/seed1" in done.stdout.splitlines()
+    assert f"unfinished run in {base}/seed2: running it again" in done.stdout
+
+
+# ------------------------------------------------------------------------- eval / base2new
+
+
+def test_eval_names_the_missing_model_and_the_command_that_makes_it(fake):
+    done = fake.run("eval.sh", "diff", "16", SEEDS="1 2")
+    assert done.returncode == 2
+    [error] = error_lines(done)
+    model = fake.out / "imagenet/DAPT_Init/diff/vit_b16_ep50_16shots/seed1"
+    assert f"trained model folder {model} is missing" in error
+    assert "bash scripts/dapt_init/main.sh imagenet diff 16" in error
+    assert "SEEDS=1\\ 2" in error and fake.calls() == []
+
+    model.mkdir(parents=True)  # started, never finished
+    (model / "log.txt").write_text("epoch [1/50]\n")
+    done = fake.run("eval.sh", "diff", "16", SEEDS="1")
+    assert done.returncode == 2 and f"{model} holds an unfinished run" in done.stderr
+    assert fake.calls() == [] and not (fake.out / "evaluation").exists()
+
+
+def test_eval_tests_each_seed_on_the_four_imagenet_variants(fake):
+    for seed in "12":
+        fake.finish(fake.out / f"imagenet/DAPT_Init/same/vit_b16_ep50_4shots/seed{seed}")
+    done = fake.run("eval.sh", "same", "4", "0", "--", "USE_CUDA", "False", SEEDS="1 2")
+    assert done.returncode == 0, done.stderr
+    calls = fake.calls()
+    targets = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"]
+    assert [(arg(a, "--dataset-config-file"), arg(a, "--seed")) for _, a in calls] == [
+        (f"configs/datasets/{t}.yaml", s) for t in targets for s in "12"]
+    for gpu, args in calls:
+        seed, target = arg(args, "--seed"), arg(args, "--dataset-config-file")[17:-5]
+        assert gpu == "0" and "--eval-only" in args and arg(args, "--load-epoch") == "50"
+        assert arg(args, "--config-file") == "configs/trainers/DAPT_Init/vit_b16_ep50.yaml"
+        assert arg(args, "--model-dir") == str(
+            fake.out / f"imagenet/DAPT_Init/same/vit_b16_ep50_4shots/seed{seed}")
+        assert arg(args, "--output-dir") == str(
+            fake.out / f"evaluation/{target}/DAPT_Init/same/vit_b16_ep50_4shots/seed{seed}")
+        assert args[-2:] == ["USE_CUDA", "False"]
+    again = fake.run("eval.sh", "same", "4", "0", "--", "USE_CUDA", "False", SEEDS="1 2")
+    assert again.stdout.count("skip (finished): ") == 8 and len(fake.calls()) == 8
+
+
+@pytest.mark.parametrize("env,overrides,epoch", [
+    ({}, [], "50"),
+    ({"LOAD_EPOCH": "12"}, [], "12"),
+    ({}, ["OPTIM.MAX_EPOCH", "5"], "5"),
+])
+def test_eval_loads_the_configs_last_epoch_unless_told(fake, env, overrides, epoch):
+    fake.finish(fake.out / "imagenet/DAPT_Init/random/vit_b16_ep50_1shots/seed3")
+    extra = ["--", *overrides] if overrides else []
+    done = fake.run("eval.sh", "random", "1", *extra, SEEDS="3", TARGETS="imagenet_r", **env)
+    assert done.returncode == 0, done.stderr
+    [(_, args)] = fake.calls()
+    assert arg(args, "--load-epoch") == epoch
+
+
+def test_base2new_trains_on_base_classes_and_tests_on_new_ones(fake):
+    missing = fake.run("base2new_test.sh", "oxford_pets", "diff", SEEDS="1")
+    assert missing.returncode == 2
+    assert "bash scripts/dapt_init/base2new_train.sh oxford_pets diff" in missing.stderr
+    trained = fake.run("base2new_train.sh", "oxford_pets", "diff", SEEDS="1")
+    assert trained.returncode == 0, trained.stderr
+    tested = fake.run("base2new_test.sh", "oxford_pets", "diff", SEEDS="1")
+    assert tested.returncode == 0, tested.stderr
+    (_, train), (_, test) = fake.calls()
+    tail = "oxford_pets/shots_16/DAPT_Init/diff/vit_b16/seed1"
+    assert arg(train, "--output-dir") == str(fake.out / "base2new/train_base" / tail)
+    assert " ".join(train[train.index("DATASET.NUM_SHOTS"):]) == \
+        "DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base"
+    assert arg(test, "--output-dir") == str(fake.out / "base2new/test_new" / tail)
+    assert arg(test, "--model-dir") == str(fake.out / "base2new/train_base" / tail)
+    assert "--eval-only" in test and arg(test, "--load-epoch") == "200"
+    assert " ".join(test[test.index("DATASET.NUM_SHOTS"):]) == \
+        "DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES new"
+
+
+# -------------------------------------------------------------------------------- sweep.sh
+
+
+def jobs_of(text: str) -> list[tuple[str, ...]]:
+    """(dataset, init, shots, seed) of each 'SEEDS=k bash .../main.sh D I S GPU' line."""
+    found = re.findall(r"SEEDS=(\d+) bash scripts/dapt_init/main\.sh (\S+) (\S+) (\S+) ", text)
+    return [(dataset, init, shots, seed) for seed, dataset, init, shots in found]
+
+
+def test_sweep_dry_run_lists_datasets_x_inits_x_shots_x_seeds(fake):
+    done = fake.run("sweep.sh", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    expected = [(d, i, s, k) for d in ("eurosat", "oxford_pets") for i in ("random", "same", "diff")
+                for s in ("1", "2", "4", "8", "16") for k in "123"]
+    assert jobs_of(done.stdout) == expected
+    summary = "90 jobs (2 datasets x 3 inits x 5 shots x 3 seeds): 0 finished, 90 to run"
+    assert summary in done.stdout
+
+    fake.finish(fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed7")
+    done = fake.run("sweep.sh", "--dry-run", DATASETS="dtd", INITS="same diff", SHOTS="2",
+                    SEEDS="7 8")
+    assert jobs_of(done.stdout) == [("dtd", "same", "2", "7"), ("dtd", "same", "2", "8"),
+                                    ("dtd", "diff", "2", "7"), ("dtd", "diff", "2", "8")]
+    assert "job 0 [finished]" in done.stdout and "job 1 [todo]" in done.stdout
+    assert "4 jobs (1 datasets x 2 inits x 1 shots x 2 seeds): 1 finished, 3 to run" in done.stdout
+    assert fake.calls() == []
+
+
+def test_sweep_slurm_emits_a_job_array_with_one_task_per_job(fake):
+    env = {"DATASETS": "eurosat", "INITS": "random diff", "SHOTS": "1 16", "SEEDS": "1 2",
+           "SWEEP_SBATCH": "--partition=gpu --account=lab"}
+    done = fake.run("sweep.sh", "--slurm", "--", "OPTIM.MAX_EPOCH", "3", **env)
+    assert done.returncode == 0, done.stderr
+    script = done.stdout
+    assert script.startswith("#!/bin/bash\n")
+    for line in ("#SBATCH --array=0-7", "#SBATCH --gres=gpu:1", "#SBATCH --partition=gpu",
+                 "#SBATCH --account=lab", f"export DATA_ROOT={fake.data}"):
+        assert line + "\n" in script, line
+    listed = re.findall(r'^    "(\S+ \S+ \S+ \S+)"  # (\d+)$', script, flags=re.MULTILINE)
+    expected = [f"eurosat {i} {s} {k}" for i in ("random", "diff") for s in ("1", "16")
+                for k in "12"]
+    assert listed == [(job, str(n)) for n, job in enumerate(expected)]
+    assert fake.calls() == [] and not fake.out.exists()
+
+    # Task 5 of the array runs job 5 (eurosat diff 1 shot, seed 2) and nothing else.
+    batch = fake.root / "sweep.sbatch"
+    batch.write_text(script)
+    # DATA_ROOT and OUTPUT_ROOT come from the script itself, not from this environment.
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="5")
+    task = subprocess.run(["bash", str(batch)], cwd=fake.root, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert task.returncode == 0, task.stderr
+    [(_, args)] = fake.calls()
+    assert arg(args, "--output-dir") == str(
+        fake.out / "eurosat/DAPT_Init/diff/vit_b16_ep50_1shots/seed2")
+    assert args[-2:] == ["OPTIM.MAX_EPOCH", "3"]
+
+
+def test_sweep_keeps_each_gpu_busy_with_one_job_at_a_time(fake):
+    locks = fake.root / "locks"
+    locks.mkdir()
+    env = {"DATASETS": "eurosat", "INITS": "same", "SHOTS": "1 2", "SEEDS": "1 2",
+           "GPUS": "0 1", "FAKE_LOCKS": str(locks), "FAKE_BARRIER": "2"}
+    done = fake.run("sweep.sh", "--", "USE_CUDA", "True", **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = fake.calls()
+    assert sorted(arg(a, "--output-dir") for _, a in calls) == sorted(
+        str(fake.out / f"eurosat/DAPT_Init/same/{cfg}_{s}shots/seed{k}")
+        for cfg, s in (("vit_b16_ep50", 1), ("vit_b16_ep100", 2)) for k in (1, 2))
+    assert {gpu for gpu, _ in calls} == {"0", "1"}  # both GPUs were used, concurrently
+    assert all(a[-2:] == ["USE_CUDA", "True"] for _, a in calls)
+    assert "sweep: all 4 jobs finished (4 run now)" in done.stdout
+    log = fake.out / "sweep_logs/eurosat_same_2shots_seed1.log"
+    assert "train.py" in log.read_text()
+
+    again = fake.run("sweep.sh", **env)
+    assert again.returncode == 0 and again.stdout.count("skip (finished): job") == 4
+    assert len(fake.calls()) == 4
+
+
+def test_sweep_finishes_the_other_jobs_then_reports_the_failed_ones(fake):
+    env = {"DATASETS": "oxford_pets", "INITS": "random diff", "SHOTS": "8", "SEEDS": "1 2",
+           "GPUS": "0 1", "FAKE_FAIL": "random/vit_b16_8shots/seed2"}
+    done = fake.run("sweep.sh", **env)
+    assert done.returncode == 1
+    assert "sweep: 1 of 4 jobs run failed:" in done.stderr
+    assert "job 1: oxford_pets random 8 2: exit status 7 (log: " in done.stderr
+    for init, seed in (("random", 1), ("diff", 1), ("diff", 2)):
+        assert (fake.out / f"oxford_pets/DAPT_Init/{init}/vit_b16_8shots/seed{seed}"
+                / "result.json").exists()
+    failed_log = fake.out / "sweep_logs/oxford_pets_random_8shots_seed2.log"
+    assert "fake failure" in failed_log.read_text()
+
+
+# ------------------------------------------------------------- real train.py (needs Dassl)
+
+KILLER = r"""
+import os, runpy, sys
+# Run train.py, but die (os._exit, no clean-up) right after epoch 1 is checkpointed.
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+import trainers.dapt_init.trainer as t
+original = t.DAPT_Init.after_epoch
+def after_epoch(self):
+    original(self)
+    if self.epoch == 0:
+        os._exit(9)
+t.DAPT_Init.after_epoch = after_epoch
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """Tiny EuroSAT / ImageNet / ImageNetV2 data, a small CLIP, and the run environment."""
+    from tools.small_clip import save_small_clip
+    from tools.tiny_data import make_tiny_eurosat, make_tiny_imagenet, make_tiny_imagenetv2
+
+    root = tmp_path_factory.mktemp("scripts")
+    for make in (make_tiny_eurosat, make_tiny_imagenet, make_tiny_imagenetv2):
+        make(root / "data")
+    clip = save_small_clip(str(root / "small_clip.pt"))
+    killer = root / "killer.py"
+    killer.write_text(KILLER)
+    wrapper = root / "killing_python"
+    wrapper.write_text(f'#!/usr/bin/env bash\nexec "{sys.executable}" "{killer}" "$@"\n')
+    wrapper.chmod(0o755)
+    return {
+        "root": root,
+        "env": {"DATA_ROOT": str(root / "data"), "OUTPUT_ROOT": str(root / "out"),
+                "PYTHON": sys.executable},
+        "killing_python": str(wrapper),
+        # The small model on a CPU, for 2 epochs, with the trainer config main.sh chooses.
+        "small": ["--", "TRAINER.DAPT_INIT.CLIP_WEIGHTS", clip, "INPUT.SIZE", "(32, 32)",
+                  "DATALOADER.NUM_WORKERS", "0", "USE_CUDA", "False", "OPTIM.MAX_EPOCH", "2"],
+    }
+
+
+def log_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("log.txt*"))
+
+
+@pytest.fixture(scope="module")
+def main_runs(tiny) -> dict:
+    """main.sh eurosat diff 1: seed 1 killed after epoch 1, then all three seeds by main.sh."""
+    runs = tiny["root"] / "out/eurosat/DAPT_Init/diff/vit_b16_ep50_1shots"
+    killed = run_script("main.sh", "eurosat", "diff", "1", *tiny["small"], cwd=tiny["root"],
+                        env={**tiny["env"], "SEEDS": "1 2", "PYTHON": tiny["killing_python"]},
+                        timeout=240)
+    seed2_after_kill = (runs / "seed2").exists()
+    finished = run_script("main.sh", "eurosat", "diff", "1", *tiny["small"], cwd=tiny["root"],
+                          env=tiny["env"], timeout=240)
+    return {"runs": runs, "killed": killed, "finished": finished,
+            "seed2_after_kill": seed2_after_kill}
+
+
+@requires_toolbox
+def test_main_stops_at_a_killed_run_and_a_rerun_resumes_it(main_runs):
+    runs, killed, finished = main_runs["runs"], main_runs["killed"], main_runs["finished"]
+    # The killed run stopped main.sh with its status, before seed 2 started.
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert "error: exit status 9 from the run in" in killed.stderr
+    assert not main_runs["seed2_after_kill"]
+
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"unfinished run in {runs}/seed1: running it again" in finished.stdout
+    for seed in "123":
+        assert (runs / f"seed{seed}/result.json").exists(), seed
+    logs = sorted(p.name for p in (runs / "seed1").iterdir() if p.name.startswith("log.txt"))
+    assert logs[0] == "log.txt" and len(logs) == 2
+    assert "Finish training" not in (runs / "seed1/log.txt").read_text()
+    resumed = (runs / "seed1" / logs[1]).read_text()
+    assert "Resuming from" in resumed and "(epoch 1 done)" in resumed
+    assert "epoch [1/2]" not in resumed and "epoch [2/2]" in resumed
+    assert "Finish training" in resumed and "* accuracy:" in resumed
+
+
+@requires_toolbox
+def test_main_skips_finished_runs_on_a_second_invocation(tiny, main_runs):
+    runs = main_runs["runs"]
+    before = log_files(runs)
+    again = run_script("main.sh", "eurosat", "diff", "1", *tiny["small"], cwd=tiny["root"],
+                       env=tiny["env"], timeout=240)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.splitlines() == [f"skip (finished): {runs}/seed{s}" for s in "123"]
+    assert log_files(runs) == before
+
+
+@requires_toolbox
+def test_base2new_train_then_test_on_tiny_eurosat(tiny):
+    env = {**tiny["env"], "SEEDS": "1", "CFG": "demo_small"}
+    trained = run_script("base2new_train.sh", "eurosat", "same", *tiny["small"],
+                         cwd=tiny["root"], env=env, timeout=240)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    tested = run_script("base2new_test.sh", "eurosat", "same", *tiny["small"], cwd=tiny["root"],
+                        env=env, timeout=240)
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    tail = "eurosat/shots_16/DAPT_Init/same/demo_small/seed1"
+    base = json.loads((tiny["root"] / "out/base2new/train_base" / tail / "result.json").read_text())
+    new = json.loads((tiny["root"] / "out/base2new/test_new" / tail / "result.json").read_text())
+    assert base["subsample_classes"] == "base" and new["subsample_classes"] == "new"
+    assert new["epoch"] == 2 and new["init_method"] == "same"
+    assert "--load-epoch 2" in tested.stdout
+
+
+@requires_toolbox
+def test_eval_tests_imagenet_prompts_on_a_target_set(tiny):
+    env = {**tiny["env"], "SEEDS": "1"}
+    missing = run_script("eval.sh", "random", "1", *tiny["small"], cwd=tiny["root"], env=env)
+    assert missing.returncode == 2 and "main.sh imagenet random 1" in missing.stderr
+    trained = run_script("main.sh", "imagenet", "random", "1", *tiny["small"], cwd=tiny["root"],
+                         env=env, timeout=240)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evaluated = run_script("eval.sh", "random", "1", *tiny["small"], cwd=tiny["root"],
+                           env={**env, "TARGETS": "imagenetv2"}, timeout=240)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    run_dir = tiny["root"] / "out/evaluation/imagenetv2/DAPT_Init/random/vit_b16_ep50_1shots/seed1"
+    log = (run_dir / "log.txt").read_text()
+    assert "=> result" in log and "Finish training" not in log and "(epoch 2)" in log
+    assert (run_dir / "result.json").exists()
