@@ -104,3 +104,23 @@ def test_too_many_text_tokens_for_the_context_is_a_clear_error(small_clip):
 
     with pytest.raises(DaptInitError, match="TXT_NUM_TOKENS is 75"):
         build_learner(small_clip, "random", txt=75)
+
+
+def test_every_method_leaves_the_random_stream_where_dapt_does(small_clip):
+    # Data order, augmentations and dropout after the prompts are drawn must not depend on
+    # the init method, or the comparison between methods is confounded.
+    following = []
+    for method in ("random", "same", "diff"):
+        build_learner(small_clip, method, seed=5)
+        following.append(torch.rand(8))
+    assert torch.equal(following[0], following[1]) and torch.equal(following[0], following[2])
+
+
+def test_same_noise_is_drawn_from_the_generator_state_at_the_text_draw(small_clip):
+    learner = build_learner(small_clip, "same", seed=9, vis=4, txt=5)
+    width = small_clip.visual.conv1.weight.shape[0]
+    torch.manual_seed(9)
+    torch.zeros(1, 4, width, dtype=torch.float16).uniform_(-1, 1)  # the visual draw
+    u = torch.randn(small_clip.ln_final.weight.shape[0])  # a copy of the stream at this point
+    expected = eos(small_clip) + 0.1 * u / u.norm()
+    assert torch.allclose(learner.txt_ctx.detach()[0], expected, atol=1e-6)

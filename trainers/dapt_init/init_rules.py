@@ -3,7 +3,12 @@
 All draws use torch's global generator on the CPU, in this order: visual prompts first, then
 text prompts, exactly as the original DAPT trainer does. DAPT draws in CLIP's shipped dtype
 (fp16), so ``random`` draws in fp16 too: for a given seed the initial prompts equal DAPT's
-whatever precision we train in. The EOS-based rules draw their noise in fp32.
+whatever precision we train in.
+
+Every method leaves the global generator where ``random`` (DAPT) leaves it: ``same`` and
+``diff`` take their fp32 noise from a copy of the generator's state, then make DAPT's draw and
+discard it. So for one seed the three methods differ only in the text prompts, and the data
+order, augmentations and dropout that follow are identical.
 """
 from __future__ import annotations
 
@@ -30,10 +35,18 @@ def draw_visual_prompts(n_tokens: int, width: int, patch_size: int) -> torch.Ten
     return prompts
 
 
-def unit_noise(shape: tuple[int, ...], scale: float) -> torch.Tensor:
+def unit_noise(
+    shape: tuple[int, ...], scale: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """RPO's noise: ``scale * u / ||u||`` with u ~ N(0, I), normalised over the last dim."""
-    u = torch.randn(shape, dtype=torch.float32)
+    u = torch.randn(shape, dtype=torch.float32, generator=generator)
     return scale * u / u.norm(dim=-1, keepdim=True)
+
+
+def draw_dapt_text_prompts(n_tokens: int, width: int) -> torch.Tensor:
+    """DAPT's text prompts: N(0, 0.02^2) per entry, drawn in fp16 from the global generator."""
+    prompts = torch.empty(n_tokens, width, dtype=DAPT_DRAW_DTYPE)
+    return prompts.normal_(mean=0.0, std=TEXT_PROMPT_STD)
 
 
 def draw_text_prompts(
@@ -45,14 +58,15 @@ def draw_text_prompts(
     same:   EOS + e for every token, one shared noise vector e (all tokens identical).
     diff:   EOS + e_i, one noise vector per token (RPO's ST-initialisation).
     """
+    if method not in ("random", "same", "diff"):
+        raise ValueError(f"unknown init method {method!r}; expected random, same or diff")
     width = eos_embedding.shape[-1]
+    noise_generator = torch.Generator()
+    noise_generator.set_state(torch.random.get_rng_state())
+    dapt_prompts = draw_dapt_text_prompts(n_tokens, width)  # advances the global stream
     if method == "random":
-        prompts = torch.empty(n_tokens, width, dtype=DAPT_DRAW_DTYPE)
-        prompts.normal_(mean=0.0, std=TEXT_PROMPT_STD)
-        return prompts.float()
+        return dapt_prompts.float()
     eos = eos_embedding.detach().float().cpu()
-    if method == "same":
-        return (eos + unit_noise((width,), noise_scale)).expand(n_tokens, width).clone()
-    if method == "diff":
-        return eos + unit_noise((n_tokens, width), noise_scale)
-    raise ValueError(f"unknown init method {method!r}; expected random, same or diff")
+    shape = (width,) if method == "same" else (n_tokens, width)
+    noise = unit_noise(shape, noise_scale, noise_generator)
+    return (eos + noise).expand(n_tokens, width).clone()
