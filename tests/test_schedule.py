@@ -8,6 +8,7 @@ import pytest
 import torch
 from yacs.config import CfgNode
 
+from tests.toolbox import requires_toolbox
 from trainers.dapt_init.schedule import EpochLR
 
 
@@ -19,25 +20,37 @@ def optim_cfg(**changes) -> CfgNode:
     return cfg
 
 
+def chained_cosine_step(lr: float, counter: int, cfg: CfgNode) -> float:
+    """torch's CosineAnnealingLR recursion (eta_min 0): the LR after reaching ``counter``."""
+    t = cfg.MAX_EPOCH
+    return lr * (1 + math.cos(math.pi * counter / t)) / (1 + math.cos(math.pi * (counter - 1) / t))
+
+
 def toolbox_schedule(cfg: CfgNode) -> list[float]:
     """Dassl's chained schedulers, replayed step by step.
 
-    The warm-up scheduler starts at step 0 with the warm-up LR; each step() while its own
-    counter is below W advances it (at W it reports the successor's current LR, the base
-    LR); from then on every step() advances the successor, a cosine over MAX_EPOCH whose
-    counter starts at 0 (or at W without recount).
+    The cosine successor is built first (LR = base, counter 0), then its counter is set to W
+    unless WARMUP_RECOUNT. The warm-up scheduler starts at step 0 with the warm-up LR; each
+    step() while its own counter is below W advances it (at W it reports the successor's
+    current LR, the base LR); from then on every step() advances the successor's recursion.
     """
-    warmup_counter, successor_counter = 0, 0 if cfg.WARMUP_RECOUNT else cfg.WARMUP_EPOCH
-    cosine = lambda k: cfg.LR * (1 + math.cos(math.pi * k / cfg.MAX_EPOCH)) / 2  # noqa: E731
-    lrs = [cfg.WARMUP_CONS_LR if cfg.WARMUP_EPOCH > 0 else cosine(0)]
+    if cfg.WARMUP_EPOCH <= 0:
+        lrs, lr = [cfg.LR], cfg.LR
+        for counter in range(1, cfg.MAX_EPOCH):
+            lr = chained_cosine_step(lr, counter, cfg)
+            lrs.append(lr)
+        return lrs
+    successor_lr = cfg.LR
+    successor_counter = 0 if cfg.WARMUP_RECOUNT else cfg.WARMUP_EPOCH
+    warmup_counter, lrs = 0, [cfg.WARMUP_CONS_LR]
     for _ in range(cfg.MAX_EPOCH - 1):
-        if cfg.WARMUP_EPOCH > 0 and warmup_counter < cfg.WARMUP_EPOCH:
+        if warmup_counter < cfg.WARMUP_EPOCH:
             warmup_counter += 1
-            lrs.append(cfg.WARMUP_CONS_LR if warmup_counter < cfg.WARMUP_EPOCH
-                       else cosine(successor_counter))
+            lrs.append(cfg.WARMUP_CONS_LR if warmup_counter < cfg.WARMUP_EPOCH else successor_lr)
         else:
             successor_counter += 1
-            lrs.append(cosine(successor_counter))
+            successor_lr = chained_cosine_step(successor_lr, successor_counter, cfg)
+            lrs.append(successor_lr)
     return lrs
 
 
@@ -54,6 +67,7 @@ def run_epochs(cfg: CfgNode) -> list[float]:
 
 
 @pytest.mark.parametrize("changes", [{}, {"WARMUP_EPOCH": 3}, {"WARMUP_RECOUNT": False},
+                                     {"WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
                                      {"WARMUP_EPOCH": 0}, {"MAX_EPOCH": 50, "LR": 20.0}])
 def test_lr_per_epoch_matches_the_toolbox_schedule(changes):
     cfg = optim_cfg(**changes)
@@ -87,3 +101,35 @@ def test_scheduler_state_loads_with_weights_only_and_resumes_the_same_schedule()
     resumed_optimizer.step()
     resumed.step()
     assert resumed_optimizer.param_groups[0]["lr"] == pytest.approx(toolbox_schedule(cfg)[5])
+
+
+@requires_toolbox
+@pytest.mark.parametrize("changes", [{}, {"WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
+                                     {"MAX_EPOCH": 50, "LR": 20.0}])
+def test_lr_per_epoch_matches_the_toolboxs_own_scheduler_classes(changes, monkeypatch):
+    """Against Dassl's ConstantWarmupScheduler + CosineAnnealingLR themselves.
+
+    They pass ``verbose`` positionally, which torch >= 2.7 no longer accepts; a shim that
+    drops that argument lets the toolbox's own classes run unchanged.
+    """
+    from torch.optim import lr_scheduler
+
+    from dassl.optim import build_lr_scheduler
+
+    original_init = lr_scheduler.LRScheduler.__init__
+
+    def init_ignoring_verbose(self, optimizer, last_epoch=-1, verbose=None):
+        original_init(self, optimizer, last_epoch)
+
+    monkeypatch.setattr(lr_scheduler.LRScheduler, "__init__", init_ignoring_verbose)
+    cfg = optim_cfg(**changes)
+    cfg.WARMUP_MIN_LR = 1e-5
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=cfg.LR)
+    toolbox = build_lr_scheduler(optimizer, cfg)
+    toolbox_lrs = []
+    for _ in range(cfg.MAX_EPOCH):
+        toolbox_lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        toolbox.step()
+    assert run_epochs(cfg) == pytest.approx(toolbox_lrs, rel=1e-9, abs=1e-12)

@@ -6,8 +6,10 @@ pickles its successor scheduler into checkpoints, which ``weights_only`` loading
 in its state, so checkpoints load with ``weights_only=True``.
 
 Dassl's semantics, for warm-up length W: epochs 0..W-1 run at the warm-up LR; epoch W runs at
-the base LR; epoch e > W runs at the successor's value after e - W steps (plus W when
-``WARMUP_RECOUNT`` is off). Cosine anneals over T = MAX_EPOCH steps to 0.
+the base LR; each later epoch advances the successor schedule by one step. The successor
+starts counting at 0, or at W when ``WARMUP_RECOUNT`` is off; torch's schedulers are chained
+(each step scales the current LR), so starting at W from the base LR scales the curve by
+1 / factor(W). Cosine anneals over T = MAX_EPOCH steps to 0.
 """
 from __future__ import annotations
 
@@ -23,26 +25,33 @@ from .errors import DaptInitError
 SCHEDULERS = ("cosine", "single_step", "multi_step")
 
 
-def successor_factor(kind: str, step: int, max_epoch: int, stepsize: Any, gamma: float) -> float:
-    """The main schedule's multiplier of the base LR after ``step`` steps."""
+def successor_factor(kind: str, start: int, step: int, max_epoch: int, stepsize: Any,
+                     gamma: float) -> float:
+    """Multiplier of the base LR after the main schedule moved from ``start`` to ``step``.
+
+    torch's schedulers are chained: from the base LR at counter ``start`` each step applies
+    factor(k) / factor(k - 1), so the product telescopes to factor(step) / factor(start).
+    """
     if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * step / max_epoch))
+        return (1.0 + math.cos(math.pi * step / max_epoch)) / (
+            1.0 + math.cos(math.pi * start / max_epoch))
     if kind == "single_step":
         size = stepsize[-1] if isinstance(stepsize, (list, tuple)) else stepsize
         size = size if size > 0 else max_epoch
-        return gamma ** (step // size)
+        return gamma ** (step // size - start // size)
     if kind == "multi_step":
-        return gamma ** bisect.bisect_right(sorted(stepsize), step)
+        milestones = sorted(stepsize)
+        return gamma ** (bisect.bisect_right(milestones, step)
+                         - bisect.bisect_right(milestones, start))
     raise DaptInitError(f"OPTIM.LR_SCHEDULER is {kind!r}; valid values are {', '.join(SCHEDULERS)}.")
 
 
 def lr_at_epoch(epoch: int, base_lr: float, optim_cfg: Any) -> float:
     """Learning rate used during 0-based ``epoch``, as Dassl's build_lr_scheduler gives it."""
     warmup = optim_cfg.WARMUP_EPOCH
-    kind, max_epoch = optim_cfg.LR_SCHEDULER, optim_cfg.MAX_EPOCH
-    args = (kind, max_epoch, optim_cfg.STEPSIZE, optim_cfg.GAMMA)
+    schedule = (optim_cfg.LR_SCHEDULER, optim_cfg.MAX_EPOCH, optim_cfg.STEPSIZE, optim_cfg.GAMMA)
     if warmup <= 0:
-        return base_lr * successor_factor(kind, epoch, *args[1:])
+        return base_lr * successor_factor(schedule[0], 0, epoch, *schedule[1:])
     if epoch < warmup:
         if optim_cfg.WARMUP_TYPE == "constant":
             return optim_cfg.WARMUP_CONS_LR
@@ -51,8 +60,8 @@ def lr_at_epoch(epoch: int, base_lr: float, optim_cfg: Any) -> float:
         raise DaptInitError(
             f"OPTIM.WARMUP_TYPE is {optim_cfg.WARMUP_TYPE!r}; valid values are constant, linear."
         )
-    offset = 0 if optim_cfg.WARMUP_RECOUNT else warmup
-    return base_lr * successor_factor(kind, epoch - warmup + offset, *args[1:])
+    start = 0 if optim_cfg.WARMUP_RECOUNT else warmup
+    return base_lr * successor_factor(schedule[0], start, start + epoch - warmup, *schedule[1:])
 
 
 class EpochLR(LRScheduler):
@@ -72,7 +81,7 @@ class EpochLR(LRScheduler):
             "WARMUP_MIN_LR": float(optim_cfg.WARMUP_MIN_LR),
             "WARMUP_RECOUNT": bool(optim_cfg.WARMUP_RECOUNT),
         }
-        successor_factor(self.settings["LR_SCHEDULER"], 0, 1, 1, 1.0)  # validate the name
+        successor_factor(self.settings["LR_SCHEDULER"], 0, 0, 1, 1, 1.0)  # validate the name
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
