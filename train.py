@@ -12,6 +12,7 @@ Config order: toolbox defaults -> trainer keys -> dataset yaml -> trainer yaml -
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -76,7 +77,24 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
+def check_eval_args(args: argparse.Namespace) -> None:
+    """--eval-only writes a result: it must test trained prompts, into a folder of its own."""
+    if not args.eval_only:
+        return
+    if not args.model_dir:
+        raise DaptInitError(
+            "--eval-only needs --model-dir: the output folder of the run whose prompts to test "
+            "(with --load-epoch N for a given epoch)."
+        )
+    if args.output_dir and os.path.abspath(args.output_dir) == os.path.abspath(args.model_dir):
+        raise DaptInitError(
+            "--output-dir is the trained run's own folder; the evaluation's result.json would "
+            "replace the training result there. Give the evaluation its own --output-dir."
+        )
+
+
 def main(args: argparse.Namespace) -> None:
+    check_eval_args(args)
     cfg = setup_cfg(args)
     if cfg.TRAINER.NAME == "DAPT_Init":
         # Fail on a bad value before a folder, a log or a download exists.

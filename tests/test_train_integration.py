@@ -54,18 +54,24 @@ def test_text_init_reaches_the_trained_model_as_configured(workdir, tmp_path):
     assert torch.equal(text, text[0].expand_as(text))
 
 
+# Runs train.py and kills the process (os._exit: no clean-up) right after epoch 1 is saved.
+KILL_AFTER_EPOCH_1 = (
+    "import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.getcwd()); "
+    "import trainers.dapt_init.trainer as t; original = t.DAPT_Init.after_epoch\n"
+    "def after_epoch(self):\n"
+    "    original(self)\n"
+    "    if self.epoch == 0: os._exit(9)\n"
+    "t.DAPT_Init.after_epoch = after_epoch; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def run_killed_after_epoch_1(command: list[str]):
+    return run_train([command[0], "-c", KILL_AFTER_EPOCH_1] + command[1:])
+
+
 def test_a_killed_run_is_resumed_by_the_same_command(workdir, tmp_path):
     command = train_command(workdir, "diff", output_dir=tmp_path / "run")
-    # Kill the process (os._exit, no clean-up) right after epoch 1 is checkpointed.
-    killer = (
-        "import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.getcwd()); "
-        "import trainers.dapt_init.trainer as t; original = t.DAPT_Init.after_epoch\n"
-        "def after_epoch(self):\n"
-        "    original(self)\n"
-        "    if self.epoch == 0: os._exit(9)\n"
-        "t.DAPT_Init.after_epoch = after_epoch; runpy.run_path(sys.argv[0], run_name='__main__')"
-    )
-    killed = run_train([command[0], "-c", killer] + command[1:])
+    killed = run_killed_after_epoch_1(command)
     assert killed.returncode == 9
     run_dir = tmp_path / "run"
     assert "=> result" not in (run_dir / "log.txt").read_text()
@@ -149,3 +155,36 @@ def test_prototype_cache_is_reused_and_training_is_unchanged_by_it(workdir, tmp_
     b = torch.load(tmp_path / "b/prompt_learner/model.pth.tar-3", weights_only=True)
     assert torch.equal(a["state_dict"]["txt_ctx"], b["state_dict"]["txt_ctx"])
     assert len(list(cache.iterdir())) == 1
+
+
+def test_resuming_with_other_settings_is_refused_and_loses_nothing(workdir, tmp_path):
+    finished = train_command(workdir, "random", output_dir=tmp_path / "run")
+    assert run_train(finished).returncode == 0
+    other = train_command(workdir, "diff", "OPTIM.MAX_EPOCH", "5", output_dir=tmp_path / "run")
+    done = run_train(other)
+    assert done.returncode == 2
+    assert "belongs to another run (INIT_METHOD 'random' -> 'diff'; OPTIM.MAX_EPOCH 3 -> 5)" \
+        in done.stderr
+    assert (tmp_path / "run/prompt_learner/model.pth.tar-3").exists()
+    assert read_result(tmp_path / "run")["init_method"] == "random"
+
+
+def test_best_val_record_survives_a_resume(workdir, tmp_path):
+    command = train_command(workdir, "same", "TEST.FINAL_MODEL", "best_val",
+                            output_dir=tmp_path / "run")
+    assert run_killed_after_epoch_1(command).returncode == 9
+    done = run_train(command)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed_log = next(p for p in (tmp_path / "run").iterdir() if p.name.startswith("log.txt-"))
+    assert "Best validation result so far:" in resumed_log.read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--eval-only",), "--eval-only needs --model-dir"),
+    (("--eval-only", "--model-dir", "SAME"), "Give the evaluation its own --output-dir"),
+])
+def test_eval_only_cannot_replace_a_training_result(workdir, tmp_path, flags, message):
+    run_dir = tmp_path / "run"
+    flags = tuple(str(run_dir) if flag == "SAME" else flag for flag in flags)
+    done = run_train(train_command(workdir, "random", output_dir=run_dir, flags=flags))
+    assert done.returncode == 2 and message in done.stderr and not run_dir.exists()

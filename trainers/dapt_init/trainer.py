@@ -96,6 +96,7 @@ class DAPT_Init(TrainerX):
             self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
 
         self._prototypes: torch.Tensor | None = None
+        self._written_checkpoints: set[str] = set()
         self.trained_epochs = 0
 
     # -------------------------------------------------------------- training
@@ -142,8 +143,10 @@ class DAPT_Init(TrainerX):
         if not os.path.exists(os.path.join(folder, checkpoint_name(done))):
             self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
         previous = os.path.join(folder, checkpoint_name(done - 1))
-        if done > 1 and not self._keeps_checkpoint(done - 1) and os.path.exists(previous):
+        # Only this process's own transient resume points: never another run's checkpoint.
+        if previous in self._written_checkpoints and not self._keeps_checkpoint(done - 1):
             os.remove(previous)
+            self._written_checkpoints.discard(previous)
 
     def _keeps_checkpoint(self, epoch: int) -> bool:
         """Checkpoints the toolbox would have written; other resume points are transient."""
@@ -279,11 +282,38 @@ class DAPT_Init(TrainerX):
                 "optimizer": optim.state_dict() if optim is not None else None,
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "val_result": val_result,
+                "run": self._run_identity(),
             }
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
             file_name = model_name or checkpoint_name(epoch + 1)
             path = save_checkpoint(state, os.path.join(directory, name), file_name,
                                    latest=not model_name)
+            self._written_checkpoints.add(path)
             print(f"Checkpoint saved to {path}")
+
+    def _run_identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the run that wrote the checkpoint."""
+        cfg = self.cfg
+        return {
+            "INIT_METHOD": cfg.TRAINER.DAPT_INIT.INIT_METHOD,
+            "SEED": cfg.SEED,
+            "DATASET.NAME": cfg.DATASET.NAME,
+            "DATASET.NUM_SHOTS": cfg.DATASET.NUM_SHOTS,
+            "DATASET.SUBSAMPLE_CLASSES": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
+            "OPTIM.MAX_EPOCH": cfg.OPTIM.MAX_EPOCH,
+        }
+
+    def _check_resumable(self, checkpoint: dict[str, Any], path: str) -> None:
+        stored, current = checkpoint.get("run") or {}, self._run_identity()
+        changed = [f"{key} {stored[key]!r} -> {current[key]!r}"
+                   for key in current if key in stored and stored[key] != current[key]]
+        if changed:
+            raise DaptInitError(
+                f"{path} belongs to another run ({'; '.join(changed)}), so it is not resumed. "
+                "Give this run its own --output-dir (the scripts name folders by dataset, init, "
+                "config, shots and seed), or use the original settings to finish that run."
+            )
 
     def resume_model_if_exist(self, directory: str) -> int:
         start_epoch = 0
@@ -293,7 +323,11 @@ class DAPT_Init(TrainerX):
                 print("No checkpoint found, train from scratch")
                 return 0
             checkpoint = read_checkpoint(path)
+            self._check_resumable(checkpoint, path)
             load_prompt_state(self._models[name], checkpoint["state_dict"], path)
+            if self.scaler is not None and checkpoint.get("scaler"):
+                self.scaler.load_state_dict(checkpoint["scaler"])
+            self._restore_best_result(os.path.join(directory, name))
             if self._optims[name] is not None and checkpoint.get("optimizer"):
                 self._optims[name].load_state_dict(checkpoint["optimizer"])
             if self._scheds[name] is not None and checkpoint.get("scheduler"):
@@ -302,6 +336,15 @@ class DAPT_Init(TrainerX):
             print(f"Resuming from {path} (epoch {start_epoch} done)")
         self.trained_epochs = start_epoch
         return start_epoch
+
+    def _restore_best_result(self, folder: str) -> None:
+        """Keep best_val's record across a resume, so a worse epoch never replaces the best."""
+        best = os.path.join(folder, "model-best.pth.tar")
+        if os.path.isfile(best):
+            val = read_checkpoint(best).get("val_result")
+            if isinstance(val, (int, float)):
+                self.best_result = val
+                print(f"Best validation result so far: {val:.1f} ({best})")
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:
         if not directory:
