@@ -26,8 +26,9 @@ VIT_B16 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_wid
 
 
 def build_model(size: str, classes: int, device: torch.device, precision: str) -> DAPTModel:
-    from clip import clip
+    from trainers.dapt_init.clip_loading import import_clip
 
+    clip = import_clip()
     overrides = VIT_B16 if size == "vit-b16" else {}
     clip_model = clip.build_model(small_clip_state_dict(0, **overrides))  # fp16, as shipped
     if precision == "fp32" or device.type == "cpu":

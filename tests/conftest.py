@@ -1,10 +1,16 @@
 """Shared fixtures: a small random-weight CLIP written to disk once per test session."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from tools.small_clip import save_small_clip
+
+# The toolbox imports wilds, whose 'outdated' dependency checks PyPI for a newer version on
+# import: a warning and a network attempt in every test process, including train.py runs.
+os.environ.setdefault("OUTDATED_IGNORE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ CLIP_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "clip")
 def import_clip():
     """``from clip import clip``, with the fix named when setuptools dropped pkg_resources."""
     try:
-        from clip import clip
+        with warnings.catch_warnings():  # clip's own pkg_resources import, not the user's concern
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            from clip import clip
     except ModuleNotFoundError as error:
         if error.name == "pkg_resources":
             raise DaptInitError(
