@@ -40,10 +40,7 @@ dapt_check_gpu "$GPU"
 dapt_check_overrides
 dapt_choose_cfg "$DATASET" "$SHOTS"
 dapt_cfg_epochs "$DAPT_CFG"
-dapt_check_seeds
-dapt_require_data_root
-dapt_resolve_output_root
-dapt_resolve_python
+dapt_prepare_run
 
 train_how=$(dapt_train_hint base2new_train.sh "$DATASET" "$INIT")
 for seed in "${DAPT_SEEDS[@]}"; do
@@ -51,25 +48,15 @@ for seed in "${DAPT_SEEDS[@]}"; do
         "$train_how"
 done
 
-cd "$DAPT_REPO_ROOT"
-if [[ -n "$GPU" ]]; then
-    export CUDA_VISIBLE_DEVICES="$GPU"
-fi
+dapt_enter_repo "$GPU"
 for seed in "${DAPT_SEEDS[@]}"; do
     model_dir=$(dapt_base2new_dir train_base "$DATASET" "$INIT" "$DAPT_CFG" "$seed")
     dir=$(dapt_base2new_dir test_new "$DATASET" "$INIT" "$DAPT_CFG" "$seed")
-    dapt_run_step eval "$dir" "$DAPT_PYTHON" train.py \
-        --root "$DATA_ROOT" \
-        --seed "$seed" \
-        --trainer "$DAPT_TRAINER" \
-        --dataset-config-file "configs/datasets/$DATASET.yaml" \
-        --config-file "configs/trainers/$DAPT_TRAINER/$DAPT_CFG.yaml" \
-        --output-dir "$dir" \
+    dapt_train_py eval "$dir" "$seed" "$DATASET" \
         --model-dir "$model_dir" \
         --load-epoch "$DAPT_EPOCHS" \
         --eval-only \
         TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
         DATASET.NUM_SHOTS "$SHOTS" \
-        DATASET.SUBSAMPLE_CLASSES new \
-        ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"}
+        DATASET.SUBSAMPLE_CLASSES new
 done

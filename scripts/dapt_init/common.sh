@@ -332,6 +332,40 @@ dapt_run_step() {
     fi
 }
 
+# dapt_prepare_run: the checks every run script makes after its arguments (seeds, data root,
+# output root, interpreter).
+dapt_prepare_run() {
+    dapt_check_seeds
+    dapt_require_data_root
+    dapt_resolve_output_root
+    dapt_resolve_python
+}
+
+# dapt_enter_repo GPU: run from the repository root; a given GPU becomes the only visible one.
+dapt_enter_repo() {
+    cd "$DAPT_REPO_ROOT"
+    if [[ -n "$1" ]]; then
+        export CUDA_VISIBLE_DEVICES="$1"
+    fi
+}
+
+# dapt_train_py train|eval DIR SEED DATASET ARG...: dapt_run_step on train.py with the
+# arguments every run shares; ARG... (flags first, then KEY VALUE pairs) and the user's
+# overrides follow.
+dapt_train_py() {
+    local mode=$1 dir=$2 seed=$3 dataset=$4
+    shift 4
+    dapt_run_step "$mode" "$dir" "$DAPT_PYTHON" train.py \
+        --root "$DATA_ROOT" \
+        --seed "$seed" \
+        --trainer "$DAPT_TRAINER" \
+        --dataset-config-file "configs/datasets/$dataset.yaml" \
+        --config-file "configs/trainers/$DAPT_TRAINER/$DAPT_CFG.yaml" \
+        --output-dir "$dir" \
+        "$@" \
+        ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"}
+}
+
 # dapt_require_trained DIR HOW: the model an eval run loads must be a finished training run.
 dapt_require_trained() {
     local dir=$1 how=$2

@@ -47,10 +47,7 @@ read -r -a TARGET_LIST <<<"${TARGETS:-$DEFAULT_TARGETS}"
 for target in "${TARGET_LIST[@]}"; do
     dapt_check_dataset "$target" any
 done
-dapt_check_seeds
-dapt_require_data_root
-dapt_resolve_output_root
-dapt_resolve_python
+dapt_prepare_run
 
 train_how=$(dapt_train_hint main.sh "$SOURCE_DATASET" "$INIT" "$SHOTS")
 for seed in "${DAPT_SEEDS[@]}"; do
@@ -58,26 +55,16 @@ for seed in "${DAPT_SEEDS[@]}"; do
         "$train_how"
 done
 
-cd "$DAPT_REPO_ROOT"
-if [[ -n "$GPU" ]]; then
-    export CUDA_VISIBLE_DEVICES="$GPU"
-fi
+dapt_enter_repo "$GPU"
 for target in "${TARGET_LIST[@]}"; do
     for seed in "${DAPT_SEEDS[@]}"; do
         model_dir=$(dapt_main_dir "$SOURCE_DATASET" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
         dir=$(dapt_eval_dir "$target" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
-        dapt_run_step eval "$dir" "$DAPT_PYTHON" train.py \
-            --root "$DATA_ROOT" \
-            --seed "$seed" \
-            --trainer "$DAPT_TRAINER" \
-            --dataset-config-file "configs/datasets/$target.yaml" \
-            --config-file "configs/trainers/$DAPT_TRAINER/$DAPT_CFG.yaml" \
-            --output-dir "$dir" \
+        dapt_train_py eval "$dir" "$seed" "$target" \
             --model-dir "$model_dir" \
             --load-epoch "$DAPT_EPOCHS" \
             --eval-only \
             TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
-            DATASET.NUM_SHOTS "$SHOTS" \
-            ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"}
+            DATASET.NUM_SHOTS "$SHOTS"
     done
 done

@@ -39,25 +39,12 @@ dapt_check_shots "$SHOTS"
 dapt_check_gpu "$GPU"
 dapt_check_overrides
 dapt_choose_cfg "$DATASET" "$SHOTS"
-dapt_check_seeds
-dapt_require_data_root
-dapt_resolve_output_root
-dapt_resolve_python
+dapt_prepare_run
 
-cd "$DAPT_REPO_ROOT"
-if [[ -n "$GPU" ]]; then
-    export CUDA_VISIBLE_DEVICES="$GPU"
-fi
+dapt_enter_repo "$GPU"
 for seed in "${DAPT_SEEDS[@]}"; do
     dir=$(dapt_main_dir "$DATASET" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
-    dapt_run_step train "$dir" "$DAPT_PYTHON" train.py \
-        --root "$DATA_ROOT" \
-        --seed "$seed" \
-        --trainer "$DAPT_TRAINER" \
-        --dataset-config-file "configs/datasets/$DATASET.yaml" \
-        --config-file "configs/trainers/$DAPT_TRAINER/$DAPT_CFG.yaml" \
-        --output-dir "$dir" \
+    dapt_train_py train "$dir" "$seed" "$DATASET" \
         TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
-        DATASET.NUM_SHOTS "$SHOTS" \
-        ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"}
+        DATASET.NUM_SHOTS "$SHOTS"
 done
