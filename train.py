@@ -14,9 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 import torch
 from yacs.config import CfgNode
+
+# The toolbox imports wilds, whose 'outdated' dependency imports the deprecated pkg_resources:
+# a warning on every start that is about neither this project nor the user's setup.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from datasets.fewshot import DatasetError
 from trainers.dapt_init.config import add_dapt_init_config, validate_config

@@ -22,10 +22,15 @@ import hashlib
 import os
 import shutil
 import sys
+import warnings
 import tarfile
 import tempfile
 import urllib.request
 import zipfile
+
+# The toolbox imports wilds, whose 'outdated' dependency imports the deprecated pkg_resources:
+# a warning on every start that is about neither this project nor the user's setup.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
