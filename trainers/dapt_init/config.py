@@ -6,6 +6,7 @@ weights are loaded (the trainer calls it from Dassl's ``check_cfg`` hook).
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .errors import DaptInitError
@@ -100,8 +101,6 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
 
 
 def _validate_backbone(cfg: Any) -> None:
-    import os
-
     weights = cfg.TRAINER.DAPT_INIT.CLIP_WEIGHTS
     name = cfg.MODEL.BACKBONE.NAME
     if weights:
