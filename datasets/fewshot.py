@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-# One atomic writer for the repository (the drop-in trainer unit carries it).
+# One atomic writer and one list of class subsets for the repository (the drop-in unit
+# carries both).
 from trainers.dapt_init.atomic import write_atomically
+from trainers.dapt_init.config import SUBSAMPLE_CHOICES
 
-SUBSAMPLE_CHOICES = ("all", "base", "new")
 FEWSHOT_FOLDER = "split_fewshot"
 CACHE_FORMAT = "dapt_init.fewshot/1"
 MAX_VAL_SHOTS = 4  # CoOp draws min(K, 4) validation images per class

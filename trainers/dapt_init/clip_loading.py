@@ -86,6 +86,3 @@ def load_clip(backbone: str, weights_file: str = "") -> torch.nn.Module:
         )
     return clip.build_model(state_dict)
 
-
-def clip_resolution(clip_model: torch.nn.Module) -> int:
-    return int(clip_model.visual.input_resolution)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any
+from typing import Any, Mapping
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -46,21 +46,25 @@ def successor_factor(kind: str, start: int, step: int, max_epoch: int, stepsize:
     raise DaptInitError(f"OPTIM.LR_SCHEDULER is {kind!r}; valid values are {', '.join(SCHEDULERS)}.")
 
 
-def lr_at_epoch(epoch: int, base_lr: float, optim_cfg: Any) -> float:
-    """Learning rate used during 0-based ``epoch``, as Dassl's build_lr_scheduler gives it."""
-    warmup = optim_cfg.WARMUP_EPOCH
-    schedule = (optim_cfg.LR_SCHEDULER, optim_cfg.MAX_EPOCH, optim_cfg.STEPSIZE, optim_cfg.GAMMA)
+def lr_at_epoch(epoch: int, base_lr: float, optim: Mapping[str, Any]) -> float:
+    """Learning rate used during 0-based ``epoch``, as Dassl's build_lr_scheduler gives it.
+
+    ``optim`` maps the OPTIM key names to values (an OPTIM config node or ``EpochLR.settings``).
+    """
+    warmup = optim["WARMUP_EPOCH"]
+    schedule = (optim["LR_SCHEDULER"], optim["MAX_EPOCH"], optim["STEPSIZE"], optim["GAMMA"])
     if warmup <= 0:
         return base_lr * successor_factor(schedule[0], 0, epoch, *schedule[1:])
     if epoch < warmup:
-        if optim_cfg.WARMUP_TYPE == "constant":
-            return optim_cfg.WARMUP_CONS_LR
-        if optim_cfg.WARMUP_TYPE == "linear":
-            return optim_cfg.WARMUP_MIN_LR if epoch == 0 else base_lr * epoch / warmup
+        warmup_type = optim["WARMUP_TYPE"]
+        if warmup_type == "constant":
+            return optim["WARMUP_CONS_LR"]
+        if warmup_type == "linear":
+            return optim["WARMUP_MIN_LR"] if epoch == 0 else base_lr * epoch / warmup
         raise DaptInitError(
-            f"OPTIM.WARMUP_TYPE is {optim_cfg.WARMUP_TYPE!r}; valid values are constant, linear."
+            f"OPTIM.WARMUP_TYPE is {warmup_type!r}; valid values are constant, linear."
         )
-    start = 0 if optim_cfg.WARMUP_RECOUNT else warmup
+    start = 0 if optim["WARMUP_RECOUNT"] else warmup
     return base_lr * successor_factor(schedule[0], start, start + epoch - warmup, *schedule[1:])
 
 
@@ -85,12 +89,4 @@ class EpochLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        settings = _Settings(self.settings)
-        return [lr_at_epoch(self.last_epoch, base, settings) for base in self.base_lrs]
-
-
-class _Settings:
-    """Attribute access to the plain settings dict, as ``lr_at_epoch`` reads a config."""
-
-    def __init__(self, values: dict):
-        self.__dict__.update(values)
+        return [lr_at_epoch(self.last_epoch, base, self.settings) for base in self.base_lrs]

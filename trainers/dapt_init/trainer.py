@@ -26,7 +26,7 @@ from dassl.optim import build_optimizer
 from .atomic import json_dump_atomically
 from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
                          read_checkpoint, save_checkpoint)
-from .clip_loading import clip_resolution, load_clip
+from .clip_loading import load_clip
 from .config import check_input_size, validate_config
 from .errors import DaptInitError
 from .losses import dapt_loss
@@ -71,7 +71,7 @@ class DAPT_Init(TrainerX):
         source = node.CLIP_WEIGHTS or cfg.MODEL.BACKBONE.NAME
         print(f"Loading CLIP ({source})")
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, node.CLIP_WEIGHTS)
-        check_input_size(cfg, clip_resolution(clip_model), source)
+        check_input_size(cfg, clip_model.visual.input_resolution, source)
         if self.precision in ("fp32", "amp"):
             clip_model.float()
 
