@@ -32,3 +32,23 @@ def _restore_torch_seed():
     state = torch.random.get_rng_state()
     yield
     torch.random.set_rng_state(state)
+
+
+def pytest_configure(config):
+    # CI installs the toolbox and sets this: a missing toolbox must fail, not skip quietly.
+    from tests.toolbox import HAVE_TOOLBOX
+
+    if os.environ.get("DAPT_REQUIRE_TOOLBOX") == "1" and not HAVE_TOOLBOX:
+        raise pytest.UsageError(
+            "DAPT_REQUIRE_TOOLBOX=1 but the Dassl toolbox is not importable: run "
+            "'bash scripts/setup.sh' first (README, 'Install')"
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every test marked ``requires_toolbox`` the ``toolbox`` marker, for ``-m``."""
+    from tests.toolbox import SKIP_REASON
+
+    for item in items:
+        if any(mark.kwargs.get("reason") == SKIP_REASON for mark in item.iter_markers("skipif")):
+            item.add_marker(pytest.mark.toolbox)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One-command set-up: the project's requirements, what the Dassl toolbox imports, the toolbox
+# itself at the pinned upstream commit, then a check that dassl and clip import.
+#
+#   bash scripts/setup.sh                                   # toolbox from GitHub
+#   TOOLBOX_SRC=/path/Dassl.pytorch-c61a1b5.tar.gz bash scripts/setup.sh   # offline: archive
+#   TOOLBOX_SRC=/path/Dassl.pytorch bash scripts/setup.sh   # or a clone at the pinned commit
+#
+# Installs into the environment of PYTHON (default: python3; activate a virtual environment
+# first to keep it there). Safe to run again: what is installed already is left as it is.
+# A failed step ends with one "error:" line naming the step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    exit "${FAIL_STATUS:-1}"
+}
+
+command -v "$PYTHON" >/dev/null 2>&1 || FAIL_STATUS=2 fail "no '$PYTHON' on PATH: set PYTHON to a Python 3.10+ interpreter"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    FAIL_STATUS=2 fail "$("$PYTHON" -V 2>&1) is too old: DAPT_Init needs Python 3.10 or newer (set PYTHON=python3.11, or use such a virtual environment)"
+"$PYTHON" -m pip --version >/dev/null 2>&1 || FAIL_STATUS=2 fail "$PYTHON has no pip: install it (python -m ensurepip) or use a virtual environment"
+
+pip_quiet=(--disable-pip-version-check --quiet)
+echo "[1/3] requirements.txt and the toolbox's runtime imports (requirements-toolbox.txt)"
+"$PYTHON" -m pip install "${pip_quiet[@]}" -r requirements.txt -r requirements-toolbox.txt ||
+    fail "step 1/3: pip could not install requirements.txt / requirements-toolbox.txt (its output is above; no access to the package index?)"
+
+echo "[2/3] the Dassl toolbox, pinned to upstream commit c61a1b5 (0.6.3)"
+"$PYTHON" tools/install_toolbox.py || exit $?
+
+echo "[3/3] check"
+"$PYTHON" - <<'PY' || fail "step 3/3: dassl or clip does not import (the traceback is above)"
+import warnings
+warnings.filterwarnings("ignore")
+from importlib.metadata import version
+import torch, dassl, clip  # noqa: F401,E401
+print(f"ok: torch {torch.__version__}, dassl {dassl.__version__}, "
+      f"openai-clip {version('openai-clip')}, CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+PY
