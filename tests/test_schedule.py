@@ -133,3 +133,78 @@ def test_lr_per_epoch_matches_the_toolboxs_own_scheduler_classes(changes, monkey
         optimizer.step()
         toolbox.step()
     assert run_epochs(cfg) == pytest.approx(toolbox_lrs, rel=1e-9, abs=1e-12)
+
+
+def lr_list(cfg: CfgNode) -> list[float]:
+    return [float(lr) for lr in run_epochs(cfg)]
+
+
+def test_linear_warm_up_ramps_from_the_minimum_to_the_base_lr():
+    # Dassl's linear warm-up: WARMUP_MIN_LR at epoch 0, then base * e / W, then the base LR.
+    cfg = optim_cfg(WARMUP_EPOCH=4, WARMUP_TYPE="linear", WARMUP_MIN_LR=1e-4, LR=2.0,
+                    MAX_EPOCH=6, WARMUP_RECOUNT=True)
+    lrs = lr_list(cfg)
+    assert lrs[:5] == pytest.approx([1e-4, 0.5, 1.0, 1.5, 2.0], rel=1e-12)
+    # Recounted cosine: the epoch after the base LR has taken one cosine step over 6.
+    assert lrs[5] == pytest.approx(2.0 * (1 + math.cos(math.pi / 6)) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("stepsize, expected_factors", [
+    (3, [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25]),
+    ((2,), [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125]),
+    (-1, [1] * 8),  # stepsize <= 0: one step at MAX_EPOCH, i.e. never within the run
+])
+def test_single_step_decays_by_gamma_every_stepsize_epochs(stepsize, expected_factors):
+    cfg = optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=stepsize, GAMMA=0.5, WARMUP_EPOCH=0,
+                    MAX_EPOCH=8, LR=4.0)
+    assert lr_list(cfg) == pytest.approx([4.0 * f for f in expected_factors], rel=1e-12)
+
+
+def test_multi_step_decays_by_gamma_at_each_milestone():
+    cfg = optim_cfg(LR_SCHEDULER="multi_step", STEPSIZE=(2, 5, 5), GAMMA=0.1, WARMUP_EPOCH=0,
+                    MAX_EPOCH=7, LR=1.0)
+    # Milestone 2 once, milestone 5 twice (listed twice: gamma squared there).
+    assert lr_list(cfg) == pytest.approx([1, 1, 0.1, 0.1, 0.1, 0.001, 0.001], rel=1e-12)
+
+
+def test_step_schedules_after_a_warm_up_without_recount_skip_the_warm_up_epochs():
+    # WARMUP_RECOUNT False: the step schedule's counter starts at W, so with W=2 and stepsize
+    # 3 the first decay comes one epoch after the base LR starts (counter 3).
+    cfg = optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=3, GAMMA=0.5, WARMUP_EPOCH=2,
+                    WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-3, WARMUP_RECOUNT=False,
+                    MAX_EPOCH=8, LR=4.0)
+    assert lr_list(cfg) == pytest.approx([1e-3, 1e-3, 4.0, 2.0, 2.0, 2.0, 1.0, 1.0], rel=1e-12)
+
+
+@requires_toolbox
+@pytest.mark.parametrize("changes", [
+    {"WARMUP_TYPE": "linear", "WARMUP_EPOCH": 3, "WARMUP_MIN_LR": 1e-4},
+    {"WARMUP_TYPE": "linear", "WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
+    {"LR_SCHEDULER": "single_step", "STEPSIZE": 3, "GAMMA": 0.5},
+    {"LR_SCHEDULER": "single_step", "STEPSIZE": (4,), "WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
+    {"LR_SCHEDULER": "single_step", "STEPSIZE": 3, "WARMUP_EPOCH": 0},
+    {"LR_SCHEDULER": "multi_step", "STEPSIZE": (2, 5, 5), "GAMMA": 0.1},
+    {"LR_SCHEDULER": "multi_step", "STEPSIZE": (3, 6), "WARMUP_TYPE": "linear",
+     "WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
+])
+def test_warm_up_types_and_step_schedules_match_the_toolboxs_own_classes(changes, monkeypatch):
+    from torch.optim import lr_scheduler
+
+    from dassl.optim import build_lr_scheduler
+
+    original_init = lr_scheduler.LRScheduler.__init__
+
+    def init_ignoring_verbose(self, optimizer, last_epoch=-1, verbose=None):
+        original_init(self, optimizer, last_epoch)
+
+    monkeypatch.setattr(lr_scheduler.LRScheduler, "__init__", init_ignoring_verbose)
+    cfg = optim_cfg(**changes)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=cfg.LR)
+    toolbox = build_lr_scheduler(optimizer, cfg)
+    toolbox_lrs = []
+    for _ in range(cfg.MAX_EPOCH):
+        toolbox_lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        toolbox.step()
+    assert run_epochs(cfg) == pytest.approx(toolbox_lrs, rel=1e-9, abs=1e-12)

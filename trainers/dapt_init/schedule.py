@@ -85,7 +85,9 @@ class EpochLR(LRScheduler):
             "WARMUP_MIN_LR": float(optim_cfg.WARMUP_MIN_LR),
             "WARMUP_RECOUNT": bool(optim_cfg.WARMUP_RECOUNT),
         }
-        successor_factor(self.settings["LR_SCHEDULER"], 0, 0, 1, 1, 1.0)  # validate the name
+        if self.settings["LR_SCHEDULER"] not in SCHEDULERS:
+            raise DaptInitError(f"OPTIM.LR_SCHEDULER is {self.settings['LR_SCHEDULER']!r}; "
+                                f"valid values are {', '.join(SCHEDULERS)}.")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
