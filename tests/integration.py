@@ -44,3 +44,21 @@ def read_result(run_dir: Path) -> dict:
 
 def python() -> str:
     return sys.executable
+
+
+# Runs train.py and kills the process (os._exit: no clean-up, as a kill would) right after
+# the given epoch's after_epoch (its checkpoint saved).
+_KILL_AFTER_EPOCH = (
+    "import os, runpy, sys; stop = int(sys.argv[1]); sys.argv = sys.argv[2:]; "
+    "sys.path.insert(0, os.getcwd()); "
+    "import trainers.dapt_init.trainer as t; original = t.DAPT_Init.after_epoch\n"
+    "def after_epoch(self):\n"
+    "    original(self)\n"
+    "    if self.epoch + 1 == stop: os._exit(9)\n"
+    "t.DAPT_Init.after_epoch = after_epoch; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def run_killed_after_epoch(command: list[str], epoch: int) -> subprocess.CompletedProcess:
+    """``command`` (a train.py command) killed once ``epoch`` is done; exit status 9."""
+    return run_train([command[0], "-c", _KILL_AFTER_EPOCH, str(epoch)] + command[1:])

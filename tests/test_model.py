@@ -85,3 +85,25 @@ def test_a_training_step_on_the_cpu_updates_only_the_prompts(small_clip):
 def test_checkpointed_state_holds_only_the_prompts(small_clip):
     state = build(small_clip).prompt_learner.state_dict()
     assert sorted(state) == ["txt_ctx", "vis_ctx"]
+
+
+def test_text_features_are_clips_eos_features_of_the_prompted_tokens_l2_normalised(small_clip):
+    """Against a computation written here from CLIP's own modules, one class at a time."""
+    from clip import clip
+
+    model = build(small_clip, init_method="diff").eval()
+    ctx = model.prompt_learner.txt_ctx.detach()
+    expected = []
+    for name in CLASSES:
+        ids = clip.tokenize(f"X X X X {name}.")[0]
+        with torch.no_grad():
+            tokens = small_clip.token_embedding(ids).clone()
+            tokens[1:5] = ctx  # the K context slots after SOS
+            x = tokens.unsqueeze(1) + small_clip.positional_embedding.unsqueeze(1)  # (77, 1, w)
+            x = small_clip.ln_final(small_clip.transformer(x)[:, 0])
+            feature = x[int(ids.argmax())] @ small_clip.text_projection
+        expected.append(feature / feature.norm())
+    with torch.no_grad():
+        features = model.encode_text()
+    assert torch.allclose(features.norm(dim=-1), torch.ones(len(CLASSES)), atol=1e-6)
+    assert torch.allclose(features, torch.stack(expected), atol=1e-5)
