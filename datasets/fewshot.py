@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 # carries both).
 from trainers.dapt_init.atomic import write_atomically
 from trainers.dapt_init.config import SUBSAMPLE_CHOICES
+from trainers.dapt_init.errors import DaptInitError
 
 FEWSHOT_FOLDER = "split_fewshot"
 CACHE_FORMAT = "dapt_init.fewshot/1"
@@ -40,8 +41,10 @@ MAX_VAL_SHOTS = 4  # CoOp draws min(K, 4) validation images per class
 MAX_NAMED = 10  # how many bad files a message lists before summarising
 
 
-class DatasetError(Exception):
-    """Data on disk or a data set setting is wrong; the message names the problem and the fix."""
+class DatasetError(DaptInitError):
+    """Data on disk or a data set setting is wrong; the message names the problem and the fix.
+
+    A ``DaptInitError``, so one ``except DaptInitError`` catches every user error."""
 
 
 class Record(NamedTuple):
