@@ -285,8 +285,9 @@ def main(args: argparse.Namespace) -> None:
     sys.stdout = early = EarlyOutput(console)
     try:
         print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
-        print(f"** System info **\n{collect_env_info()}\n")
         trainer = build_trainer(cfg)
+        # Seconds of subprocesses: only for a run that got this far.
+        print(f"** System info **\n{collect_env_info()}\n")
     finally:
         sys.stdout = console
     setup_logger(cfg.OUTPUT_DIR)
