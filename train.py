@@ -134,6 +134,8 @@ def check_key(cfg: CfgNode, key: str, source: str) -> None:
     else:
         if not isinstance(node, CfgNode):
             return
+        raise DaptInitError(f"{key} ({source}) is a group of keys, not a key; set one of "
+                            f"its keys, e.g. {key}.{next(iter(node), '...')}.")
     if key.startswith("--"):
         raise DaptInitError(
             f"option {key} comes after the KEY VALUE config overrides ({source}); put every "
@@ -258,6 +260,12 @@ class EarlyOutput(io.TextIOBase):
 
     def flush(self) -> None:
         self.console.flush()
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+    def fileno(self) -> int:
+        return self.console.fileno()
 
 
 def main(args: argparse.Namespace) -> None:

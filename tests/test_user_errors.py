@@ -92,6 +92,8 @@ def argv(workdir: Path, output: Path, *opts: str, flags: tuple[str, ...] = (),
      "keys: TRAINER.DAPT_INIT.INIT_METHOD"),
     (["INIT_METHOD", "diff"], "nearest valid keys: TRAINER.DAPT_INIT.INIT_METHOD"),
     (["TRAINER.DAPT_INIT.INIT_METHOD"], "'TRAINER.DAPT_INIT.INIT_METHOD' has no value"),
+    (["TRAINER.DAPT_INIT", "diff"], "TRAINER.DAPT_INIT (on the command line) is a group of keys"),
+    (["--seed", "2"], "option --seed comes after the KEY VALUE config overrides"),
     (["DATASET.NAME", "EuroSet"], "DATASET.NAME is 'EuroSet', which is not registered; did you "
                                   "mean EuroSAT?"),
 ])
@@ -161,10 +163,9 @@ def test_output_folder_under_a_regular_file(capsys, workdir, tmp_path):
     assert f"{blocker} is a file, not a folder" in line
 
 
-def test_read_only_parent_is_refused_for_an_unprivileged_user(tmp_path):
+@requires_toolbox
+def test_read_only_parent_is_refused_for_an_unprivileged_user():
     """Root writes through permission bits, so the check runs as 'nobody' in a forked child."""
-    if not HAVE_TOOLBOX:
-        pytest.skip("needs train.py's imports (toolbox)")
     locked = Path(tempfile.mkdtemp(prefix="dapt_locked_"))  # /tmp: reachable by any user
     try:
         os.chmod(locked, 0o555)
