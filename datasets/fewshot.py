@@ -295,7 +295,8 @@ def decode_marker(dataset_dir: Path, split: str, paths: Sequence[str]) -> Path:
     for path in paths:
         stat = os.stat(path)
         digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return Path(dataset_dir) / FEWSHOT_FOLDER / DECODED_FOLDER / f"{split}-{digest.hexdigest()[:32]}"
+    folder = Path(dataset_dir) / FEWSHOT_FOLDER / DECODED_FOLDER
+    return folder / f"{split}-{digest.hexdigest()[:32]}"
 
 
 def require_decodable(name: str, root: Path, dataset_dir: Path, image_root: Path,

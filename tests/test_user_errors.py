@@ -1,4 +1,4 @@
-"""User errors (issue 7, item 5): one ``error:`` line, exit status 2, nothing created or overwritten.
+"""User errors (issue 7, item 5): one ``error:`` line, exit 2, nothing created or overwritten.
 
 ``train.run`` is called in-process: every case here fails before training, so no subprocess
 is needed. Each case snapshots the folders it could touch and compares them afterwards.
