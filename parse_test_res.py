@@ -66,7 +66,9 @@ What counts as a complete run
 Statistics: mean over seeds; std is the POPULATION standard deviation (ddof=0, numpy's default,
 as CoOp's parser uses ``np.std``); ci95 = 1.96 * std / sqrt(n). A single seed has std 0.
 
-Exit status: 0 when at least one complete run was found, 1 when none was, 2 for usage errors.
+Exit status: 0 when at least one complete run was found, 1 when none was, 2 for usage errors
+and for a ``--plot`` that cannot be written (one ``error:`` line; a folder that does not exist
+or cannot be written is refused before any run is read).
 """
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -753,26 +756,43 @@ def run_study_mode(options: argparse.Namespace) -> int:
                                              table_format)
     wanted = [options.table] if options.table else list(TABLE_KINDS)
     print_tables([tables[kind] for kind in wanted if tables[kind].rows], table_format)
-    if options.plot:
-        plot_if_possible(grids["fewshot"], options)
+    plotted = plot_if_possible(grids["fewshot"], options) if options.plot else True
     report_problems(named_outcomes)
     complete = sum(outcome.complete for _, outcome in named_outcomes)
     print(f"{complete} complete runs, {len(named_outcomes) - complete} skipped, under {root}",
           file=sys.stderr)
-    return exit_status(outcome for _, outcome in named_outcomes)
+    return exit_status(outcome for _, outcome in named_outcomes) if plotted else 2
 
 
-def plot_if_possible(fewshot: GridTable, options: argparse.Namespace) -> None:
+def plot_if_possible(fewshot: GridTable, options: argparse.Namespace) -> bool:
+    """Draw the plot; False (one ``error:`` line printed) when it was asked for but failed."""
     if not fewshot.rows:
         print(f"No few-shot results: {options.plot} not written.", file=sys.stderr)
-        return
+        return True
     try:
         plot_grid_table(fewshot, options.plot, options.ci95, options.keyword)
     except (ImportError, OSError, ValueError) as error:
-        # The tables are printed already; a failed plot does not change the exit status.
-        print(f"Cannot write the plot {options.plot}: {error}", file=sys.stderr)
-        return
+        # The tables are printed already; the exit status still says the plot is missing.
+        print(f"error: cannot write the plot {options.plot} ({error}).", file=sys.stderr)
+        return False
     print(f"Plot written to {options.plot}", file=sys.stderr)
+    return True
+
+
+def plot_path_problem(path: Path) -> str | None:
+    """Why ``--plot`` could not be written, checked before any run is read; None if it can."""
+    folder = path.resolve().parent
+    fix = "give --plot a path in a folder you can write to"
+    if path.is_dir():
+        return f"--plot {path} is a folder; {fix}, e.g. {path / 'curves.png'}"
+    if not folder.is_dir():
+        return f"--plot {path}: the folder {folder} does not exist or is not a folder; {fix}"
+    try:  # a real write: permission bits, a read-only mount, a full disk all show here
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"--plot {path}: cannot write in {folder} ({error.strerror or error}); {fix}"
+    return None
 
 
 # ---- Command line ----------------------------------------------------------------------------
@@ -833,6 +853,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
     check_options(parser, options)
+    problem = plot_path_problem(options.plot) if options.plot else None
+    if problem:
+        print(f"error: {problem}.", file=sys.stderr)
+        return 2
     return run_study_mode(options) if options.study else run_directory_mode(options)
 
 

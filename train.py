@@ -12,18 +12,22 @@ Config order: toolbox defaults -> trainer keys -> dataset yaml -> trainer yaml -
 from __future__ import annotations
 
 import argparse
+import difflib
+import io
 import os
 import sys
+import tempfile
 import warnings
+from typing import Any, Iterator
 
 import torch
+import yaml
 from yacs.config import CfgNode
 
 # The toolbox imports wilds, whose 'outdated' dependency imports the deprecated pkg_resources:
 # a warning on every start that is about neither this project nor the user's setup.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-from datasets.fewshot import DatasetError
 from trainers.dapt_init.config import add_dapt_init_config, validate_config
 from trainers.dapt_init.errors import DaptInitError
 
@@ -73,16 +77,121 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 
     cfg = get_cfg_default()
     add_dapt_init_config(cfg)
-    for path in (args.dataset_config_file, args.config_file):
+    for flag, path in (("--dataset-config-file", args.dataset_config_file),
+                       ("--config-file", args.config_file)):
         if path:
-            cfg.merge_from_file(path)
+            merge_config_file(cfg, path, flag)
     reset_cfg(cfg, args)
-    cfg.merge_from_list(args.opts)
+    merge_overrides(cfg, args.opts)
     cfg.freeze()
     return cfg
 
 
-def check_eval_args(args: argparse.Namespace) -> None:
+# yacs answers a typo with an AssertionError and a wrong type with a ValueError traceback:
+# these checks name the key, the value and the fix instead.
+TYPE_HINTS = {int: "a whole number", float: "a decimal number (write 1.0, not 1)",
+              str: "text", bool: "True or False", tuple: "a tuple", list: "a list"}
+
+
+def _flat_items(mapping: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from _flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        keys += (_all_keys(value, f"{prefix}{key}.") if isinstance(value, CfgNode)
+                 else [f"{prefix}{key}"])
+    return keys
+
+
+def nearest_keys(key: str, keys: list[str]) -> list[str]:
+    """Up to three valid keys close to ``key``, ignoring case; else by the last part alone
+    (a bare 'INIT_METHOD' or a misspelt group)."""
+    by_upper = {valid.upper(): valid for valid in keys}
+    near = difflib.get_close_matches(key.upper(), list(by_upper), n=3, cutoff=0.8)
+    if not near:
+        leaves: dict[str, list[str]] = {}
+        for valid in by_upper:
+            leaves.setdefault(valid.rsplit(".", 1)[-1], []).append(valid)
+        leaf = key.upper().rsplit(".", 1)[-1]
+        for match in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.8):
+            near += leaves[match]
+    return [by_upper[valid] for valid in near[:3]]
+
+
+def check_key(cfg: CfgNode, key: str, source: str) -> None:
+    """An unknown key names the nearest valid ones (a typo is the usual cause)."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, CfgNode) or part not in node:
+            break
+        node = node[part]
+    else:
+        if not isinstance(node, CfgNode):
+            return
+        raise DaptInitError(f"{key} ({source}) is a group of keys, not a key; set one of "
+                            f"its keys, e.g. {key}.{next(iter(node), '...')}.")
+    if key.startswith("--"):
+        raise DaptInitError(
+            f"option {key} comes after the KEY VALUE config overrides ({source}); put every "
+            "--option before the first KEY VALUE pair."
+        )
+    near = nearest_keys(key, _all_keys(cfg))
+    hint = (f"nearest valid keys: {', '.join(near)}" if near
+            else "keys are full dotted paths in capitals, e.g. TRAINER.DAPT_INIT.INIT_METHOD; "
+                 "the README lists this trainer's keys")
+    raise DaptInitError(f"unknown config key {key!r} ({source}); {hint}.")
+
+
+def merge_pair(cfg: CfgNode, key: str, value: Any, source: str) -> None:
+    check_key(cfg, key, source)
+    try:
+        cfg.merge_from_list([key, value])
+    except ValueError:  # the key exists, so yacs' only ValueError is a type mismatch
+        old = cfg
+        for part in key.split("."):
+            old = old[part]
+        kind = TYPE_HINTS.get(type(old), type(old).__name__)
+        raise DaptInitError(
+            f"{key} is {value!r} ({source}), but it takes {kind}, e.g. '{key} {old!r}'."
+        ) from None
+
+
+def merge_config_file(cfg: CfgNode, path: str, flag: str) -> None:
+    """Merge a yaml config as yacs does, key by key, naming what is wrong in it."""
+    if not os.path.isfile(path):
+        raise DaptInitError(
+            f"{flag} {path}: no such file. Give the path of a yaml config (the ones shipped "
+            "are under configs/datasets/ and configs/trainers/DAPT_Init/)."
+        )
+    try:
+        with open(path, encoding="utf-8") as stream:
+            loaded = yaml.safe_load(stream) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        problem = " ".join(str(error).split())
+        raise DaptInitError(f"{flag} {path} cannot be read as yaml ({problem}).") from None
+    if not isinstance(loaded, dict):
+        raise DaptInitError(f"{flag} {path} holds no KEY: VALUE mapping; it is not a config.")
+    for key, value in _flat_items(loaded):
+        merge_pair(cfg, key, value, f"in {path}")
+
+
+def merge_overrides(cfg: CfgNode, opts: list[str]) -> None:
+    if len(opts) % 2:
+        raise DaptInitError(
+            f"the config overrides must be KEY VALUE pairs, but {len(opts)} words were given "
+            f"and {opts[-1]!r} has no value; e.g. 'TRAINER.DAPT_INIT.INIT_METHOD diff'."
+        )
+    for key, value in zip(opts[0::2], opts[1::2]):
+        merge_pair(cfg, key, value, "on the command line")
+
+
+def check_eval_args(args: argparse.Namespace, output_dir: str) -> None:
     """--eval-only writes a result: it must test trained prompts, into a folder of its own."""
     if not args.eval_only:
         return
@@ -91,16 +200,77 @@ def check_eval_args(args: argparse.Namespace) -> None:
             "--eval-only needs --model-dir: the output folder of the run whose prompts to test "
             "(with --load-epoch N for a given epoch)."
         )
-    if args.output_dir and os.path.abspath(args.output_dir) == os.path.abspath(args.model_dir):
+    # realpath: a symlink (or "a/../b") to the model folder is still the model folder.
+    if os.path.realpath(output_dir) == os.path.realpath(args.model_dir):
         raise DaptInitError(
-            "--output-dir is the trained run's own folder; the evaluation's result.json would "
-            "replace the training result there. Give the evaluation its own --output-dir."
+            f"--output-dir {output_dir} is the trained run's own folder {args.model_dir}; the "
+            "evaluation's result.json would replace the training result there. Give the "
+            "evaluation its own --output-dir."
         )
 
 
+def check_registered(cfg: CfgNode) -> None:
+    """An unknown trainer or data set name, listed with the valid ones before any folder exists."""
+    from dassl.data.datasets import DATASET_REGISTRY
+    from dassl.engine import TRAINER_REGISTRY
+
+    for key, flag, registry in (("TRAINER.NAME", "--trainer", TRAINER_REGISTRY),
+                                ("DATASET.NAME", "--dataset-config-file", DATASET_REGISTRY)):
+        name, names = cfg[key.split(".")[0]].NAME, sorted(registry.registered_names())
+        if name not in names:
+            near = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+            guess = f"did you mean {near[0]}? " if near else ""
+            raise DaptInitError(
+                f"{key} is {name!r}, which is not registered; {guess}set it with {flag} or "
+                f"'{key} <name>'; valid names: {', '.join(names)}."
+            )
+
+
+def check_output_dir(output_dir: str) -> None:
+    """The run writes its log, checkpoints and result here: refuse now, not after epoch 1."""
+    target = os.path.abspath(output_dir)
+    existing = target
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    fix = "Give --output-dir a folder you can write to."
+    if not os.path.isdir(existing):
+        raise DaptInitError(
+            f"the output folder {target} cannot be made: {existing} is a file, not a folder. {fix}"
+        )
+    try:  # a real write: permission bits, a read-only mount or a full quota all show here
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise DaptInitError(
+            f"the output folder {target} cannot be written: creating a file in {existing} "
+            f"fails ({error.strerror or error}). {fix}"
+        ) from None
+
+
+class EarlyOutput(io.TextIOBase):
+    """stdout until the log file exists: printed as usual and kept, so a run refused while the
+    trainer is built (data, weights) leaves no folder, and a run that goes on logs it all."""
+
+    def __init__(self, console: Any) -> None:
+        self.console, self.kept = console, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.kept.write(text)
+        return self.console.write(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+    def fileno(self) -> int:
+        return self.console.fileno()
+
+
 def main(args: argparse.Namespace) -> None:
-    check_eval_args(args)
     cfg = setup_cfg(args)
+    check_eval_args(args, cfg.OUTPUT_DIR)
     if cfg.TRAINER.NAME == "DAPT_Init":
         # Fail on a bad value before a folder, a log or a download exists.
         validate_config(cfg, training=not (args.eval_only or args.no_train))
@@ -108,20 +278,31 @@ def main(args: argparse.Namespace) -> None:
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
 
-    import datasets  # noqa: F401  (registers the dataset classes)
+    import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
+    check_registered(cfg)
+    check_output_dir(cfg.OUTPUT_DIR)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
-    print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
-    print(f"** System info **\n{collect_env_info()}\n")
+    console = sys.stdout
+    sys.stdout = early = EarlyOutput(console)
+    try:
+        print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
+        trainer = build_trainer(cfg)
+        # Seconds of subprocesses: only for a run that got this far.
+        print(f"** System info **\n{collect_env_info()}\n")
+    finally:
+        sys.stdout = console
+    setup_logger(cfg.OUTPUT_DIR)
+    log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console already has it
+    if log_file is not None:
+        log_file.write(early.kept.getvalue())
 
-    trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
@@ -145,7 +326,7 @@ def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         main(args)
-    except (DaptInitError, DatasetError) as error:
+    except DaptInitError as error:  # DatasetError is one too
         report(error)
         return 2
     return 0

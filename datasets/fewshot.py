@@ -33,15 +33,20 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 # carries both).
 from trainers.dapt_init.atomic import write_atomically
 from trainers.dapt_init.config import SUBSAMPLE_CHOICES
+from trainers.dapt_init.errors import DaptInitError
 
 FEWSHOT_FOLDER = "split_fewshot"
 CACHE_FORMAT = "dapt_init.fewshot/1"
 MAX_VAL_SHOTS = 4  # CoOp draws min(K, 4) validation images per class
 MAX_NAMED = 10  # how many bad files a message lists before summarising
+DECODED_FOLDER = "decoded"  # split_fewshot/decoded/<split>-<files digest>: lists that decoded
+DECODED_FORMAT = "dapt_init.decoded/1"
 
 
-class DatasetError(Exception):
-    """Data on disk or a data set setting is wrong; the message names the problem and the fix."""
+class DatasetError(DaptInitError):
+    """Data on disk or a data set setting is wrong; the message names the problem and the fix.
+
+    A ``DaptInitError``, so one ``except DaptInitError`` catches every user error."""
 
 
 class Record(NamedTuple):
@@ -283,18 +288,63 @@ def _decode_problem(path: str) -> str | None:
     return None
 
 
-def require_decodable(name: str, root: Path, image_root: Path, records: Sequence[Record]) -> None:
-    """Decode-check images (threads: PIL releases the GIL) and name the unreadable ones."""
-    paths = [os.path.join(image_root, record.path) for record in records]
+def decode_marker(dataset_dir: Path, split: str, paths: Sequence[str]) -> Path:
+    """Where a decode check that passed is remembered: keyed by the split's exact files (path,
+    size and modification time, so a replaced or damaged file is checked again)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    folder = Path(dataset_dir) / FEWSHOT_FOLDER / DECODED_FOLDER
+    return folder / f"{split}-{digest.hexdigest()[:32]}"
+
+
+def require_decodable(name: str, root: Path, dataset_dir: Path, image_root: Path,
+                      splits: Mapping[str, Sequence[Record] | None]) -> None:
+    """Decode-check every image the run reads, train, val and test, before any training:
+    threads (PIL releases the GIL), and once per split: a list that passed leaves a marker
+    keyed by its files, so the next run with the same list (the test split, a cached few-shot
+    draw) pays only a stat per image."""
+    bad: list[str] = []
     workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        problems = list(pool.map(_decode_problem, paths))
-    bad = [f"{path} ({problem})" for path, problem in zip(paths, problems) if problem]
+    for split, records in splits.items():
+        paths = [os.path.join(image_root, record.path) for record in records or []]
+        marker = decode_marker(dataset_dir, split, paths)
+        if not paths or marker.is_file():
+            continue
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            problems = list(pool.map(_decode_problem, paths))
+        split_bad = [f"{split}: {path} ({problem})"
+                     for path, problem in zip(paths, problems) if problem]
+        bad += split_bad
+        if not split_bad:
+            try:
+                write_json_atomically({"format": DECODED_FORMAT, "images": len(paths)}, marker)
+            except OSError:  # a read-only data root: the check is simply repeated next time
+                pass
     if bad:
         raise DatasetError(
-            f"{name}: {len(bad)} few-shot image(s) cannot be decoded:\n{_name_some(bad)}\n"
-            f"Fix: replace these files with good copies (extract the archive again); "
-            f"'{prepare_command(root, name)}' names the expected sources."
+            f"{name}: {len(bad)} image(s) this run would read cannot be decoded:\n"
+            f"{_name_some(bad)}\nFix: replace these files with good copies (extract the archive "
+            f"again); '{prepare_command(root, name)}' names the expected sources."
+        )
+
+
+def require_every_class_trained(name: str, root: Path, splits: Splits, source: str) -> None:
+    """Each class needs a training image: prompts are trained on them, DAPT's prototypes average
+    them, and Dassl counts classes from the training labels."""
+    names: dict[int, str] = {}
+    for record in [*splits.train, *(splits.val or []), *splits.test]:
+        names.setdefault(record.label, record.classname)
+    trained = {record.label for record in splits.train}
+    missing = sorted(set(range(max(names, default=-1) + 1)) - trained)
+    if missing:
+        shown = [f"{label} ({names.get(label, 'no image in any split')})" for label in missing]
+        raise DatasetError(
+            f"{name}: {len(missing)} class(es) have no training image in {source}: "
+            f"{', '.join(shown[:MAX_NAMED])}{' ...' if len(shown) > MAX_NAMED else ''}. "
+            f"Fix: fetch the split file again ('{prepare_command(root, name, True)}'), or drop "
+            "these labels from every split and number the classes from 0 without gaps."
         )
 
 
@@ -539,14 +589,20 @@ class FewShotDataset:
                 splits: Splits) -> Splits:
         subsample = subsample_setting(cfg)
         if self.test_only:
-            return self._test_only(name, subsample, splits)
+            selected = self._test_only(name, subsample, splits)
+            require_decodable(name, root, dataset_dir, image_root, {"test": selected.test})
+            return selected
+        require_every_class_trained(name, root, splits, self.split_file or "the data set folders")
         num_shots = int(cfg.DATASET.NUM_SHOTS)
         if num_shots < 1:  # full data; NUM_SHOTS < 1 while training is the trainer's to refuse
             train, val, test = subsample_classes(subsample, splits.train, splits.val, splits.test)
+            # Only evaluation runs get here, and they read the test split alone.
+            require_decodable(name, root, dataset_dir, image_root, {"test": test})
             return Splits(train, val if splits.val is not None else test, test)
         seed = int(cfg.SEED)
         chosen = select_fewshot(self, name, dataset_dir, splits, num_shots, seed, subsample)
-        require_decodable(name, root, image_root, chosen.train + (chosen.val or []))
+        require_decodable(name, root, dataset_dir, image_root,
+                          {"train": chosen.train, "val": chosen.val, "test": chosen.test})
         # Where a data set has no val split (ImageNet), CoOp validates on the test split.
         val = chosen.val if splits.val is not None else chosen.test
         return Splits(chosen.train, val, chosen.test)

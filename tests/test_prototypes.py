@@ -23,7 +23,9 @@ def test_prototypes_are_class_means_of_normalised_features():
 
 def test_a_class_without_images_is_an_error():
     batches = [(torch.randn(2, 4), torch.tensor([0, 0]))]
-    with pytest.raises(ValueError, match=r"classes \[1\]"):
+    from trainers.dapt_init.errors import DaptInitError
+
+    with pytest.raises(DaptInitError, match=r"classes \[1\] have no training image"):
         compute_prototypes(lambda x: x, batches, n_classes=2, progress=False)
 
 

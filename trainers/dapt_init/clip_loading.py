@@ -7,6 +7,7 @@ JIT archive as OpenAI ships it, or a plain state dict saved with ``torch.save``.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 import zipfile
 
@@ -16,6 +17,14 @@ from .config import VIT_RESOLUTIONS
 from .errors import DaptInitError
 
 CLIP_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "clip")
+# The keys clip.build_model reads to infer a ViT CLIP's shape (a missing one is a KeyError
+# deep inside clip; naming them all up front is the useful message).
+SHAPE_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
+              "visual.proj", "visual.transformer.resblocks.0.attn.in_proj_weight",
+              "text_projection", "positional_embedding", "token_embedding.weight",
+              "transformer.resblocks.0.attn.in_proj_weight", "ln_final.weight")
+SHAPE_SCALARS = ("input_resolution", "context_length", "vocab_size")  # build_model drops them
+MAX_NAMED_KEYS = 8
 
 
 def import_clip():
@@ -59,9 +68,16 @@ def is_torchscript_archive(path: str) -> bool:
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Weights from a JIT archive or a state dict file, on the CPU."""
     if is_torchscript_archive(path):
-        with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not for users
-            warnings.simplefilter("ignore", FutureWarning)
-            return torch.jit.load(path, map_location="cpu").state_dict()
+        try:
+            with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not for users
+                warnings.simplefilter("ignore", FutureWarning)
+                return dict(torch.jit.load(path, map_location="cpu").state_dict())
+        except Exception as error:  # torch raises RuntimeError and others for a bad archive
+            raise DaptInitError(
+                f"cannot load the TorchScript archive {path!r} ({error.__class__.__name__}: "
+                f"{_first_line(error)}); download it again or give a state dict saved with "
+                "torch.save."
+            ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -71,18 +87,57 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         ) from error
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(
+            isinstance(key, str) and (isinstance(value, torch.Tensor) or key in SHAPE_SCALARS)
+            for key, value in state.items()):
+        raise DaptInitError(
+            f"{path!r} holds a {type(state).__name__} that is not a state dict (names to "
+            "tensors); give a CLIP TorchScript archive or model.state_dict() saved with "
+            "torch.save."
+        )
     return state
+
+
+def _first_line(error: Exception) -> str:
+    line = (str(error).strip().splitlines() or [""])[0]
+    return line.split("  (Could this error message be improved?")[0]  # torch's own appeal
+
+
+def _name_keys(keys: list[str]) -> str:
+    more = len(keys) - MAX_NAMED_KEYS
+    return ", ".join(keys[:MAX_NAMED_KEYS]) + (f" and {more} more" if more > 0 else "")
+
+
+def build_clip(state_dict: dict[str, torch.Tensor], path: str) -> torch.nn.Module:
+    """``clip.build_model``, with missing or misshapen weights named instead of a traceback."""
+    clip = import_clip()
+    missing = [key for key in SHAPE_KEYS if key not in state_dict]
+    fix = "Use an OpenAI CLIP file (or its state dict) as clip ships it."
+    if missing:
+        raise DaptInitError(f"{path!r} is not a complete ViT CLIP: it lacks "
+                            f"{_name_keys(missing)}. {fix}")
+    try:
+        return clip.build_model(state_dict)
+    except (RuntimeError, ValueError, IndexError, KeyError) as error:
+        # load_state_dict names the other missing keys; the rest are tensors of wrong shapes.
+        text = str(error)
+        found = re.search(r"Missing key\(s\) in state_dict: (.*)", text)
+        if found:
+            keys = re.findall(r'"([^"]+)"', found.group(1))
+            problem = f"it lacks {_name_keys(keys)}"
+        else:
+            problem = " ".join(text.split())[:300]
+        raise DaptInitError(f"{path!r} is not a loadable ViT CLIP: {problem}. {fix}") from None
 
 
 def load_clip(backbone: str, weights_file: str = "") -> torch.nn.Module:
     """A CPU CLIP model in eval mode, fp16 as ``clip.build_model`` makes it."""
-    clip = import_clip()
     path = resolve_weights_file(backbone, weights_file)
     state_dict = read_state_dict(path)
-    if "visual.proj" not in state_dict:
+    if "visual.proj" not in state_dict and "visual.attnpool.c_proj.weight" in state_dict:
         raise DaptInitError(
             f"{path!r} holds a ResNet CLIP; DAPT_Init needs a vision transformer "
             "(visual prompts are inserted between the CLS token and the patches)."
         )
-    return clip.build_model(state_dict)
+    return build_clip(state_dict, path)
 

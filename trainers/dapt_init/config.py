@@ -6,6 +6,7 @@ weights are loaded (the trainer calls it from Dassl's ``check_cfg`` hook).
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -62,14 +63,23 @@ def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
         )
 
 
+def _is_number(value: Any) -> bool:
+    # bool is an int to Python, never a number to a user; nan and inf pass every comparison
+    # test (nan < 0 is False) and would poison the first step, so they are refused here.
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def _positive_int(value: Any, key: str) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise DaptInitError(f"{key} is {value!r}; it must be a whole number of at least 1.")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DaptInitError(f"{key} is {value!r}; it must be a whole number of at least 1, "
+                            f"e.g. '{key} 16'.")
 
 
 def _non_negative(value: Any, key: str) -> None:
-    if not isinstance(value, (int, float)) or value < 0:
-        raise DaptInitError(f"{key} is {value!r}; it must be a number of at least 0.")
+    if not _is_number(value) or value < 0:
+        raise DaptInitError(f"{key} is {value!r}; it must be a finite number of at least 0, "
+                            f"e.g. '{key} 0.1'.")
 
 
 def validate_config(cfg: Any, *, training: bool = True) -> None:
@@ -85,13 +95,17 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
     _non_negative(node.VIS_BETA, prefix + "VIS_BETA")
     _non_negative(node.TXT_BETA, prefix + "TXT_BETA")
     _non_negative(node.TXT_RBF_T, prefix + "TXT_RBF_T")
-    if not 0.0 <= node.VIS_DROPOUT < 1.0:
+    if not _is_number(node.VIS_DROPOUT) or not 0.0 <= node.VIS_DROPOUT < 1.0:
         raise DaptInitError(
             f"{prefix}VIS_DROPOUT is {node.VIS_DROPOUT!r}; it must be in [0, 1)."
         )
     _choice(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"), SUBSAMPLE_CHOICES,
             "DATASET.SUBSAMPLE_CLASSES")
-    if training and cfg.DATASET.NUM_SHOTS < 1:
+    shots = cfg.DATASET.NUM_SHOTS
+    if not isinstance(shots, int) or isinstance(shots, bool):
+        raise DaptInitError(f"DATASET.NUM_SHOTS is {shots!r}; it must be a whole number of "
+                            "images per class, e.g. 'DATASET.NUM_SHOTS 16'.")
+    if training and shots < 1:
         raise DaptInitError(
             f"DATASET.NUM_SHOTS is {cfg.DATASET.NUM_SHOTS}; DAPT_Init trains few-shot, so "
             "give at least 1 shot per class (e.g. 'DATASET.NUM_SHOTS 16'), or run "

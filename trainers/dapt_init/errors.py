@@ -1,7 +1,9 @@
 """The one exception type users see from this trainer.
 
 Each message names what was wrong, the value seen and what to do, so ``train.py`` can print
-it as a single line instead of a traceback.
+it as a single ``error: <message>`` line (exit status 2) instead of a traceback. A host
+codebase catches ``DaptInitError`` to do the same; ``datasets.fewshot.DatasetError`` (this
+repository's data set classes) is a subclass.
 """
 
 

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import torch_save_atomically
+from .errors import DaptInitError
 
 CACHE_FORMAT = "dapt_init.prototypes/1"
 
@@ -41,7 +42,11 @@ def compute_prototypes(
         counts += torch.bincount(labels, minlength=n_classes).double()
     empty = (counts == 0).nonzero().flatten().tolist()
     if sums is None or empty:
-        raise ValueError(f"no training image for classes {empty}: cannot build their prototypes")
+        raise DaptInitError(
+            f"classes {empty} have no training image, so DAPT's intra-class loss has no "
+            "prototype for them; give every class at least one training image (check the "
+            "data set's train split and DATASET.NUM_SHOTS)."
+        )
     return (sums / counts.unsqueeze(1)).float()
 
 
