@@ -716,8 +716,10 @@ def reference_cells(summary: Summary | None, reference: float | None) -> list[st
     return [f"{reference:.2f}", f"{difference:+.2f}", in_std]
 
 
-def matched_rows(reference: Reference, tables: Sequence[GridTable]) -> int:
+def matched_cells(reference: Reference, tables: Sequence[GridTable]) -> int:
+    """How many measured cells have a value of the reference beside them."""
     return sum(reference.value(method, shots, dataset) is not None
+               and table.summary(method, shots, dataset) is not None
                for table in tables for method, shots in table.rows for dataset in table.datasets)
 
 
@@ -1005,7 +1007,7 @@ def run_study_mode(options: argparse.Namespace) -> int:
         plot_if_possible(grids["fewshot"], options, references)
     for reference in references:
         print(f"Reference {reference.name} ({reference.path}): {len(reference.values)} values, "
-              f"{matched_rows(reference, list(grids.values()))} beside measured cells",
+              f"{matched_cells(reference, list(grids.values()))} beside measured cells",
               file=sys.stderr)
     report_problems(named_outcomes)
     complete = sum(outcome.complete for _, outcome in named_outcomes)
