@@ -24,20 +24,37 @@ Study mode
 ----------
     python parse_test_res.py --study output/ [--format plain|github|csv|latex]
                              [--table fewshot|dg|base2new] [--plot accuracy.png] [--ci95]
+                             [--reference [NAME=]FILE.csv ...]
 
 Walks the output root, finds every ``seed<k>`` run folder and prints one table per layout found:
 
-    few-shot   <dataset>/<trainer>/<init>/<cfg>_<shots>shots/seed<k>
-    dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots/seed<k>
+    few-shot   <dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<TAG>]/seed<k>
+    dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<TAG>]/seed<k>
     base2new   base2new/{train_base,test_new}/<dataset>/shots_<K>/<trainer>/<init>/<cfg>/seed<k>
 
+``<init>`` may be ``<init>_vis-<visinit>`` (the scripts' folder for a non-random visual init).
 Few-shot and dg tables: rows are init x shots (grouped by init in the order random, same, diff,
-then other methods; shots descending), columns are datasets, cells ``mean +- std (n seeds)``.
+then other methods; shots ascending), columns are datasets, cells ``mean +- std (n seeds)``.
+The visual init (from the folder or result.json's "vis_init_method"; runs recording none used
+random) becomes a "vis init" column when the study holds more than one, and runs with a TAG
+get a "tag" column: runs of different tags or visual inits are never pooled.
 The base-to-new table has one row per dataset x init x shots with columns base, new and H, where
 H = 2*b*n/(b+n) is computed from the MEAN base and MEAN new values (not a mean of per-seed H).
 ``--plot FILE.png`` draws the few-shot table: accuracy against shots, one panel per dataset, one
-line per init with std (or ci95) error bars. With ``--format csv`` and several tables, each table
+line per init with std (or ci95) error bars, the inits dodged side by side along x so their bars
+never overlap and the bars cut at 0 and 100. With ``--format csv`` and several tables, each table
 is preceded by a ``# <title>`` row and a blank line separates them; pick one with ``--table``.
+
+``--reference FILE.csv`` (repeatable; ``NAME=FILE.csv`` names it, else the file name does) adds,
+per dataset of the few-shot and dg tables, the reference value, measured mean - reference in
+points, and that difference in seed standard deviations ('-' where the std is 0); the plot shows
+references as hollow markers. Its columns: dataset (folder or display name), init, shots and the
+metric (``accuracy``, or the --keyword); optional vis_init (default random) and tag (default
+none); '#' lines are comments. docs/reference/report_seed1.csv is the study report's table.
+
+DIR must be one output root: when its runs sit below known dataset folders deeper down (a folder
+holding several output roots, or another tree), or DIR is a dataset folder, the study is refused
+with one ``error:`` line naming the folder to give (exit status 2).
 
 Path leniency: a run folder with no init level (``<dataset>/<trainer>/<cfg>_<shots>shots/...``,
 other trainers) gets the trainer name as its row label; folders between the shots folder and the
@@ -66,7 +83,8 @@ What counts as a complete run
 Statistics: mean over seeds; std is the POPULATION standard deviation (ddof=0, numpy's default,
 as CoOp's parser uses ``np.std``); ci95 = 1.96 * std / sqrt(n). A single seed has std 0.
 
-Exit status: 0 when at least one complete run was found, 1 when none was, 2 for usage errors.
+Exit status: 0 when at least one complete run was found, 1 when none was, 2 for usage errors
+(including a bad --reference file or a DIR that is not one output root).
 """
 from __future__ import annotations
 

@@ -234,8 +234,10 @@ def plot_lines(lines: Sequence[Line], out: Path) -> None:
             axis.plot(epochs, means, marker="." if len(epochs) < 30 else None, color=color,
                       label=line.label)
             if len(line.runs) > 1:
-                low = [series[e] - line.std[name][e] for e in epochs]
-                high = [series[e] + line.std[name][e] for e in epochs]
+                # Every term, norm and accuracy is >= 0 (accuracy <= 100): cut the band there.
+                top = 100.0 if name == "acc" else math.inf
+                low = [max(series[e] - line.std[name][e], 0.0) for e in epochs]
+                high = [min(series[e] + line.std[name][e], top) for e in epochs]
                 axis.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
         if name.startswith("grad_") and all(v > 0 for line in lines
                                             for v in line.mean.get(name, {}).values()):
