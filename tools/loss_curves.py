@@ -288,12 +288,12 @@ def write_csv(lines: Sequence[Line], path: Path) -> None:
 
 
 def losses(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() != ".png":
+        raise DaptInitError(f"--out {args.out} must end in .png (the CSV goes beside it).")
     runs = [read_run(run_dir, args.source) for run_dir in args.run_dirs]  # errors first
     lines = group_lines(runs)
     if not present_panels(lines):
         raise DaptInitError("the runs logged none of " + ", ".join(ALL_NAMES) + ".")
-    if args.out.suffix.lower() != ".png":
-        raise DaptInitError(f"--out {args.out} must end in .png (the CSV goes beside it).")
     plot_lines(lines, args.out)
     csv_path = args.out.with_suffix(".csv")
     write_csv(lines, csv_path)
