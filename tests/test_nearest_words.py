@@ -97,4 +97,5 @@ def test_nothing_to_interpret_and_a_missing_epoch_are_one_error_line(tmp_path, s
                run_dir / "prompt_learner" / "model.pth.tar-3")
     assert analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file, "--runs",
                                 str(run_dir), "--epoch", "1"]) == 2
-    assert "no checkpoint for epoch 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "epoch 1" in err
