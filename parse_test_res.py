@@ -24,20 +24,37 @@ Study mode
 ----------
     python parse_test_res.py --study output/ [--format plain|github|csv|latex]
                              [--table fewshot|dg|base2new] [--plot accuracy.png] [--ci95]
+                             [--reference [NAME=]FILE.csv ...]
 
 Walks the output root, finds every ``seed<k>`` run folder and prints one table per layout found:
 
-    few-shot   <dataset>/<trainer>/<init>/<cfg>_<shots>shots/seed<k>
-    dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots/seed<k>
+    few-shot   <dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<TAG>]/seed<k>
+    dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<TAG>]/seed<k>
     base2new   base2new/{train_base,test_new}/<dataset>/shots_<K>/<trainer>/<init>/<cfg>/seed<k>
 
+``<init>`` may be ``<init>_vis-<visinit>`` (the scripts' folder for a non-random visual init).
 Few-shot and dg tables: rows are init x shots (grouped by init in the order random, same, diff,
-then other methods; shots descending), columns are datasets, cells ``mean +- std (n seeds)``.
+then other methods; shots ascending), columns are datasets, cells ``mean +- std (n seeds)``.
+The visual init (from the folder or result.json's "vis_init_method"; runs recording none used
+random) becomes a "vis init" column when the study holds more than one, and runs with a TAG
+get a "tag" column: runs of different tags or visual inits are never pooled.
 The base-to-new table has one row per dataset x init x shots with columns base, new and H, where
 H = 2*b*n/(b+n) is computed from the MEAN base and MEAN new values (not a mean of per-seed H).
 ``--plot FILE.png`` draws the few-shot table: accuracy against shots, one panel per dataset, one
-line per init with std (or ci95) error bars. With ``--format csv`` and several tables, each table
+line per init with std (or ci95) error bars, the inits dodged side by side along x so their bars
+never overlap and the bars cut at 0 and 100. With ``--format csv`` and several tables, each table
 is preceded by a ``# <title>`` row and a blank line separates them; pick one with ``--table``.
+
+``--reference FILE.csv`` (repeatable; ``NAME=FILE.csv`` names it, else the file name does) adds,
+per dataset of the few-shot and dg tables, the reference value, measured mean - reference in
+points, and that difference in seed standard deviations ('-' where the std is 0); the plot shows
+references as hollow markers. Its columns: dataset (folder or display name), init, shots and the
+metric (``accuracy``, or the --keyword); optional vis_init (default random) and tag (default
+none); '#' lines are comments. docs/reference/report_seed1.csv is the study report's table.
+
+DIR must be one output root: when its runs sit below known dataset folders deeper down (a folder
+holding several output roots, or another tree), or DIR is a dataset folder, the study is refused
+with one ``error:`` line naming the folder to give (exit status 2).
 
 Path leniency: a run folder with no init level (``<dataset>/<trainer>/<cfg>_<shots>shots/...``,
 other trainers) gets the trainer name as its row label; folders between the shots folder and the
@@ -67,8 +84,9 @@ Statistics: mean over seeds; std is the POPULATION standard deviation (ddof=0, n
 as CoOp's parser uses ``np.std``); ci95 = 1.96 * std / sqrt(n). A single seed has std 0.
 
 Exit status: 0 when at least one complete run was found, 1 when none was, 2 for usage errors
-and for a ``--plot`` that cannot be written (one ``error:`` line; a folder that does not exist
-or cannot be written is refused before any run is read).
+(including a bad --reference file or a DIR that is not one output root) and for a ``--plot``
+that cannot be written (one ``error:`` line; a folder that does not exist or cannot be written
+is refused before any run is read).
 """
 from __future__ import annotations
 
@@ -102,7 +120,11 @@ JSON_METRIC_FOR_KEYWORD = {"error": "error_rate"}
 LOG_ROUNDING_TOLERANCE = 0.05 + 1e-9
 
 SEED_DIR = re.compile(r"seed(\d+)$")
-SHOTS_DIR = re.compile(r"(.+)_(\d+)shots$")
+# "<cfg>_<shots>shots" or, for runs given a TAG by the scripts, "<cfg>_<shots>shots_<TAG>".
+SHOTS_DIR = re.compile(r"(.+?)_(\d+)shots(?:_(.+))?$")
+# "<init>_vis-<visinit>": the scripts' init folder when the visual init is not random.
+VIS_INIT_DIR = re.compile(r"(.+)_vis-([^/]+)$")
+DEFAULT_VIS_INIT = "random"
 BASE2NEW_SHOTS_DIR = re.compile(r"shots_(\d+)$")
 BASE2NEW_SPLITS = {"train_base": "base", "test_new": "new"}
 INIT_ORDER = ("random", "same", "diff")
@@ -430,6 +452,8 @@ class RunKey:
     shots: int
     seed: int
     split: str | None = None  # "base" or "new" for base2new
+    vis_init: str | None = None  # from "<init>_vis-<v>" or result.json; None: not recorded
+    tag: str = ""  # the scripts' TAG ("<cfg>_<shots>shots_<TAG>"); "" when none
 
 
 def find_seed_folders(root: Path) -> list[Path]:
@@ -461,10 +485,17 @@ def parse_fewshot_path(parts: Sequence[str], kind: str, seed: int) -> RunKey:
                         if index >= 2 and SHOTS_DIR.match(part)), None)
     if shots_index is None:
         raise LayoutError("expected <dataset>/<trainer>/[<init>/]<cfg>_<N>shots/.../seed<k>")
-    config, shots = SHOTS_DIR.match(parts[shots_index]).groups()
-    return RunKey(kind=kind, dataset=parts[0], trainer=parts[1],
-                  init="/".join(parts[2:shots_index]) or None, config=config,
-                  extra="/".join(parts[shots_index + 1:]), shots=int(shots), seed=seed)
+    config, shots, tag = SHOTS_DIR.match(parts[shots_index]).groups()
+    init, vis_init = split_vis_init("/".join(parts[2:shots_index]) or None)
+    return RunKey(kind=kind, dataset=parts[0], trainer=parts[1], init=init, config=config,
+                  extra="/".join(parts[shots_index + 1:]), shots=int(shots), seed=seed,
+                  vis_init=vis_init, tag=tag or "")
+
+
+def split_vis_init(init: str | None) -> tuple[str | None, str | None]:
+    """'diff_vis-same' -> ('diff', 'same'); an init folder without the suffix -> (init, None)."""
+    match = VIS_INIT_DIR.match(init) if init else None
+    return (match.group(1), match.group(2)) if match else (init, None)
 
 
 def parse_base2new_path(parts: Sequence[str], split: str, seed: int) -> RunKey:
@@ -474,10 +505,21 @@ def parse_base2new_path(parts: Sequence[str], split: str, seed: int) -> RunKey:
                           "[<init>/]<cfg>/seed<k>")
     shots = int(BASE2NEW_SHOTS_DIR.match(parts[1]).group(1))
     after_trainer = parts[3:]
-    init = after_trainer[0] if len(after_trainer) >= 2 else None
+    init, vis_init = split_vis_init(after_trainer[0] if len(after_trainer) >= 2 else None)
     config = after_trainer[1] if len(after_trainer) >= 2 else after_trainer[0]
     return RunKey(kind="base2new", dataset=parts[0], trainer=parts[2], init=init, config=config,
-                  extra="/".join(after_trainer[2:]), shots=shots, seed=seed, split=split)
+                  extra="/".join(after_trainer[2:]), shots=shots, seed=seed, split=split,
+                  vis_init=vis_init)
+
+
+def recorded_vis_init(run_dir: Path) -> str | None:
+    """The "vis_init_method" a DAPT_Init run recorded in result.json, if any."""
+    try:
+        record = json.loads((run_dir / RESULT_JSON_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    value = record.get("vis_init_method") if isinstance(record, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass
@@ -499,7 +541,8 @@ def collect_study(root: Path, keyword: str,
             outcome = RunOutcome(seed_folder, skip_reason=f"path matches no layout: {error}")
         else:
             outcome = read_run(seed_folder, keyword, test_log)
-            runs.append(StudyRun(key, outcome))
+            recorded = recorded_vis_init(seed_folder)
+            runs.append(StudyRun(replace(key, vis_init=recorded or key.vis_init), outcome))
         named_outcomes.append((relative.as_posix(), outcome))
     return runs, named_outcomes
 
@@ -507,14 +550,29 @@ def collect_study(root: Path, keyword: str,
 # ---- Study mode: row labels ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Method:
-    """A table row group: its label and where it sorts (random, same, diff, then the rest)."""
+    """A table row group: its label and where it sorts (random, same, diff, then the rest).
+
+    ``init_label`` is the "init" column; ``vis`` (only when the study holds several visual
+    inits) and ``tag`` are row keys of their own; ``label`` joins them (legend, lookups).
+    ``init`` and ``vis_init`` are the raw values, for matching reference rows.
+    """
 
     label: str
     sort_key: tuple
+    init_label: str = ""
+    vis: str | None = None
+    tag: str = ""
+    init: str | None = None
+    vis_init: str | None = None
 
 
 def init_rank(name: str | None) -> int:
     return INIT_ORDER.index(name) if name in INIT_ORDER else len(INIT_ORDER)
+
+
+def effective_vis_init(key: RunKey) -> str | None:
+    """A run with an init level but no recorded visual init used the default (random)."""
+    return key.vis_init or (DEFAULT_VIS_INIT if key.init is not None else None)
 
 
 def label_methods(keys: Iterable[RunKey]) -> dict[RunKey, Method]:
@@ -522,19 +580,29 @@ def label_methods(keys: Iterable[RunKey]) -> dict[RunKey, Method]:
     variants = {replace(key, seed=0, split=None) for key in keys}
     trainers_with_init = {key.trainer for key in variants if key.init is not None}
     prefix_trainer = len(trainers_with_init) > 1
+    show_vis = len({effective_vis_init(key) for key in variants} - {None}) > 1
     base_labels = {variant: base_method_label(variant, prefix_trainer) for variant in variants}
     configs_per_cell = defaultdict(set)
     for variant, label in base_labels.items():
-        configs_per_cell[(variant.kind, variant.dataset, label, variant.shots)].add(variant.config)
+        configs_per_cell[cell_of(variant, label)].add(variant.config)
     methods = {}
     for variant, label in base_labels.items():
-        mixed = len(configs_per_cell[(variant.kind, variant.dataset, label, variant.shots)]) > 1
-        full_label = f"{label} [{variant.config}]" if mixed else label
+        mixed = len(configs_per_cell[cell_of(variant, label)]) > 1
+        init_label = f"{label} [{variant.config}]" if mixed else label
+        vis = effective_vis_init(variant) if show_vis else None
+        full_label = ", ".join([init_label] + ([f"vis {vis}"] if vis else [])
+                               + ([variant.tag] if variant.tag else []))
         group = variant.trainer if (prefix_trainer or variant.init is None) else ""
-        sort_key = (group, init_rank(variant.init), variant.init or "", variant.extra,
+        sort_key = (group, init_rank(variant.init), variant.init or "",
+                    init_rank(vis), vis or "", tuple(natural_key(variant.tag)), variant.extra,
                     variant.config if mixed else "")
-        methods[variant] = Method(full_label, sort_key)
+        methods[variant] = Method(full_label, sort_key, init_label, vis, variant.tag,
+                                  variant.init, effective_vis_init(variant))
     return methods
+
+
+def cell_of(variant: RunKey, label: str) -> tuple:
+    return (variant.kind, variant.dataset, label, variant.shots, variant.vis_init, variant.tag)
 
 
 def base_method_label(key: RunKey, prefix_trainer: bool) -> str:
@@ -593,10 +661,90 @@ def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
         values[(method.label, run.key.shots, run.key.dataset)].append(run.outcome.value)
         rows.add((method, run.key.shots))
         datasets.add(run.key.dataset)
-    ordered_rows = sorted(rows, key=lambda row: (row[0].sort_key, row[0].label, -row[1]))
+    # Shots ascending (1, 2, 4, 8, 16) within each method.
+    ordered_rows = sorted(rows, key=lambda row: (row[0].sort_key, row[0].label, row[1]))
     return GridTable(title, ordered_rows, sorted(datasets, key=dataset_sort_key), dict(values))
 
 
+# ---- Study mode: reference accuracies --------------------------------------------------------
+REFERENCE_COLUMNS = ("dataset", "init", "shots")  # plus the value column: the --keyword
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Published (or other) numbers to compare with: (dataset, init, vis init, tag, shots) ->
+    value, dataset normalised ('Oxford Pets', 'OxfordPets' and 'oxford_pets' are one)."""
+
+    name: str
+    path: Path
+    values: dict[tuple[str, str, str, str, int], float]
+
+    def value(self, method: Method, shots: int, dataset: str) -> float | None:
+        if method.init is None:
+            return None
+        key = (normalized_dataset(dataset), method.init, method.vis_init or DEFAULT_VIS_INIT,
+               method.tag, shots)
+        return self.values.get(key)
+
+
+class ReferenceError(ValueError):
+    """A --reference file that cannot be used (one line: what is wrong and the fix)."""
+
+
+def load_reference(spec: str, keyword: str) -> Reference:
+    """``FILE.csv`` or ``NAME=FILE.csv``; columns dataset, init, shots and the metric (the
+    --keyword, e.g. accuracy); optional vis_init (default random) and tag (default none).
+    Lines starting with '#' are comments; other columns are ignored."""
+    name, separator, file_name = spec.partition("=")
+    path = Path(file_name if separator else spec)
+    name = name if separator else path.stem
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise ReferenceError(f"--reference {spec}: cannot read {path} ({error.strerror}).")
+    reader = csv.DictReader(line for line in lines if line.strip() and not line.startswith("#"))
+    missing = [column for column in REFERENCE_COLUMNS + (keyword,)
+               if column not in (reader.fieldnames or [])]
+    if missing:
+        raise ReferenceError(f"--reference {path}: missing column(s) {', '.join(missing)}; a "
+                             f"reference CSV has columns {', '.join(REFERENCE_COLUMNS)}, "
+                             f"{keyword} (optional: vis_init, tag).")
+    values: dict[tuple[str, str, str, str, int], float] = {}
+    for number, row in enumerate(reader, start=2):
+        shots_text, value_text = (row.get("shots") or "").strip(), row.get(keyword) or ""
+        value = parse_metric_value(value_text)
+        if not shots_text.isdigit() or value is None:
+            raise ReferenceError(f"--reference {path}: row {number} needs whole shots and a "
+                                 f"numeric {keyword} (got {shots_text!r}, {value_text!r}).")
+        key = (normalized_dataset(row["dataset"]), row["init"].strip(),
+               (row.get("vis_init") or "").strip() or DEFAULT_VIS_INIT,
+               (row.get("tag") or "").strip(), int(shots_text))
+        if key in values:
+            raise ReferenceError(f"--reference {path}: row {number} repeats {key[0]} "
+                                 f"{key[1]} {key[4]} shots; give each setting once.")
+        values[key] = value
+    return Reference(name, path, values)
+
+
+def reference_cells(summary: Summary | None, reference: float | None) -> list[str]:
+    """Reference value, measured - reference in points and in seed standard deviations."""
+    if reference is None:
+        return ["-", "-", "-"]
+    if summary is None:
+        return [f"{reference:.2f}", "-", "-"]
+    difference = summary.mean - reference
+    in_std = f"{difference / summary.std:+.2f}" if summary.std > 0 else "-"
+    return [f"{reference:.2f}", f"{difference:+.2f}", in_std]
+
+
+def matched_cells(reference: Reference, tables: Sequence[GridTable]) -> int:
+    """How many measured cells have a value of the reference beside them."""
+    return sum(reference.value(method, shots, dataset) is not None
+               and table.summary(method, shots, dataset) is not None
+               for table in tables for method, shots in table.rows for dataset in table.datasets)
+
+
+# ---- Study mode: text tables -----------------------------------------------------------------
 @dataclass
 class TextTable:
     """A table ready to render: headers and rows of strings."""
@@ -614,12 +762,38 @@ def format_cell(summary: Summary | None, use_ci95: bool, table_format: str) -> s
     return f"{summary.mean:.2f} {plus_minus} {summary.spread(use_ci95):.2f} ({summary.n})"
 
 
-def grid_text_table(table: GridTable, use_ci95: bool, table_format: str) -> TextTable:
-    headers = ["init", "shots"] + [dataset_display_name(name) for name in table.datasets]
-    rows = [[method.label, str(shots)]
-            + [format_cell(table.summary(method, shots, dataset), use_ci95, table_format)
-               for dataset in table.datasets]
-            for method, shots in table.rows]
+def row_key_headers(methods: Iterable[Method]) -> list[str]:
+    """'init', then 'vis init' and 'tag' where the rows differ in them."""
+    methods = list(methods)
+    return (["init"] + (["vis init"] if any(method.vis for method in methods) else [])
+            + (["tag"] if any(method.tag for method in methods) else []))
+
+
+def row_key_cells(method: Method, headers: Sequence[str]) -> list[str]:
+    cells = {"init": method.init_label, "vis init": method.vis or "-",
+             "tag": method.tag or "-"}
+    return [cells[header] for header in headers]
+
+
+def grid_text_table(table: GridTable, use_ci95: bool, table_format: str,
+                    references: Sequence[Reference] = ()) -> TextTable:
+    keys = row_key_headers(method for method, _ in table.rows)
+    headers = keys + ["shots"]
+    for dataset in table.datasets:
+        name = dataset_display_name(dataset)
+        headers.append(name)
+        for reference in references:
+            headers += [f"{name} {reference.name}", f"{name} - {reference.name} (pt)",
+                        f"{name} - {reference.name} (std)"]
+    rows = []
+    for method, shots in table.rows:
+        row = row_key_cells(method, keys) + [str(shots)]
+        for dataset in table.datasets:
+            summary = table.summary(method, shots, dataset)
+            row.append(format_cell(summary, use_ci95, table_format))
+            for reference in references:
+                row += reference_cells(summary, reference.value(method, shots, dataset))
+        rows.append(row)
     return TextTable(table.title, headers, rows)
 
 
@@ -633,7 +807,8 @@ def base2new_text_table(runs: Sequence[StudyRun], methods: dict[RunKey, Method],
             row = (run.key.dataset, method_of(run.key, methods), run.key.shots)
             values[row][run.key.split].append(run.outcome.value)
     ordered = sorted(values, key=lambda row: (dataset_sort_key(row[0]), row[1].sort_key,
-                                              row[1].label, -row[2]))
+                                              row[1].label, row[2]))
+    keys = row_key_headers(method for _, method, _ in ordered)
     rows = []
     for dataset, method, shots in ordered:
         by_split = values[(dataset, method, shots)]
@@ -641,10 +816,10 @@ def base2new_text_table(runs: Sequence[StudyRun], methods: dict[RunKey, Method],
                      for split in ("base", "new"))
         harmonic = (f"{harmonic_mean(base.mean, new.mean):.2f}"
                     if base is not None and new is not None else "-")
-        rows.append([dataset_display_name(dataset), method.label, str(shots),
-                     format_cell(base, use_ci95, table_format),
-                     format_cell(new, use_ci95, table_format), harmonic])
-    return TextTable(title, ["dataset", "init", "shots", "base", "new", "H"], rows)
+        rows.append([dataset_display_name(dataset)] + row_key_cells(method, keys)
+                    + [str(shots), format_cell(base, use_ci95, table_format),
+                       format_cell(new, use_ci95, table_format), harmonic])
+    return TextTable(title, ["dataset"] + keys + ["shots", "base", "new", "H"], rows)
 
 
 # ---- Study mode: rendering -------------------------------------------------------------------
@@ -666,7 +841,8 @@ def render_table(table: TextTable, table_format: str) -> str:
     if table_format == "latex":
         # Cells carry $\pm$, so render raw and escape the names ourselves.
         headers = [latex_escaped(header) for header in headers]
-        rows = [[latex_escaped(row[0])] + row[1:] for row in rows]
+        rows = [[latex_escaped(cell) if "$" not in cell else cell for cell in row]
+                for row in rows]
     tablefmt = {"plain": "simple", "github": "github", "latex": "latex_raw"}[table_format]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
@@ -684,12 +860,33 @@ def print_tables(tables: Sequence[TextTable], table_format: str) -> None:
 
 
 # ---- Study mode: plot ------------------------------------------------------------------------
-def plot_grid_table(table: GridTable, path: Path, use_ci95: bool, keyword: str) -> None:
-    """Accuracy against shots, one panel per dataset, one line per method with error bars."""
+DODGE_OCTAVES = 0.1  # horizontal offset between neighbouring methods, in log2(shots) units
+CAPSIZE = 3  # error bar caps, points
+REFERENCE_MARKERS = ("o", "s", "^", "D", "v", "P")
+METRIC_RANGE = (0.0, 100.0)  # percentages: error bars are clipped to it
+
+
+def dodge_factor(index: int, count: int) -> float:
+    """Multiplier of the shots for method ``index`` of ``count`` (a log2 x axis): the methods
+    sit side by side, centred on the shots, so their error bars never overlap."""
+    step = min(DODGE_OCTAVES, 0.8 / count)  # all of them stay within 0.4 octave of the shots
+    return 2.0 ** ((index - (count - 1) / 2) * step)
+
+
+def clipped_error(mean: float, spread: float) -> tuple[float, float]:
+    """(down, up) error bar lengths, cut at the metric's range (0 % and 100 %)."""
+    low, high = METRIC_RANGE
+    return max(min(spread, mean - low), 0.0), max(min(spread, high - mean), 0.0)
+
+
+def draw_grid_figure(table: GridTable, use_ci95: bool, keyword: str,
+                     references: Sequence[Reference] = ()) -> tuple:
+    """The figure, and {(dataset, method label): [(x, mean, down, up)]} as plotted."""
     import matplotlib
 
     matplotlib.use("Agg")  # a file, no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     columns = min(len(table.datasets), 3)
     panel_rows = math.ceil(len(table.datasets) / columns)
@@ -698,24 +895,51 @@ def plot_grid_table(table: GridTable, path: Path, use_ci95: bool, keyword: str) 
     methods = list(dict.fromkeys(method for method, _ in table.rows))
     # One colour per method in every panel, even where a method has no points.
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    plotted: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+    all_shots = sorted({shots for _, shots in table.rows})
     for axis, dataset in zip(axes.flat, table.datasets):
         for index, method in enumerate(methods):
-            points = plot_points(table, method, dataset, use_ci95)
+            color = palette[index % len(palette)]
+            factor = dodge_factor(index, len(methods))
+            points = [(shots * factor, mean, *clipped_error(mean, spread))
+                      for shots, mean, spread in plot_points(table, method, dataset, use_ci95)]
             if points:
-                shots, means, spreads = zip(*points)
-                axis.errorbar(shots, means, yerr=spreads, marker="o", capsize=3,
-                              label=method.label, color=palette[index % len(palette)])
+                xs, means, downs, ups = zip(*points)
+                axis.errorbar(xs, means, yerr=[downs, ups], marker="o", capsize=CAPSIZE,
+                              label=method.label, color=color)
+                plotted[(dataset, method.label)] = points
+            for marker, reference in zip(REFERENCE_MARKERS, references):
+                marks = [(shots * factor, value) for shots in all_shots
+                         if (method, shots) in table.rows
+                         and (value := reference.value(method, shots, dataset)) is not None]
+                if marks:
+                    axis.plot(*zip(*marks), linestyle="none", marker=marker, markersize=7,
+                              markerfacecolor="none", markeredgecolor=color)
         axis.set_xscale("log", base=2)
-        all_shots = sorted({shots for _, shots in table.rows})
         axis.set_xticks(all_shots, [str(shots) for shots in all_shots])
+        axis.set_xticks([], minor=True)
         axis.set_title(dataset_display_name(dataset))
         axis.set_xlabel("shots per class")
         axis.set_ylabel(f"{keyword} (%)")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
+        handles, _ = axis.get_legend_handles_labels()
+        handles += [Line2D([], [], linestyle="none", marker=marker, markerfacecolor="none",
+                           markeredgecolor="gray", label=reference.name)
+                    for marker, reference in zip(REFERENCE_MARKERS, references)]
+        axis.legend(handles=handles, fontsize="small")
     for axis in list(axes.flat)[len(table.datasets):]:
         axis.set_visible(False)
     figure.tight_layout()
+    return figure, plotted
+
+
+def plot_grid_table(table: GridTable, path: Path, use_ci95: bool, keyword: str,
+                    references: Sequence[Reference] = ()) -> None:
+    """Accuracy against shots, one panel per dataset, one line per method with error bars
+    (methods dodged along x, bars clipped to 0-100), references as hollow markers."""
+    import matplotlib.pyplot as plt
+
+    figure, _ = draw_grid_figure(table, use_ci95, keyword, references)
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
@@ -731,6 +955,42 @@ def plot_points(table: GridTable, method: Method, dataset: str,
     return points
 
 
+# ---- Study mode: is DIR an output root? ------------------------------------------------------
+KNOWN_DATASET_FOLDERS = {normalized_dataset(folder) for folder, _ in KNOWN_DATASETS}
+LAYOUT_TOPS = ("evaluation", "base2new")
+
+
+def is_layout_top(name: str) -> bool:
+    return name in LAYOUT_TOPS or normalized_dataset(name) in KNOWN_DATASET_FOLDERS
+
+
+def output_root_problem(root: Path, seed_folders: Sequence[Path]) -> str | None:
+    """Why DIR is not one output root, naming the folder(s) to give, or None.
+
+    An output root holds <dataset>/, evaluation/ and base2new/ folders. When runs sit below a
+    known dataset folder one or more levels down (DIR holds several output roots, or another
+    tree), the table would take folder names for datasets: say which folder to give instead.
+    """
+    roots: list[Path] = []
+    for folder in seed_folders:
+        parts = folder.relative_to(root).parts[:-1]
+        if not parts or is_layout_top(parts[0]):
+            continue
+        depth = next((index for index, part in enumerate(parts) if is_layout_top(part)), None)
+        if depth is not None and root.joinpath(*parts[:depth]) not in roots:
+            roots.append(root.joinpath(*parts[:depth]))
+    if roots:
+        if len(roots) == 1:
+            return (f"{root} is not an output root: its runs are under {roots[0]}; give that "
+                    f"folder to --study.")
+        return (f"{root} holds {len(roots)} output roots ({', '.join(map(str, roots))}); give "
+                "one of them to --study.")
+    if is_layout_top(root.name) and root.name not in LAYOUT_TOPS and seed_folders:
+        return (f"{root} is a dataset folder, not an output root; give its parent "
+                f"{root.parent} to --study.")
+    return None
+
+
 # ---- Study mode: driver ----------------------------------------------------------------------
 def table_titles(keyword: str, use_ci95: bool) -> dict[str, str]:
     cell = f"mean +- {'ci95' if use_ci95 else 'std'} (n seeds)"
@@ -744,19 +1004,31 @@ def table_titles(keyword: str, use_ci95: bool) -> dict[str, str]:
 
 def run_study_mode(options: argparse.Namespace) -> int:
     root: Path = options.directory
+    problem = output_root_problem(root, find_seed_folders(root))
+    try:
+        if problem:
+            raise ReferenceError(problem)
+        references = [load_reference(spec, options.keyword) for spec in options.reference]
+    except ReferenceError as error:  # before any output: one line, as for usage errors
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     runs, named_outcomes = collect_study(root, options.keyword, options.test_log)
     methods = label_methods(run.key for run in runs)
     titles = table_titles(options.keyword, options.ci95)
     table_format = options.format or "plain"
     grids = {kind: build_grid_table(runs, kind, titles[kind], methods)
              for kind in ("fewshot", "dg")}
-    tables = {kind: grid_text_table(grid, options.ci95, table_format)
+    tables = {kind: grid_text_table(grid, options.ci95, table_format, references)
               for kind, grid in grids.items()}
     tables["base2new"] = base2new_text_table(runs, methods, titles["base2new"], options.ci95,
                                              table_format)
     wanted = [options.table] if options.table else list(TABLE_KINDS)
     print_tables([tables[kind] for kind in wanted if tables[kind].rows], table_format)
-    plotted = plot_if_possible(grids["fewshot"], options) if options.plot else True
+    plotted = plot_if_possible(grids["fewshot"], options, references) if options.plot else True
+    for reference in references:
+        print(f"Reference {reference.name} ({reference.path}): {len(reference.values)} values, "
+              f"{matched_cells(reference, list(grids.values()))} beside measured cells",
+              file=sys.stderr)
     report_problems(named_outcomes)
     complete = sum(outcome.complete for _, outcome in named_outcomes)
     print(f"{complete} complete runs, {len(named_outcomes) - complete} skipped, under {root}",
@@ -764,13 +1036,14 @@ def run_study_mode(options: argparse.Namespace) -> int:
     return exit_status(outcome for _, outcome in named_outcomes) if plotted else 2
 
 
-def plot_if_possible(fewshot: GridTable, options: argparse.Namespace) -> bool:
+def plot_if_possible(fewshot: GridTable, options: argparse.Namespace,
+                     references: Sequence[Reference] = ()) -> bool:
     """Draw the plot; False (one ``error:`` line printed) when it was asked for but failed."""
     if not fewshot.rows:
         print(f"No few-shot results: {options.plot} not written.", file=sys.stderr)
         return True
     try:
-        plot_grid_table(fewshot, options.plot, options.ci95, options.keyword)
+        plot_grid_table(fewshot, options.plot, options.ci95, options.keyword, references)
     except (ImportError, OSError, ValueError) as error:
         # The tables are printed already; the exit status still says the plot is missing.
         print(f"error: cannot write the plot {options.plot} ({error}).", file=sys.stderr)
@@ -831,6 +1104,12 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--plot", type=Path, metavar="FILE.png", default=None,
                        help="also draw the few-shot results: accuracy against shots, one panel "
                             "per dataset, one line per init, std (or ci95) error bars")
+    study.add_argument("--reference", action="append", default=[], metavar="[NAME=]FILE.csv",
+                       help="reference accuracies (columns dataset, init, shots, accuracy; "
+                            "optional vis_init, tag) beside the measured means: a column per "
+                            "reference and the difference in points and in seed stds, hollow "
+                            "markers in the plot; repeatable; NAME defaults to the file name. "
+                            "The report's table: docs/reference/report_seed1.csv")
     return parser
 
 
@@ -842,6 +1121,8 @@ def check_options(parser: argparse.ArgumentParser, options: argparse.Namespace) 
         for name in ("format", "table", "plot"):
             if getattr(options, name) is not None:
                 parser.error(f"--{name} needs --study")
+        if options.reference:
+            parser.error("--reference needs --study")
     elif options.multi_exp:
         parser.error("--multi-exp and --study do not go together: --study finds every "
                      "experiment itself")

@@ -317,7 +317,7 @@ def csv_rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
 
 
-def test_study_table_rows_are_init_by_descending_shots_and_cells_are_mean_std_n(
+def test_study_table_rows_are_init_by_ascending_shots_and_cells_are_mean_std_n(
         study_tree: tuple[Path, dict]) -> None:
     root, written = study_tree
     result = run_cli("--study", root, "--format", "csv")
@@ -325,7 +325,7 @@ def test_study_table_rows_are_init_by_descending_shots_and_cells_are_mean_std_n(
     header, *rows = csv_rows(result.stdout)
     assert header == ["init", "shots", "EuroSAT", "OxfordPets"]
     assert [(row[0], int(row[1])) for row in rows] == [
-        (init, shots) for init in ("random", "same", "diff") for shots in (16, 4, 1)]
+        (init, shots) for init in ("random", "same", "diff") for shots in (1, 4, 16)]
     for row in rows:
         for dataset, cell in zip(STUDY_DATASETS, row[2:]):
             values = written.get((dataset, row[0], int(row[1])))

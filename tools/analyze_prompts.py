@@ -566,6 +566,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_init_stats_parser(subparsers)
     add_tsne_parser(subparsers)
+    from tools.loss_curves import add_losses_parser  # here: they import this module
+    from tools.nearest_words import add_nearest_words_parser
+
+    add_losses_parser(subparsers)
+    add_nearest_words_parser(subparsers)
     return parser.parse_args(argv)
 
 

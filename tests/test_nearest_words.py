@@ -1,0 +1,101 @@
+"""tools/analyze_prompts.py nearest-words against a brute-force search written here.
+
+A small random-weight CLIP (tools/small_clip.py) has CLIP's real 49408-token vocabulary, so
+clip's tokenizer decodes its ids; the distances are checked with numpy over the whole
+vocabulary, one vector at a time.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from tools import analyze_prompts
+
+EOS_ID = 49407
+K = 16
+
+
+def brute_force(vector: np.ndarray, embedding: np.ndarray, k: int) -> tuple[list[int], list]:
+    """Ids and distances of the k nearest rows, by sorting every Euclidean distance."""
+    distances = np.sqrt(((embedding - vector) ** 2).sum(axis=1))
+    order = np.argsort(distances, kind="stable")[:k]
+    return order.tolist(), distances[order].tolist()
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_nearest_tokens_of_a_run_equal_a_brute_force_search(tmp_path, small_clip_file, capsys):
+    from clip.simple_tokenizer import SimpleTokenizer
+    from trainers.dapt_init.clip_loading import load_clip
+
+    embedding = load_clip("ViT-B/16", small_clip_file).token_embedding.weight.detach().float()
+    generator = torch.Generator().manual_seed(0)
+    prompts = 0.02 * torch.randn(K, embedding.shape[1], generator=generator)
+    prompts[3] = embedding[EOS_ID]  # exactly a token: distance 0, decoded as CLIP's EOS
+    prompts[7] = embedding[320] + 1e-4  # close to a word
+    run_dir = tmp_path / "run"
+    (run_dir / "prompt_learner").mkdir(parents=True)
+    torch.save({"state_dict": {"txt_ctx": prompts}, "epoch": 2},
+               run_dir / "prompt_learner" / "model.pth.tar-2")
+    (run_dir / "log.txt").write_text("SEED: 7\nBuilding DAPT model (text prompt init: same)\n")
+
+    status = analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file,
+                                  "--runs", str(run_dir), "-k", "4", "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    rows = csv_rows(out)
+    assert len(rows) == K * 4
+    assert {(r["source"], r["init"], r["seed"], r["epoch"]) for r in rows} == {
+        (str(run_dir), "same", "7", "2")}
+    tokenizer = SimpleTokenizer()
+    array = embedding.double().numpy()
+    for position in range(K):
+        ids, distances = brute_force(prompts[position].double().numpy(), array, 4)
+        mine = [r for r in rows if r["position"] == str(position + 1)]
+        assert [int(r["rank"]) for r in mine] == [1, 2, 3, 4]
+        assert [int(r["token_id"]) for r in mine] == ids
+        assert [float(r["distance"]) for r in mine] == pytest.approx(distances, abs=1e-9)
+        assert [r["token"] for r in mine] == [tokenizer.decoder[i] for i in ids]
+    eos_row = [r for r in rows if r["position"] == "4" and r["rank"] == "1"][0]
+    assert (int(eos_row["token_id"]), float(eos_row["distance"])) == (EOS_ID, 0.0)
+    assert eos_row["token"] == "<|endoftext|>"
+    assert [r for r in rows if r["position"] == "8"][0]["token_id"] == "320"
+
+
+def test_initial_prompts_of_an_init_and_the_table_format(small_clip_file, capsys):
+    # diff with no noise starts every token at EOS: its nearest token, at distance 0.
+    status = analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file,
+                                  "--init", "diff", "--noise-scale", "0", "-k", "2",
+                                  "--format", "csv"])
+    out, _ = capsys.readouterr()
+    assert status == 0
+    first = [r for r in csv_rows(out) if r["rank"] == "1"]
+    assert len(first) == K and {(r["source"], r["init"], r["epoch"]) for r in first} == {
+        ("initial", "diff", "0")}
+    assert {(int(r["token_id"]), float(r["distance"])) for r in first} == {(EOS_ID, 0.0)}
+    status = analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file,
+                                  "--init", "diff", "--noise-scale", "0", "-k", "2"])
+    table = capsys.readouterr().out.splitlines()
+    assert status == 0 and len(table) == 2 + K  # header, rule, one row per context vector
+    assert "<|endoftext|> (0.0000)" in table[2]
+
+
+def test_nothing_to_interpret_and_a_missing_epoch_are_one_error_line(tmp_path, small_clip_file,
+                                                                     capsys):
+    assert analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nothing to interpret") and err.count("\n") == 1
+    run_dir = tmp_path / "run"
+    (run_dir / "prompt_learner").mkdir(parents=True)
+    torch.save({"state_dict": {"txt_ctx": torch.zeros(K, 64)}},
+               run_dir / "prompt_learner" / "model.pth.tar-3")
+    assert analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file, "--runs",
+                                str(run_dir), "--epoch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "epoch 1" in err

@@ -1,0 +1,179 @@
+"""Nearest words of the text prompts: for each context vector, the k tokens of CLIP's vocabulary
+closest in token-embedding space (Euclidean distance), decoded with clip's tokenizer, as CoOp's
+``interpret_prompt.py`` does.
+
+    python tools/analyze_prompts.py nearest-words --clip-weights ViT-B-16.pt \\
+        --runs output/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed1 --epoch 1
+    python tools/analyze_prompts.py nearest-words --clip-weights ViT-B-16.pt --init diff --seed 1
+
+The token embedding is the input layer of CLIP's text encoder, where the prompts sit, so the
+distances are those of the space the prompts are trained in. A trained prompt usually lies far
+from every word: the distances say how far.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from tools.analyze_prompts import (TABLE_FORMATS, InitSettings, checkpoint_path, check_width,
+                                   initial_text_prompts, logged_run_info, non_negative_float,
+                                   positive_int, saved_epochs, saved_text_prompts)
+from trainers.dapt_init.config import INIT_METHODS
+from trainers.dapt_init.errors import DaptInitError
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """Text prompts (K, width) and where they come from."""
+    label: str  # the run folder or "initial"
+    init: str
+    seed: int | str
+    epoch: int  # 0: the initial prompts
+    prompts: torch.Tensor
+
+
+def nearest_tokens(vectors: torch.Tensor, embedding: torch.Tensor,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances, token ids), both (K, k), nearest first, by Euclidean distance in fp64.
+
+    The direct (non-matmul) distance keeps near-ties in the right order, which the
+    ||a||^2 - 2ab + ||b||^2 shortcut does not guarantee.
+    """
+    distances = torch.cdist(vectors.double(), embedding.double(),
+                            compute_mode="donot_use_mm_for_euclid_dist")
+    nearest = torch.topk(distances, k, dim=1, largest=False, sorted=True)
+    return nearest.values, nearest.indices
+
+
+def run_text_prompts(run_dir: Path, epoch: int) -> torch.Tensor:
+    """The text prompts a run saved at ``epoch``."""
+    return saved_text_prompts(checkpoint_path(run_dir, epoch))
+
+
+def run_sources(run_dirs: Sequence[Path], epoch: int | None) -> list[PromptSource]:
+    sources = []
+    for run_dir in run_dirs:
+        epochs = saved_epochs(run_dir)
+        chosen = epoch if epoch is not None else (epochs[-1] if epochs else 1)
+        prompts = run_text_prompts(run_dir, chosen)
+        info = logged_run_info(run_dir)
+        sources.append(PromptSource(str(run_dir), info.init or "?",
+                                    "?" if info.seed is None else info.seed, chosen, prompts))
+    return sources
+
+
+def initial_sources(inits: Sequence[str], seeds: Sequence[int],
+                    settings: InitSettings) -> list[PromptSource]:
+    return [PromptSource("initial", init, seed, 0, initial_text_prompts(init, seed, settings))
+            for init in inits for seed in seeds]
+
+
+HEADER = ["source", "init", "seed", "epoch", "position", "rank", "token_id", "token", "word",
+          "distance"]
+
+
+def result_rows(sources: Sequence[PromptSource], embedding: torch.Tensor, k: int,
+                clip_source: str) -> list[list[Any]]:
+    """One row per source x context position x rank."""
+    from clip.simple_tokenizer import SimpleTokenizer
+
+    tokenizer = SimpleTokenizer()
+    rows = []
+    for source in sources:
+        check_width(source.prompts, embedding.shape[1], Path(source.label), clip_source)
+        distances, ids = nearest_tokens(source.prompts, embedding, k)
+        for position in range(source.prompts.shape[0]):
+            for rank in range(k):
+                token_id = int(ids[position, rank])
+                rows.append([source.label, source.init, source.seed, source.epoch, position + 1,
+                             rank + 1, token_id, tokenizer.decoder[token_id],
+                             tokenizer.decode([token_id]).strip(),
+                             float(distances[position, rank])])
+    return rows
+
+
+def render(rows: Sequence[Sequence[Any]], table_format: str) -> str:
+    if table_format == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([HEADER, *rows])
+        return buffer.getvalue().rstrip("\n")
+    from tabulate import tabulate
+
+    # Readable form: one row per context position, the k tokens "token (distance)" side by side.
+    grouped: dict[tuple, list[str]] = {}
+    for source, init, seed, epoch, position, _, _, token, _, distance in rows:
+        grouped.setdefault((source, init, seed, epoch, position), []).append(
+            f"{token} ({distance:.4f})")
+    table = [[*key, ", ".join(words)] for key, words in grouped.items()]
+    return tabulate(table, headers=["source", "init", "seed", "epoch", "position",
+                                    "nearest tokens (distance)"], tablefmt=table_format)
+
+
+def nearest_words(args: argparse.Namespace) -> int:
+    if not args.runs and not args.init:
+        raise DaptInitError("nothing to interpret: give --runs RUN_DIR ... and/or "
+                            "--init INIT ... (initial prompts).")
+    sources = run_sources(args.runs or [], args.epoch)  # a missing checkpoint fails first
+    settings = InitSettings(args.backbone, args.clip_weights, args.txt_tokens, args.vis_tokens,
+                            args.noise_scale, args.prec)
+    sources += initial_sources(args.init or [], args.seeds, settings)
+    from trainers.dapt_init.clip_loading import load_clip
+
+    embedding = load_clip(args.backbone, args.clip_weights).token_embedding.weight.detach()
+    if not 1 <= args.k <= embedding.shape[0]:
+        raise DaptInitError(f"-k {args.k} must be between 1 and the vocabulary size "
+                            f"{embedding.shape[0]}.")
+    print(render(result_rows(sources, embedding.float(), args.k,
+                             args.clip_weights or args.backbone), args.format))
+    return 0
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def add_nearest_words_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "nearest-words", help="nearest vocabulary tokens of each text context vector",
+        description="For each text context vector of a run (--runs, --epoch) or of the initial "
+                    "prompts of an init (--init, --seeds), the k nearest tokens of CLIP's "
+                    "vocabulary by Euclidean distance in token-embedding space, decoded with "
+                    "clip's tokenizer (as CoOp's interpret_prompt.py).")
+    clip = parser.add_argument_group("CLIP (the runs' own; for --init also the prompt settings)")
+    clip.add_argument("--backbone", default="ViT-B/16",
+                      help="CLIP backbone clip downloads (MODEL.BACKBONE.NAME); default ViT-B/16")
+    clip.add_argument("--clip-weights", default="", metavar="FILE",
+                      help="local CLIP file, as TRAINER.DAPT_INIT.CLIP_WEIGHTS; overrides "
+                           "--backbone")
+    clip.add_argument("--txt-tokens", type=positive_int, default=16,
+                      help="--init: TRAINER.DAPT_INIT.TXT_NUM_TOKENS (default 16)")
+    clip.add_argument("--vis-tokens", type=positive_int, default=16,
+                      help="--init: TRAINER.DAPT_INIT.VIS_NUM_TOKENS (default 16)")
+    clip.add_argument("--noise-scale", type=non_negative_float, default=0.1,
+                      help="--init: TRAINER.DAPT_INIT.INIT_NOISE_SCALE (default 0.1)")
+    clip.add_argument("--prec", choices=("fp32", "fp16"), default="fp32",
+                      help="--init: dtype of the prompts (default fp32; fp16 as a GPU fp16 run)")
+    parser.add_argument("--runs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="run folders (train.py --output-dir); init and seed from log.txt")
+    parser.add_argument("--epoch", type=non_negative_int,
+                        help="with --runs: the saved epoch (default: the last saved)")
+    parser.add_argument("--init", nargs="+", choices=INIT_METHODS,
+                        help="also the initial prompts of these inits, built as a run builds "
+                             "them")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1],
+                        help="with --init: training seeds (default 1)")
+    parser.add_argument("-k", type=positive_int, default=5,
+                        help="tokens per context vector (default 5)")
+    parser.add_argument("--format", choices=TABLE_FORMATS, default="github",
+                        help="github (default) or plain: a row per context vector; csv: a row "
+                             "per vector and rank, full precision")
+    parser.set_defaults(handler=nearest_words)
