@@ -39,13 +39,16 @@ def cls(clip_model) -> torch.Tensor:
     return clip_model.visual.class_embedding.detach().float()
 
 
-def by_hand(clip_model, text: str, visual: str, seed: int, scale: float = 0.1):
+def by_hand(clip_model, text: str, visual: str, seed: int | None, scale: float = 0.1,
+            tokens: tuple[int, int] = (V, K)):
     """The documented rules written out: (visual (1, V, w), text (K, d)) a seed gives."""
+    V, K = tokens  # noqa: N806  (the module's names for the token counts)
     width = clip_model.visual.conv1.weight.shape[0]
     patch = clip_model.visual.conv1.weight.shape[-1]
     d = clip_model.ln_final.weight.shape[0]
     eos = clip_model.token_embedding.weight[EOS_ID].detach().float()
-    torch.manual_seed(seed)
+    if seed is not None:  # None: draw from the generator as it stands
+        torch.manual_seed(seed)
     state = torch.random.get_rng_state()
     bound = math.sqrt(6.0 / (3 * patch * patch + width))
     dapt_visual = torch.zeros(1, V, width, dtype=torch.float16).uniform_(-bound, bound).float()
