@@ -41,8 +41,8 @@ def cls(clip_model) -> torch.Tensor:
 
 def by_hand(clip_model, text: str, visual: str, seed: int | None, scale: float = 0.1,
             tokens: tuple[int, int] = (V, K)):
-    """The documented rules written out: (visual (1, V, w), text (K, d)) a seed gives."""
-    V, K = tokens  # noqa: N806  (the module's names for the token counts)
+    """The documented rules written out: (visual (1, n_vis, w), text (n_txt, d)) for a seed."""
+    n_vis, n_txt = tokens
     width = clip_model.visual.conv1.weight.shape[0]
     patch = clip_model.visual.conv1.weight.shape[-1]
     d = clip_model.ln_final.weight.shape[0]
@@ -51,20 +51,20 @@ def by_hand(clip_model, text: str, visual: str, seed: int | None, scale: float =
         torch.manual_seed(seed)
     state = torch.random.get_rng_state()
     bound = math.sqrt(6.0 / (3 * patch * patch + width))
-    dapt_visual = torch.zeros(1, V, width, dtype=torch.float16).uniform_(-bound, bound).float()
+    dapt_visual = torch.zeros(1, n_vis, width, dtype=torch.float16).uniform_(-bound, bound).float()
     after_visual = torch.random.get_rng_state()
     if visual == "random":
         vis = dapt_visual
     else:
         torch.random.set_rng_state(state)  # the noise: the stream as it was before DAPT's draw
-        u = torch.randn(width if visual == "same" else (V, width))
-        vis = (cls(clip_model) + scale * u / u.norm(dim=-1, keepdim=True)).expand(1, V, width)
+        u = torch.randn(width if visual == "same" else (n_vis, width))
+        vis = (cls(clip_model) + scale * u / u.norm(dim=-1, keepdim=True)).expand(1, n_vis, width)
     torch.random.set_rng_state(after_visual)
     if text == "random":
-        txt = torch.zeros(K, d, dtype=torch.float16).normal_(0.0, 0.02).float()
+        txt = torch.zeros(n_txt, d, dtype=torch.float16).normal_(0.0, 0.02).float()
     else:
-        u = torch.randn(d if text == "same" else (K, d))
-        txt = (eos + scale * u / u.norm(dim=-1, keepdim=True)).expand(K, d)
+        u = torch.randn(d if text == "same" else (n_txt, d))
+        txt = (eos + scale * u / u.norm(dim=-1, keepdim=True)).expand(n_txt, d)
     return vis, txt
 
 
