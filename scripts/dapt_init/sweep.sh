@@ -8,9 +8,10 @@
 USAGE='bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [-- KEY VALUE ...]'
 HELP='Runs every job of the study with main.sh (SEEDS=<seed> [VIS_INIT=<v>] main.sh DATASET
 INIT SHOTS GPU), keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output goes
-to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots_seed<k>.log. Finished runs are skipped (so a
-re-run of the sweep does only what is missing, and resumes what was cut off). When a job fails
-the others still run; the sweep then lists the failed jobs and exits with status 1.
+to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots_seed<k>.log. Finished runs are
+skipped (so a re-run of the sweep does only what is missing, and resumes what was cut off).
+When a job fails the others still run; the sweep then lists the failed jobs and exits with
+status 1.
 Words after "--" are KEY VALUE config overrides passed to every run.
 
   --dry-run   print the jobs (and which are finished already); run nothing
