@@ -26,7 +26,7 @@ SCRIPTS = REPO / "scripts" / "dapt_init"
 SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON", "TARGETS",
               "DATASETS", "INITS", "SHOTS", "GPUS", "SWEEP_LOG_DIR", "SWEEP_JOB_NAME",
               "SWEEP_TIME", "SWEEP_CPUS", "SWEEP_MAX_PARALLEL", "SWEEP_SBATCH",
-              "CUDA_VISIBLE_DEVICES", "SLURM_ARRAY_TASK_ID")
+              "CUDA_VISIBLE_DEVICES", "SLURM_ARRAY_TASK_ID", "VIS_INIT", "VIS_INITS")
 
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 # Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
@@ -240,8 +240,8 @@ def test_main_runs_each_seed_with_the_full_command_then_skips_them(fake):
         assert arg(args, "--dataset-config-file") == "configs/datasets/eurosat.yaml"
         assert arg(args, "--output-dir") == str(run_dir)
         tail = " ".join(args[args.index("TRAINER.DAPT_INIT.INIT_METHOD"):])
-        assert tail == "TRAINER.DAPT_INIT.INIT_METHOD diff DATASET.NUM_SHOTS 4 " \
-                       "OPTIM.MAX_EPOCH 7 INPUT.SIZE (32, 32)"
+        assert tail == "TRAINER.DAPT_INIT.INIT_METHOD diff TRAINER.DAPT_INIT.VIS_INIT_METHOD " \
+                       "random DATASET.NUM_SHOTS 4 OPTIM.MAX_EPOCH 7 INPUT.SIZE (32, 32)"
         assert (run_dir / "result.json").exists()
     printed = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
     assert len(printed) == 3 and printed[0].startswith("+ CUDA_VISIBLE_DEVICES=1 ")

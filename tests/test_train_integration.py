@@ -39,7 +39,9 @@ def test_train_py_runs_each_init_method_end_to_end(workdir, init):
     assert result["init_method"] == init and result["shots"] == 2 and result["epoch"] == 3
     assert result["metrics"]["accuracy"] == pytest.approx(accuracy, abs=0.05)
     # Only the last epoch's checkpoint is kept (as the toolbox keeps it); it holds prompts only.
-    assert sorted(os.listdir(run_dir / "prompt_learner")) == ["checkpoint", "model.pth.tar-3"]
+    # Beside it, the small kept prompts of epochs 0 (initial) and 1.
+    assert sorted(os.listdir(run_dir / "prompt_learner")) == [
+        "checkpoint", "model.pth.tar-3", "prompts-epoch0.pt", "prompts-epoch1.pt"]
     state = torch.load(run_dir / "prompt_learner/model.pth.tar-3", weights_only=True)
     assert sorted(state["state_dict"]) == ["txt_ctx", "vis_ctx"]
 

@@ -42,7 +42,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from trainers.dapt_init.checkpoint import checkpoint_name, read_checkpoint  # noqa: E402
+from trainers.dapt_init.checkpoint import (load_prompt_state, load_run_prompts,  # noqa: E402
+                                           prompt_epochs, read_prompts, run_prompts_path)
 from trainers.dapt_init.config import INIT_METHODS  # noqa: E402
 from trainers.dapt_init.errors import DaptInitError  # noqa: E402
 
@@ -50,7 +51,6 @@ STATISTICS = ("mean", "std", "min", "max")
 TOKEN_CHOICES = ("first", "all", "each")
 TABLE_FORMATS = ("github", "plain", "csv")
 PROMPT_MODEL = "prompt_learner"  # the trainer's model name: <run>/prompt_learner/model.pth.tar-N
-CHECKPOINT_FILE = re.compile(r"model\.pth\.tar-(\d+)$")
 # Lines this project's train.py / trainer write to every run's log.txt.
 LOGGED_INIT = re.compile(r"text prompt init: (\w+)")
 LOGGED_SEED = re.compile(r"^SEED: (-?\d+)\s*$", re.MULTILINE)
@@ -67,43 +67,45 @@ def check_init_name(name: str, where: str) -> str:
 
 
 def saved_epochs(run_dir: Path) -> list[int]:
-    """Epochs with a checkpoint in ``run_dir/prompt_learner``, ascending."""
-    folder = run_dir / PROMPT_MODEL
-    if not folder.is_dir():
-        return []
-    found = (CHECKPOINT_FILE.match(path.name) for path in folder.iterdir())
-    return sorted(int(match.group(1)) for match in found if match)
+    """Epochs whose prompts a run holds (kept prompts files or checkpoints), ascending."""
+    return prompt_epochs(str(run_dir))
 
 
-def checkpoint_path(run_dir: Path, epoch: int | None) -> Path:
-    """The checkpoint of ``epoch`` (None: the last saved) in a run folder, or a clear error."""
+def chosen_epoch(run_dir: Path, epoch: int | None) -> int:
+    """``epoch`` (None: the last saved) if the run holds its prompts, else a clear error."""
     if not run_dir.is_dir():
         raise DaptInitError(f"run folder {run_dir} does not exist.")
     epochs = saved_epochs(run_dir)
     if not epochs:
         raise DaptInitError(
-            f"run folder {run_dir} holds no checkpoint ({PROMPT_MODEL}/model.pth.tar-<epoch>). "
-            "Give the folder train.py wrote with --output-dir, after at least one epoch."
+            f"run folder {run_dir} holds no checkpoint ({PROMPT_MODEL}/model.pth.tar-<epoch>) "
+            f"and no kept prompts ({PROMPT_MODEL}/prompts-epoch<epoch>.pt). Give the folder "
+            "train.py wrote with --output-dir."
         )
     chosen = epochs[-1] if epoch is None else epoch
     if chosen not in epochs:
         raise DaptInitError(
             f"run folder {run_dir} has no checkpoint for epoch {chosen}; saved epochs: "
-            f"{', '.join(map(str, epochs))}. Pass one of them with --epoch (train.py keeps the "
-            "last epoch and every TRAIN.CHECKPOINT_FREQ-th)."
+            f"{', '.join(map(str, epochs))}. Pass one of them with --epoch (train.py keeps "
+            "epochs 0 and 1, those in TRAINER.DAPT_INIT.KEEP_EPOCHS, the last epoch and every "
+            "TRAIN.CHECKPOINT_FREQ-th)."
         )
-    return run_dir / PROMPT_MODEL / checkpoint_name(chosen)
+    return chosen
+
+
+def checkpoint_path(run_dir: Path, epoch: int | None) -> Path:
+    """The file holding ``epoch``'s prompts (kept prompts first, else the checkpoint)."""
+    return Path(run_prompts_path(str(run_dir), chosen_epoch(run_dir, epoch)))
 
 
 def saved_text_prompts(path: Path) -> torch.Tensor:
-    """The text prompt tokens ``txt_ctx`` of a checkpoint, (K, width), in fp32."""
-    state = read_checkpoint(str(path)).get("state_dict", {})
-    if "txt_ctx" not in state:
-        raise DaptInitError(
-            f"checkpoint {path} has no text prompts 'txt_ctx' (it holds "
-            f"{', '.join(sorted(state)) or 'nothing'}); it was not written by DAPT_Init."
-        )
-    return state["txt_ctx"].float()
+    """The text prompt tokens ``txt_ctx`` of a kept prompts file or checkpoint, (K, width), fp32."""
+    return read_prompts(str(path))["txt_ctx"].float()
+
+
+def run_text_prompts(run_dir: Path, epoch: int) -> torch.Tensor:
+    """The text prompt tokens of a run after ``epoch``, (K, width), in fp32."""
+    return load_run_prompts(str(run_dir), epoch)["txt_ctx"].float()
 
 
 @dataclass(frozen=True)
@@ -225,14 +227,13 @@ def check_width(prompts: torch.Tensor, clip_width: int, path: Path, clip_source:
 def run_rows(run_dirs: Sequence[Path], epoch: int | None, choices: Sequence[str],
              clip_width: int | None, clip_source: str) -> list[StatsRow]:
     """Rows from saved checkpoints, labelled with the init and seed their log.txt names."""
-    paths = [checkpoint_path(run_dir, epoch) for run_dir in run_dirs]  # all errors before work
+    epochs = [chosen_epoch(run_dir, epoch) for run_dir in run_dirs]  # all errors before work
     rows: list[StatsRow] = []
-    for run_dir, path in zip(run_dirs, paths):
-        prompts = saved_text_prompts(path)
+    for run_dir, saved_epoch in zip(run_dirs, epochs):
+        prompts = run_text_prompts(run_dir, saved_epoch)
         if clip_width is not None:
-            check_width(prompts, clip_width, path, clip_source)
+            check_width(prompts, clip_width, checkpoint_path(run_dir, saved_epoch), clip_source)
         info = logged_run_info(run_dir)
-        saved_epoch = int(CHECKPOINT_FILE.search(path.name).group(1))
         rows += stats_rows(prompts, choices, info.init or "?",
                            "?" if info.seed is None else info.seed, saved_epoch, str(run_dir))
     return rows
@@ -362,8 +363,8 @@ def build_trainer_from(argv: Sequence[str]) -> Any:
 
 def class_text_features(trainer: Any, run_dir: Path, epoch: int) -> torch.Tensor:
     """(C, D) normalised text features with the prompts saved in ``run_dir`` at ``epoch``."""
-    with redirect_stdout(sys.stderr):
-        trainer.load_model(str(run_dir), epoch=epoch)
+    prompts = load_run_prompts(str(run_dir), epoch)
+    load_prompt_state(trainer.model.prompt_learner, prompts, str(checkpoint_path(run_dir, epoch)))
     trainer.set_model_mode("eval")
     with torch.no_grad():
         return trainer.model.encode_text().float().cpu()
@@ -427,8 +428,7 @@ def checked_epochs(runs: dict[str, Path], epoch: int | None) -> dict[str, int]:
     """The checkpoint epoch of every run, each folder checked before the toolbox loads data."""
     epochs = {}
     for init, run_dir in runs.items():
-        path = checkpoint_path(run_dir, epoch)
-        epochs[init] = int(CHECKPOINT_FILE.search(path.name).group(1))
+        epochs[init] = chosen_epoch(run_dir, epoch)
         check_logged_init(init, run_dir)
     return epochs
 

@@ -16,6 +16,8 @@ skipped; the first failure stops the script with its exit status.
 Environment:
   DATA_ROOT    (required) folder holding the data sets
   SEEDS        seeds (default "1 2 3")
+  VIS_INIT     visual-prompt init of the runs (random, same, diff; default random): the
+               INIT folder becomes INIT_vis-<VIS_INIT> when it is not random
   CFG          trainer config of the training runs (default vit_b16; imagenet: vit_b16_ep50)
   LOAD_EPOCH   checkpoint epoch to load (default: the config'"'"'s MAX_EPOCH, or OPTIM.MAX_EPOCH
                among the overrides)
@@ -36,27 +38,31 @@ INIT=${DAPT_ARGS[1]}
 GPU=${DAPT_ARGS[2]:-}
 dapt_check_dataset "$DATASET" train
 dapt_check_init "$INIT"
+dapt_check_vis_init
 dapt_check_gpu "$GPU"
 dapt_check_overrides
 dapt_choose_cfg "$DATASET" "$SHOTS"
 dapt_cfg_epochs "$DAPT_CFG"
 dapt_prepare_run
+INIT_DIR=$(dapt_init_folder "$INIT" "$DAPT_VIS_INIT")
 
 train_how=$(dapt_train_hint base2new_train.sh "$DATASET" "$INIT")
 for seed in "${DAPT_SEEDS[@]}"; do
-    dapt_require_trained "$(dapt_base2new_dir train_base "$DATASET" "$INIT" "$DAPT_CFG" "$seed")" \
+    dapt_require_trained \
+        "$(dapt_base2new_dir train_base "$DATASET" "$INIT_DIR" "$DAPT_CFG" "$seed")" \
         "$train_how"
 done
 
 dapt_enter_repo "$GPU"
 for seed in "${DAPT_SEEDS[@]}"; do
-    model_dir=$(dapt_base2new_dir train_base "$DATASET" "$INIT" "$DAPT_CFG" "$seed")
-    dir=$(dapt_base2new_dir test_new "$DATASET" "$INIT" "$DAPT_CFG" "$seed")
+    model_dir=$(dapt_base2new_dir train_base "$DATASET" "$INIT_DIR" "$DAPT_CFG" "$seed")
+    dir=$(dapt_base2new_dir test_new "$DATASET" "$INIT_DIR" "$DAPT_CFG" "$seed")
     dapt_train_py eval "$dir" "$seed" "$DATASET" \
         --model-dir "$model_dir" \
         --load-epoch "$DAPT_EPOCHS" \
         --eval-only \
         TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
+        TRAINER.DAPT_INIT.VIS_INIT_METHOD "$DAPT_VIS_INIT" \
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES new
 done

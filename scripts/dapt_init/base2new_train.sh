@@ -14,6 +14,8 @@ the script with its exit status.
 Environment:
   DATA_ROOT    (required) folder holding the data sets
   SEEDS        seeds (default "1 2 3")
+  VIS_INIT     visual-prompt init of the runs (random, same, diff; default random): the
+               INIT folder becomes INIT_vis-<VIS_INIT> when it is not random
   CFG          trainer config (default vit_b16, the 16-shot one; imagenet: vit_b16_ep50)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
@@ -32,16 +34,19 @@ INIT=${DAPT_ARGS[1]}
 GPU=${DAPT_ARGS[2]:-}
 dapt_check_dataset "$DATASET" train
 dapt_check_init "$INIT"
+dapt_check_vis_init
 dapt_check_gpu "$GPU"
 dapt_check_overrides
 dapt_choose_cfg "$DATASET" "$SHOTS"
 dapt_prepare_run
+INIT_DIR=$(dapt_init_folder "$INIT" "$DAPT_VIS_INIT")
 
 dapt_enter_repo "$GPU"
 for seed in "${DAPT_SEEDS[@]}"; do
-    dir=$(dapt_base2new_dir train_base "$DATASET" "$INIT" "$DAPT_CFG" "$seed")
+    dir=$(dapt_base2new_dir train_base "$DATASET" "$INIT_DIR" "$DAPT_CFG" "$seed")
     dapt_train_py train "$dir" "$seed" "$DATASET" \
         TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
+        TRAINER.DAPT_INIT.VIS_INIT_METHOD "$DAPT_VIS_INIT" \
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES base
 done

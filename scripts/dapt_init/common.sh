@@ -10,6 +10,8 @@
 #                working directory
 #   SEEDS        seeds to run (default "1 2 3")
 #   CFG          trainer config name in configs/trainers/DAPT_Init/ (default: chosen by shots)
+#   VIS_INIT     visual-prompt init (random, same, diff; default random); not random adds
+#                "_vis-<VIS_INIT>" to the init folder of a run (diff_vis-same)
 #   LOAD_EPOCH   (eval scripts) checkpoint epoch to load (default: the config's MAX_EPOCH, or
 #                OPTIM.MAX_EPOCH when it is among the overrides)
 #   PYTHON       python interpreter that runs train.py (default: python, else python3)
@@ -35,6 +37,7 @@ DAPT_DATASET_CONFIGS="$DAPT_REPO_ROOT/configs/datasets"
 declare -A DAPT_RESERVED_KEYS=(
     [DATASET.NUM_SHOTS]="the SHOTS argument"
     [TRAINER.DAPT_INIT.INIT_METHOD]="the INIT argument"
+    [TRAINER.DAPT_INIT.VIS_INIT_METHOD]="VIS_INIT"
     [DATASET.SUBSAMPLE_CLASSES]="the script (base2new_*.sh set base / new)"
     [SEED]="SEEDS"
     [OUTPUT_DIR]="OUTPUT_ROOT"
@@ -141,6 +144,13 @@ dapt_check_dataset() {
 dapt_check_init() {
     dapt_contains "$1" "${DAPT_INITS[@]}" ||
         dapt_die "unknown init method '$1'; valid init methods: $(dapt_join ' ' "${DAPT_INITS[@]}")"
+}
+
+dapt_check_vis_init() {  # sets DAPT_VIS_INIT from VIS_INIT (default random)
+    DAPT_VIS_INIT=${VIS_INIT:-random}
+    dapt_contains "$DAPT_VIS_INIT" "${DAPT_INITS[@]}" ||
+        dapt_die "unknown visual init method '$DAPT_VIS_INIT' (VIS_INIT, VIS_INITS); valid init" \
+            "methods: $(dapt_join ' ' "${DAPT_INITS[@]}")"
 }
 
 dapt_check_shots() {
@@ -273,6 +283,17 @@ dapt_resolve_python() {  # sets DAPT_PYTHON from PYTHON (default python, else py
 
 # -------------------------------------------------------------------------------- run folders
 
+# dapt_init_folder INIT VIS_INIT: a run's init folder, "INIT" or "INIT_vis-VIS_INIT" (the
+# default visual init, random, leaves DAPT's folder names as they were). The *_dir functions
+# below take this folder as their INIT.
+dapt_init_folder() {
+    if [[ "$2" == random ]]; then
+        printf '%s' "$1"
+    else
+        printf '%s_vis-%s' "$1" "$2"
+    fi
+}
+
 dapt_main_dir() {  # dapt_main_dir DATASET INIT CFG SHOTS SEED
     printf '%s' "$OUTPUT_ROOT/$1/$DAPT_TRAINER/$2/${3}_${4}shots/seed$5"
 }
@@ -391,6 +412,9 @@ dapt_train_hint() {
     printf 'DATA_ROOT=%q OUTPUT_ROOT=%q SEEDS=%q' "$DATA_ROOT" "$OUTPUT_ROOT" "${DAPT_SEEDS[*]}"
     if [[ -n "${CFG:-}" ]]; then
         printf ' CFG=%q' "$CFG"
+    fi
+    if [[ "${DAPT_VIS_INIT:-random}" != random ]]; then
+        printf ' VIS_INIT=%q' "$DAPT_VIS_INIT"
     fi
     printf ' bash scripts/dapt_init/%s' "$script"
     printf ' %q' "$@"

@@ -17,6 +17,8 @@ Environment:
   TARGETS      target data sets (default "imagenetv2 imagenet_sketch imagenet_a imagenet_r";
                any data set with a config, e.g. for cross-data-set transfer)
   SEEDS        seeds (default "1 2 3")
+  VIS_INIT     visual-prompt init of the runs (random, same, diff; default random): the
+               INIT folder becomes INIT_vis-<VIS_INIT> when it is not random
   CFG          trainer config of the ImageNet runs (default vit_b16_ep50)
   LOAD_EPOCH   checkpoint epoch to load (default: the config'"'"'s MAX_EPOCH, or OPTIM.MAX_EPOCH
                among the overrides)
@@ -37,6 +39,7 @@ INIT=${DAPT_ARGS[0]}
 SHOTS=${DAPT_ARGS[1]}
 GPU=${DAPT_ARGS[2]:-}
 dapt_check_init "$INIT"
+dapt_check_vis_init
 dapt_check_shots "$SHOTS"
 dapt_check_gpu "$GPU"
 dapt_check_overrides
@@ -48,23 +51,26 @@ for target in "${TARGET_LIST[@]}"; do
     dapt_check_dataset "$target" any
 done
 dapt_prepare_run
+INIT_DIR=$(dapt_init_folder "$INIT" "$DAPT_VIS_INIT")
 
 train_how=$(dapt_train_hint main.sh "$SOURCE_DATASET" "$INIT" "$SHOTS")
 for seed in "${DAPT_SEEDS[@]}"; do
-    dapt_require_trained "$(dapt_main_dir "$SOURCE_DATASET" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")" \
+    dapt_require_trained "$(dapt_main_dir "$SOURCE_DATASET" "$INIT_DIR" "$DAPT_CFG" "$SHOTS" \
+        "$seed")" \
         "$train_how"
 done
 
 dapt_enter_repo "$GPU"
 for target in "${TARGET_LIST[@]}"; do
     for seed in "${DAPT_SEEDS[@]}"; do
-        model_dir=$(dapt_main_dir "$SOURCE_DATASET" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
-        dir=$(dapt_eval_dir "$target" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
+        model_dir=$(dapt_main_dir "$SOURCE_DATASET" "$INIT_DIR" "$DAPT_CFG" "$SHOTS" "$seed")
+        dir=$(dapt_eval_dir "$target" "$INIT_DIR" "$DAPT_CFG" "$SHOTS" "$seed")
         dapt_train_py eval "$dir" "$seed" "$target" \
             --model-dir "$model_dir" \
             --load-epoch "$DAPT_EPOCHS" \
             --eval-only \
             TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
+            TRAINER.DAPT_INIT.VIS_INIT_METHOD "$DAPT_VIS_INIT" \
             DATASET.NUM_SHOTS "$SHOTS"
     done
 done

@@ -6,6 +6,7 @@ USAGE='bash scripts/dapt_init/main.sh DATASET INIT SHOTS [GPU] [-- KEY VALUE ...
 HELP='Trains DAPT_Init on DATASET (e.g. eurosat) with text-prompt init INIT (random, same, diff)
 and SHOTS images per class, once per seed, into
   $OUTPUT_ROOT/DATASET/DAPT_Init/INIT/<cfg>_<SHOTS>shots/seed<k>/
+(INIT_vis-<VIS_INIT> instead of INIT when VIS_INIT is not random).
 GPU (optional) sets CUDA_VISIBLE_DEVICES. Words after "--" are KEY VALUE config overrides
 passed to train.py (paths in them are relative to the repository root).
 
@@ -19,6 +20,8 @@ Environment:
   CFG          trainer config in configs/trainers/DAPT_Init/ (default by shots: 1 ->
                vit_b16_ep50, 2 and 4 -> vit_b16_ep100, 8 and 16 -> vit_b16; imagenet ->
                vit_b16_ep50)
+  VIS_INIT     visual-prompt init: random (DAPT'"'"'s, default), same or diff (from CLIP'"'"'s CLS
+               embedding; TRAINER.DAPT_INIT.VIS_INIT_METHOD)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
 
@@ -35,16 +38,19 @@ SHOTS=${DAPT_ARGS[2]}
 GPU=${DAPT_ARGS[3]:-}
 dapt_check_dataset "$DATASET" train
 dapt_check_init "$INIT"
+dapt_check_vis_init
 dapt_check_shots "$SHOTS"
 dapt_check_gpu "$GPU"
 dapt_check_overrides
 dapt_choose_cfg "$DATASET" "$SHOTS"
 dapt_prepare_run
 
+INIT_DIR=$(dapt_init_folder "$INIT" "$DAPT_VIS_INIT")
 dapt_enter_repo "$GPU"
 for seed in "${DAPT_SEEDS[@]}"; do
-    dir=$(dapt_main_dir "$DATASET" "$INIT" "$DAPT_CFG" "$SHOTS" "$seed")
+    dir=$(dapt_main_dir "$DATASET" "$INIT_DIR" "$DAPT_CFG" "$SHOTS" "$seed")
     dapt_train_py train "$dir" "$seed" "$DATASET" \
         TRAINER.DAPT_INIT.INIT_METHOD "$INIT" \
+        TRAINER.DAPT_INIT.VIS_INIT_METHOD "$DAPT_VIS_INIT" \
         DATASET.NUM_SHOTS "$SHOTS"
 done

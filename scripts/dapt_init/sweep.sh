@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2016  # help text and the SLURM script show $NAMES literally
-# The whole study: datasets x inits x shots x seeds, one main.sh job per (dataset, init, shots,
-# seed), run on a pool of GPUs (one job per GPU at a time) or emitted as a SLURM job array.
+# The whole study: datasets x inits x visual inits x shots x seeds, one main.sh job per (dataset,
+# init, visual init, shots, seed), run on a pool of GPUs (one job per GPU at a time) or emitted
+# as a SLURM job array. A job is "DATASET INIT SHOTS SEED", plus " VIS_INIT" when that is not
+# random.
 USAGE='bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [-- KEY VALUE ...]'
-HELP='Runs every job of the study with main.sh (SEEDS=<seed> main.sh DATASET INIT SHOTS GPU),
-keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output goes to
-$SWEEP_LOG_DIR/<dataset>_<init>_<shots>shots_seed<k>.log. Finished runs are skipped (so a
-re-run of the sweep does only what is missing, and resumes what was cut off). When a job fails
-the others still run; the sweep then lists the failed jobs and exits with status 1.
+HELP='Runs every job of the study with main.sh (SEEDS=<seed> [VIS_INIT=<v>] main.sh DATASET
+INIT SHOTS GPU), keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output goes
+to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots_seed<k>.log. Finished runs are
+skipped (so a re-run of the sweep does only what is missing, and resumes what was cut off).
+When a job fails the others still run; the sweep then lists the failed jobs and exits with
+status 1.
 Words after "--" are KEY VALUE config overrides passed to every run.
 
   --dry-run   print the jobs (and which are finished already); run nothing
@@ -18,6 +21,8 @@ Words after "--" are KEY VALUE config overrides passed to every run.
 Environment (lists are space-separated):
   DATASETS     default "eurosat oxford_pets"
   INITS        default "random same diff"
+  VIS_INITS    visual-prompt inits (random, same, diff), default "$VIS_INIT" or "random";
+               not random adds "_vis-<v>" to a run'"'"'s init folder (main.sh'"'"'s VIS_INIT)
   SHOTS        default "1 2 4 8 16"
   SEEDS        default "1 2 3"
   GPUS         GPUs to use, one job each at a time (default "0"); e.g. "0 1 2 3"
@@ -34,6 +39,7 @@ Environment (lists are space-separated):
 Examples:
   DATA_ROOT=/data GPUS="0 1 2 3" bash scripts/dapt_init/sweep.sh
   DATASETS=eurosat SHOTS="1 2" bash scripts/dapt_init/sweep.sh --dry-run
+  DATASETS=eurosat INITS=diff VIS_INITS="random same diff" bash scripts/dapt_init/sweep.sh --dry-run
   DATA_ROOT=/data bash scripts/dapt_init/sweep.sh --slurm > dapt_init.sbatch
   sbatch dapt_init.sbatch'
 set -euo pipefail
@@ -71,6 +77,8 @@ read_list DATASETS "eurosat oxford_pets"
 DATASET_LIST=("${LIST[@]}")
 read_list INITS "random same diff"
 INIT_LIST=("${LIST[@]}")
+read_list VIS_INITS "${VIS_INIT:-random}"
+VIS_INIT_LIST=("${LIST[@]}")
 read_list SHOTS "1 2 4 8 16"
 SHOTS_LIST=("${LIST[@]}")
 dapt_check_seeds
@@ -79,6 +87,9 @@ for dataset in "${DATASET_LIST[@]}"; do
 done
 for init in "${INIT_LIST[@]}"; do
     dapt_check_init "$init"
+done
+for vis_init in "${VIS_INIT_LIST[@]}"; do
+    VIS_INIT=$vis_init dapt_check_vis_init
 done
 declare -A CFG_OF=()  # "dataset shots" -> trainer config (to find finished runs)
 for dataset in "${DATASET_LIST[@]}"; do
@@ -103,31 +114,46 @@ dapt_resolve_output_root
 SWEEP_LOG_DIR=${SWEEP_LOG_DIR:-$OUTPUT_ROOT/sweep_logs}
 [[ "$SWEEP_LOG_DIR" == /* ]] || SWEEP_LOG_DIR="$DAPT_CALLER_DIR/$SWEEP_LOG_DIR"
 
-# The jobs, in order: dataset, init, shots, seed.
+# The jobs, in order: dataset, init, visual init, shots, seed. A job is "DATASET INIT SHOTS
+# SEED", with " VIS_INIT" appended when the visual init is not random.
 JOBS=()
 for dataset in "${DATASET_LIST[@]}"; do
     for init in "${INIT_LIST[@]}"; do
-        for shots in "${SHOTS_LIST[@]}"; do
-            for seed in "${DAPT_SEEDS[@]}"; do
-                JOBS+=("$dataset $init $shots $seed")
+        for vis_init in "${VIS_INIT_LIST[@]}"; do
+            vis_field=""
+            [[ "$vis_init" == random ]] || vis_field=" $vis_init"
+            for shots in "${SHOTS_LIST[@]}"; do
+                for seed in "${DAPT_SEEDS[@]}"; do
+                    JOBS+=("$dataset $init $shots $seed$vis_field")
+                done
             done
         done
     done
 done
 N_JOBS=${#JOBS[@]}
 
-job_finished() {  # job_finished "DATASET INIT SHOTS SEED"
-    local dataset init shots seed
-    read -r dataset init shots seed <<<"$1"
-    dapt_run_finished "$(dapt_main_dir "$dataset" "$init" "${CFG_OF["$dataset $shots"]}" \
-        "$shots" "$seed")" train
+job_finished() {  # job_finished "DATASET INIT SHOTS SEED [VIS_INIT]"
+    local dataset init shots seed vis_init
+    read -r dataset init shots seed vis_init <<<"$1"
+    dapt_run_finished "$(dapt_main_dir "$dataset" "$(dapt_init_folder "$init" \
+        "${vis_init:-random}")" "${CFG_OF["$dataset $shots"]}" "$shots" "$seed")" train
 }
 
-job_command() {  # job_command "DATASET INIT SHOTS SEED" GPU: the job's main.sh command, as text
-    local dataset init shots seed
-    read -r dataset init shots seed <<<"$1"
-    printf 'SEEDS=%s bash scripts/dapt_init/main.sh %s %s %s %s%s' "$seed" "$dataset" "$init" \
-        "$shots" "$2" "$(dapt_overrides_text)"
+job_command() {  # job_command "DATASET INIT SHOTS SEED [VIS_INIT]" GPU: main.sh command, as text
+    local dataset init shots seed vis_init
+    read -r dataset init shots seed vis_init <<<"$1"
+    printf 'SEEDS=%s %sbash scripts/dapt_init/main.sh %s %s %s %s%s' "$seed" \
+        "${vis_init:+VIS_INIT=$vis_init }" "$dataset" "$init" "$shots" "$2" \
+        "$(dapt_overrides_text)"
+}
+
+grid_text() {  # "2 datasets x 3 inits [x 2 visual inits] x 5 shots x 3 seeds"
+    local vis=""
+    if ((${#VIS_INIT_LIST[@]} > 1)) || [[ "${VIS_INIT_LIST[0]}" != random ]]; then
+        vis=" x ${#VIS_INIT_LIST[@]} visual inits"
+    fi
+    printf '%d datasets x %d inits%s x %d shots x %d seeds' "${#DATASET_LIST[@]}" \
+        "${#INIT_LIST[@]}" "$vis" "${#SHOTS_LIST[@]}" "${#DAPT_SEEDS[@]}"
 }
 
 # ------------------------------------------------------------------------------------ dry run
@@ -141,9 +167,8 @@ if [[ "$MODE" == dry-run ]]; then
         fi
         printf 'job %d [%s]: %s\n' "$j" "$state" "$(job_command "${JOBS[j]}" GPU)"
     done
-    printf '%d jobs (%d datasets x %d inits x %d shots x %d seeds): %d finished, %d to run\n' \
-        "$N_JOBS" "${#DATASET_LIST[@]}" "${#INIT_LIST[@]}" "${#SHOTS_LIST[@]}" \
-        "${#DAPT_SEEDS[@]}" "$n_finished" "$((N_JOBS - n_finished))"
+    printf '%d jobs (%s): %d finished, %d to run\n' "$N_JOBS" "$(grid_text)" "$n_finished" \
+        "$((N_JOBS - n_finished))"
     if [[ -z "${DATA_ROOT:-}" ]]; then
         echo "note: DATA_ROOT is not set; the jobs need it"
     fi
@@ -174,8 +199,7 @@ if [[ "$MODE" == slurm ]]; then
     done
     cat <<EOF
 #
-# DAPT_Init study as a SLURM job array: $N_JOBS jobs (${#DATASET_LIST[@]} datasets x \
-${#INIT_LIST[@]} inits x ${#SHOTS_LIST[@]} shots x ${#DAPT_SEEDS[@]} seeds), one per array task.
+# DAPT_Init study as a SLURM job array: $N_JOBS jobs ($(grid_text)), one per array task.
 # Made by scripts/dapt_init/sweep.sh --slurm on $(date '+%Y-%m-%d %H:%M').
 # Submit: sbatch <this file>.
 # Each task runs main.sh for one dataset/init/shots/seed on the GPU SLURM gives it. Finished
@@ -193,16 +217,16 @@ EOF
             printf 'export %s=%q\n' "$name" "${!name}"
         fi
     done
-    echo '# task index: "dataset init shots seed"'
+    echo '# task index: "dataset init shots seed [visual init]"'
     echo 'JOBS=('
     for ((j = 0; j < N_JOBS; j++)); do
         printf '    "%s"  # %d\n' "${JOBS[j]}" "$j"
     done
     echo ')'
     echo ': "${SLURM_ARRAY_TASK_ID:?submit this file with sbatch (it is a job array)}"'
-    echo 'read -r dataset init shots seed <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
-    printf 'SEEDS="$seed" exec bash scripts/dapt_init/main.sh "$dataset" "$init" "$shots"%s\n' \
-        "$(dapt_overrides_text)"
+    echo 'read -r dataset init shots seed vis_init <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
+    printf 'SEEDS="$seed" VIS_INIT="${vis_init:-random}" exec bash scripts/dapt_init/main.sh'
+    printf ' "$dataset" "$init" "$shots"%s\n' "$(dapt_overrides_text)"
     exit 0
 fi
 
@@ -241,21 +265,23 @@ trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap 'rm -rf -- "$STATUS_DIR"' EXIT
 
-job_log() {  # job_log "DATASET INIT SHOTS SEED"
-    local dataset init shots seed
-    read -r dataset init shots seed <<<"$1"
-    printf '%s' "$SWEEP_LOG_DIR/${dataset}_${init}_${shots}shots_seed${seed}.log"
+job_log() {  # job_log "DATASET INIT SHOTS SEED [VIS_INIT]"
+    local dataset init shots seed vis_init
+    read -r dataset init shots seed vis_init <<<"$1"
+    local name="${dataset}_${init}${vis_init:+_vis-$vis_init}_${shots}shots_seed${seed}"
+    printf '%s' "$SWEEP_LOG_DIR/$name.log"
 }
 
 start_job() {  # start_job INDEX SLOT
-    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} dataset init shots seed log
-    read -r dataset init shots seed <<<"${JOBS[index]}"
+    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} dataset init shots seed vis_init log
+    read -r dataset init shots seed vis_init <<<"${JOBS[index]}"
     log=$(job_log "${JOBS[index]}")
     printf '[start] gpu %s: job %d: %s (log: %s)\n' "$gpu" "$index" \
         "$(job_command "${JOBS[index]}" "$gpu")" "$log"
     (
         status=0
-        SEEDS="$seed" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" "$init" "$shots" "$gpu" -- \
+        SEEDS="$seed" VIS_INIT="${vis_init:-random}" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" \
+            "$init" "$shots" "$gpu" -- \
             ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"} </dev/null >>"$log" 2>&1 || status=$?
         printf '%s\n' "$status" >"$STATUS_DIR/$index.tmp"
         mv -f -- "$STATUS_DIR/$index.tmp" "$STATUS_DIR/$index"

@@ -3,10 +3,15 @@
 Layout (as Dassl's): ``<dir>/<model name>/model.pth.tar-<epoch>`` holding ``state_dict``,
 ``epoch``, ``optimizer``, ``scheduler`` and ``val_result``, plus a ``checkpoint`` text file
 naming the latest one. Everything stored is tensors and plain values.
+
+Kept prompts: ``<run>/prompt_learner/prompts-epoch<N>.pt``, a dict with the ``vis_ctx`` and
+``txt_ctx`` tensors only (a few KB), for epoch 0 (the initial prompts), epoch 1 and the epochs
+in ``TRAINER.DAPT_INIT.KEEP_EPOCHS``, so analyses of early epochs need no full checkpoint.
 """
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import torch
@@ -16,10 +21,18 @@ from .atomic import torch_save_atomically, write_atomically
 from .errors import DaptInitError
 
 LATEST_POINTER = "checkpoint"
+PROMPT_MODEL = "prompt_learner"  # the trainer's model name: the folder inside a run
+PROMPT_KEYS = ("vis_ctx", "txt_ctx")
+_CHECKPOINT_FILE = re.compile(r"model\.pth\.tar-(\d+)$")
+_PROMPTS_FILE = re.compile(r"prompts-epoch(\d+)\.pt$")
 
 
 def checkpoint_name(epoch: int) -> str:
     return f"model.pth.tar-{epoch}"
+
+
+def prompts_name(epoch: int) -> str:
+    return f"prompts-epoch{epoch}.pt"
 
 
 def save_checkpoint(state: dict[str, Any], folder: str, file_name: str, latest: bool) -> str:
@@ -81,3 +94,71 @@ def load_prompt_state(module: nn.Module, state_dict: dict[str, torch.Tensor], so
             "backbone): use the same config, or another output folder."
         )
     module.load_state_dict(state_dict)
+
+
+# ------------------------------------------------------------------------------ kept prompts
+def save_prompts(prompts: dict[str, torch.Tensor], run_dir: str, epoch: int) -> str:
+    """Write ``prompts-epoch<epoch>.pt`` (``vis_ctx``, ``txt_ctx`` on the CPU) atomically."""
+    state = {key: prompts[key].detach().cpu().clone() for key in PROMPT_KEYS}
+    path = os.path.join(run_dir, PROMPT_MODEL, prompts_name(epoch))
+    torch_save_atomically(state, path)
+    return path
+
+
+def _epochs_matching(folder: str, pattern: re.Pattern) -> set[int]:
+    if not os.path.isdir(folder):
+        return set()
+    found = (pattern.match(name) for name in os.listdir(folder))
+    return {int(match.group(1)) for match in found if match}
+
+
+def checkpoint_epochs(run_dir: str) -> list[int]:
+    """Epochs with a full checkpoint in ``run_dir/prompt_learner``, ascending."""
+    return sorted(_epochs_matching(os.path.join(run_dir, PROMPT_MODEL), _CHECKPOINT_FILE))
+
+
+def prompt_epochs(run_dir: str) -> list[int]:
+    """Epochs whose prompts a run holds (kept prompts or a full checkpoint), ascending."""
+    folder = os.path.join(run_dir, PROMPT_MODEL)
+    kept = _epochs_matching(folder, _PROMPTS_FILE)
+    return sorted(kept | _epochs_matching(folder, _CHECKPOINT_FILE))
+
+
+def run_prompts_path(run_dir: str, epoch: int) -> str | None:
+    """The file holding ``epoch``'s prompts: the kept prompts file first, else the checkpoint."""
+    folder = os.path.join(run_dir, PROMPT_MODEL)
+    for name in (prompts_name(epoch), checkpoint_name(epoch)):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+def read_prompts(path: str) -> dict[str, torch.Tensor]:
+    """``{"vis_ctx", "txt_ctx"}`` from a kept prompts file or a full checkpoint."""
+    stored = read_checkpoint(path)
+    state = stored.get("state_dict", stored) if isinstance(stored, dict) else {}
+    for key, what in (("txt_ctx", "text"), ("vis_ctx", "visual")):
+        if not isinstance(state.get(key), torch.Tensor):
+            raise DaptInitError(
+                f"checkpoint {path} has no {what} prompts {key!r} (it holds "
+                f"{', '.join(sorted(map(str, state))) or 'nothing'}); it was not written by "
+                "DAPT_Init."
+            )
+    return {key: state[key] for key in PROMPT_KEYS}
+
+
+def load_run_prompts(run_dir: str, epoch: int) -> dict[str, torch.Tensor]:
+    """The prompts of a run folder (train.py's --output-dir) after ``epoch`` (0: initial).
+
+    Read from ``prompts-epoch<epoch>.pt`` where the run kept one, else from the full
+    checkpoint ``model.pth.tar-<epoch>``; a clear error naming the epochs it has otherwise.
+    """
+    path = run_prompts_path(run_dir, epoch)
+    if path is None:
+        epochs = prompt_epochs(run_dir)
+        raise DaptInitError(
+            f"run folder {run_dir} has no prompts for epoch {epoch}; saved epochs: "
+            f"{', '.join(map(str, epochs)) or 'none'}. Runs keep epochs 0 and 1, the last "
+            "epoch, every TRAIN.CHECKPOINT_FREQ-th and those in TRAINER.DAPT_INIT.KEEP_EPOCHS."
+        )
+    return read_prompts(path)

@@ -44,11 +44,14 @@ def add_dapt_init_config(cfg: Any) -> None:
     node.TXT_RBF_T = 2.0  # temperature t of exp(-t * ||w_m - w_n||^2)
     # This project's keys.
     node.INIT_METHOD = "random"  # random (DAPT) | same | diff (RPO's ST-initialisation)
-    node.INIT_NOISE_SCALE = 0.1  # norm of the noise added to EOS for same / diff
+    node.INIT_NOISE_SCALE = 0.1  # norm of the noise added to EOS / CLS for same / diff
+    node.VIS_INIT_METHOD = "random"  # random (DAPT) | same | diff: visual prompts from CLS
     node.PREC = "fp16"  # fp16 | fp32 | amp; the CPU always runs fp32
     node.CLIP_WEIGHTS = ""  # local CLIP file (JIT archive or state dict); "" downloads
     node.PROTOTYPE_VIEW = "test"  # test: deterministic view; train: DAPT's augmented view
     node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
+    node.LOG_GRAD_NORMS = False  # log each weighted loss term's gradient norm (extra backward)
+    node.KEEP_EPOCHS = []  # epochs whose prompts are kept besides 0 and 1 (prompts-epoch<N>.pt)
     cfg.TRAINER.DAPT_INIT = node
 
     if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
@@ -82,11 +85,22 @@ def _non_negative(value: Any, key: str) -> None:
                             f"e.g. '{key} 0.1'.")
 
 
+def _epoch_list(value: Any, key: str) -> None:
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1
+            for epoch in value):
+        raise DaptInitError(
+            f"{key} is {value!r}; it must be a list of epochs (whole numbers of at least 1), "
+            f"e.g. '{key} [10,50]' (no spaces), or [] to keep only epochs 0 and 1."
+        )
+
+
 def validate_config(cfg: Any, *, training: bool = True) -> None:
     """Raise ``DaptInitError`` naming the first bad value; cheap, loads nothing."""
     node = cfg.TRAINER.DAPT_INIT
     prefix = "TRAINER.DAPT_INIT."
     _choice(node.INIT_METHOD, INIT_METHODS, prefix + "INIT_METHOD")
+    _choice(node.VIS_INIT_METHOD, INIT_METHODS, prefix + "VIS_INIT_METHOD")
     _choice(node.PREC, PRECISIONS, prefix + "PREC")
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
     _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")
@@ -99,6 +113,11 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
         raise DaptInitError(
             f"{prefix}VIS_DROPOUT is {node.VIS_DROPOUT!r}; it must be in [0, 1)."
         )
+    if not isinstance(node.LOG_GRAD_NORMS, bool):
+        raise DaptInitError(
+            f"{prefix}LOG_GRAD_NORMS is {node.LOG_GRAD_NORMS!r}; it must be True or False."
+        )
+    _epoch_list(node.KEEP_EPOCHS, prefix + "KEEP_EPOCHS")
     _choice(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"), SUBSAMPLE_CHOICES,
             "DATASET.SUBSAMPLE_CLASSES")
     shots = cfg.DATASET.NUM_SHOTS

@@ -1,4 +1,4 @@
-"""How the prompt tokens start: the study's three text-prompt initialisations.
+"""How the prompt tokens start: the study's three initialisations, for text and visual prompts.
 
 All draws use torch's global generator on the CPU, in this order: visual prompts first, then
 text prompts, exactly as the original DAPT trainer does. DAPT draws in CLIP's shipped dtype
@@ -7,8 +7,10 @@ whatever precision we train in.
 
 Every method leaves the global generator where ``random`` (DAPT) leaves it: ``same`` and
 ``diff`` take their fp32 noise from a copy of the generator's state, then make DAPT's draw and
-discard it. So for one seed the three methods differ only in the text prompts, and the data
-order, augmentations and dropout that follow are identical.
+discard it. So the visual noise comes from the state before DAPT's visual draw, the text noise
+from the state before DAPT's text draw (which no visual method moves), and for one seed any two
+text x visual combinations differ only in the prompts chosen: the data order, augmentations
+and dropout that follow are identical.
 """
 from __future__ import annotations
 
@@ -49,6 +51,47 @@ def draw_dapt_text_prompts(n_tokens: int, width: int) -> torch.Tensor:
     return prompts.normal_(mean=0.0, std=TEXT_PROMPT_STD)
 
 
+def _base_plus_noise(method: str, base: torch.Tensor, n_tokens: int, noise_scale: float,
+                     generator: torch.Generator) -> torch.Tensor:
+    """``same``: base + e for every token (one e); ``diff``: base + e_i per token. fp32."""
+    base = base.detach().float().cpu()
+    width = base.shape[-1]
+    shape = (width,) if method == "same" else (n_tokens, width)
+    noise = unit_noise(shape, noise_scale, generator)
+    return (base + noise).expand(n_tokens, width).clone()
+
+
+def _copy_of_global_generator() -> torch.Generator:
+    """A generator at the global generator's current state; drawing from it moves nothing."""
+    generator = torch.Generator()
+    generator.set_state(torch.random.get_rng_state())
+    return generator
+
+
+def _check_method(method: str) -> None:
+    if method not in ("random", "same", "diff"):
+        raise ValueError(f"unknown init method {method!r}; expected random, same or diff")
+
+
+def initial_visual_prompts(method: str, n_tokens: int, cls_embedding: torch.Tensor,
+                           patch_size: int, noise_scale: float) -> torch.Tensor:
+    """Initial visual prompt tokens, shape (1, n_tokens, width), in fp32.
+
+    random: U(-b, b) per entry, drawn in fp16 as DAPT does (``draw_visual_prompts``).
+    same:   CLS + e for every token, one shared noise vector e (all tokens identical).
+    diff:   CLS + e_i, one noise vector per token (RPO's init of its image prompts).
+    CLS is CLIP's ``visual.class_embedding``.
+    """
+    _check_method(method)
+    width = cls_embedding.shape[-1]
+    noise_generator = _copy_of_global_generator()
+    dapt_prompts = draw_visual_prompts(n_tokens, width, patch_size)  # advances the global stream
+    if method == "random":
+        return dapt_prompts.float()
+    return _base_plus_noise(method, cls_embedding, n_tokens, noise_scale,
+                            noise_generator).unsqueeze(0)
+
+
 def draw_text_prompts(
     method: str, n_tokens: int, eos_embedding: torch.Tensor, noise_scale: float
 ) -> torch.Tensor:
@@ -58,15 +101,10 @@ def draw_text_prompts(
     same:   EOS + e for every token, one shared noise vector e (all tokens identical).
     diff:   EOS + e_i, one noise vector per token (RPO's ST-initialisation).
     """
-    if method not in ("random", "same", "diff"):
-        raise ValueError(f"unknown init method {method!r}; expected random, same or diff")
+    _check_method(method)
     width = eos_embedding.shape[-1]
-    noise_generator = torch.Generator()
-    noise_generator.set_state(torch.random.get_rng_state())
+    noise_generator = _copy_of_global_generator()
     dapt_prompts = draw_dapt_text_prompts(n_tokens, width)  # advances the global stream
     if method == "random":
         return dapt_prompts.float()
-    eos = eos_embedding.detach().float().cpu()
-    shape = (width,) if method == "same" else (n_tokens, width)
-    noise = unit_noise(shape, noise_scale, noise_generator)
-    return (eos + noise).expand(n_tokens, width).clone()
+    return _base_plus_noise(method, eos_embedding, n_tokens, noise_scale, noise_generator)

@@ -17,7 +17,7 @@ from torch import nn
 
 from .clip_loading import import_clip
 from .errors import DaptInitError
-from .init_rules import EOS_TOKEN_ID, draw_text_prompts, draw_visual_prompts
+from .init_rules import EOS_TOKEN_ID, draw_text_prompts, initial_visual_prompts
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,15 @@ class PromptSettings:
     txt_tokens: int = 16
     vis_dropout: float = 0.0
     init_method: str = "random"
-    noise_scale: float = 0.1
+    noise_scale: float = 0.1  # for the text and the visual same / diff noise
+    vis_init_method: str = "random"
 
     @classmethod
     def from_config(cls, node) -> "PromptSettings":
         """From a ``TRAINER.DAPT_INIT`` config node."""
         return cls(node.VIS_NUM_TOKENS, node.TXT_NUM_TOKENS, node.VIS_DROPOUT,
-                   node.INIT_METHOD, node.INIT_NOISE_SCALE)
+                   node.INIT_METHOD, node.INIT_NOISE_SCALE,
+                   node.VIS_INIT_METHOD)
 
 
 def tokenize_prompts(clip, placeholder: str, names: Sequence[str], n_tokens: int) -> torch.Tensor:
@@ -61,7 +63,9 @@ class PromptLearner(nn.Module):
         token_embedding = clip_model.token_embedding
 
         # Draw order matters for reproducing DAPT: visual prompts, then text prompts.
-        visual_prompts = draw_visual_prompts(settings.vis_tokens, vis_width, patch_size)
+        visual_prompts = initial_visual_prompts(settings.vis_init_method, settings.vis_tokens,
+                                                visual.class_embedding, patch_size,
+                                                settings.noise_scale)
         eos_embedding = token_embedding.weight[EOS_TOKEN_ID]
         text_prompts = draw_text_prompts(
             settings.init_method, settings.txt_tokens, eos_embedding, settings.noise_scale

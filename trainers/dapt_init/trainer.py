@@ -25,11 +25,12 @@ from dassl.optim import build_optimizer
 
 from .atomic import json_dump_atomically
 from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
-                         read_checkpoint, save_checkpoint)
+                         prompts_name, read_checkpoint, save_checkpoint, save_prompts)
 from .clip_loading import load_clip
 from .config import check_input_size, validate_config
 from .errors import DaptInitError
-from .losses import dapt_loss
+from .grad_norms import term_gradient_norms
+from .losses import LossTerms, dapt_loss
 from .model import DAPTModel, PromptSettings
 from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
                          load_cached_prototypes, save_prototypes)
@@ -75,9 +76,13 @@ class DAPT_Init(TrainerX):
         if self.precision in ("fp32", "amp"):
             clip_model.float()
 
-        print(f"Building DAPT model (text prompt init: {node.INIT_METHOD})")
+        print(f"Building DAPT model (text prompt init: {node.INIT_METHOD}, "
+              f"visual prompt init: {node.VIS_INIT_METHOD})")
         self.model = DAPTModel(clip_model, self.dm.dataset.classnames,
                                PromptSettings.from_config(node))
+        # The prompts as built, before a resume loads trained ones: kept as epoch 0.
+        self._initial_prompts = {name: tensor.detach().cpu().clone() for name, tensor
+                                 in self.model.prompt_learner.state_dict().items()}
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith("prompt_learner."))
         self.model.to(self.device)
@@ -103,7 +108,17 @@ class DAPT_Init(TrainerX):
     def before_train(self) -> None:
         if self.cfg.DATASET.NUM_SHOTS < 1:
             validate_config(self.cfg, training=True)  # raises, naming NUM_SHOTS
-        super().before_train()
+        super().before_train()  # resumes, after checking the checkpoint is this run's
+        self._keep_prompts(0, self._initial_prompts)
+
+    def _keep_prompts(self, epoch: int, prompts: dict[str, torch.Tensor]) -> None:
+        """A run's epoch-0 and epoch-1 prompts, and KEEP_EPOCHS', as small files of their own."""
+        if epoch > 1 and epoch not in self.cfg.TRAINER.DAPT_INIT.KEEP_EPOCHS:
+            return
+        path = os.path.join(self.output_dir, "prompt_learner", prompts_name(epoch))
+        if epoch == 0 and os.path.isfile(path):
+            return  # a resumed run: written when it started
+        save_prompts(prompts, self.output_dir, epoch)
 
     def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return batch["img"].to(self.device), batch["label"].to(self.device)
@@ -116,6 +131,7 @@ class DAPT_Init(TrainerX):
             out = self.model.features(images)
             terms = dapt_loss(out.logits, labels, out.image_features, out.text_features,
                               prototypes, node.VIS_BETA, node.TXT_BETA, node.TXT_RBF_T)
+        grad_norms = self._term_gradient_norms(terms) if self._logs_this_step() else {}
         if self.scaler is None:
             self.model_backward_and_update(terms.total)
         else:
@@ -130,7 +146,22 @@ class DAPT_Init(TrainerX):
             "loss_intra": terms.intra.item(),
             "loss_inter": terms.inter.item(),
             "acc": compute_accuracy(out.logits, labels)[0].item(),
+            **grad_norms,
         }
+
+    def _logs_this_step(self) -> bool:
+        """LOG_GRAD_NORMS on, and a step the toolbox prints (its rule in run_epoch)."""
+        if not self.cfg.TRAINER.DAPT_INIT.LOG_GRAD_NORMS:
+            return False
+        freq = self.cfg.TRAIN.PRINT_FREQ
+        return (self.batch_idx + 1) % freq == 0 or self.num_batches < freq
+
+    def _term_gradient_norms(self, terms: LossTerms) -> dict[str, float]:
+        """Per-term gradient norms (extra backward passes; the training step is unchanged)."""
+        node, learner = self.cfg.TRAINER.DAPT_INIT, self.model.prompt_learner
+        scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+        return term_gradient_norms(terms, node.VIS_BETA, node.TXT_BETA, learner.vis_ctx,
+                                   learner.txt_ctx, loss_scale=scale)
 
     def after_epoch(self) -> None:
         # One scheduler step per epoch, as DAPT and CoOp take it. Taking it here rather than
@@ -139,6 +170,7 @@ class DAPT_Init(TrainerX):
         super().after_epoch()  # the toolbox's best-val and periodic / last saves
         done = self.epoch + 1
         self.trained_epochs = done
+        self._keep_prompts(done, self.model.prompt_learner.state_dict())
         folder = os.path.join(self.output_dir, "prompt_learner")
         if not os.path.exists(os.path.join(folder, checkpoint_name(done))):
             self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
@@ -256,6 +288,7 @@ class DAPT_Init(TrainerX):
             "trainer": cfg.TRAINER.NAME,
             "dataset": cfg.DATASET.NAME,
             "init_method": cfg.TRAINER.DAPT_INIT.INIT_METHOD,
+            "vis_init_method": cfg.TRAINER.DAPT_INIT.VIS_INIT_METHOD,
             "shots": cfg.DATASET.NUM_SHOTS,
             "seed": cfg.SEED,
             "subsample_classes": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
@@ -297,6 +330,7 @@ class DAPT_Init(TrainerX):
         cfg = self.cfg
         return {
             "INIT_METHOD": cfg.TRAINER.DAPT_INIT.INIT_METHOD,
+            "VIS_INIT_METHOD": cfg.TRAINER.DAPT_INIT.VIS_INIT_METHOD,
             "SEED": cfg.SEED,
             "DATASET.NAME": cfg.DATASET.NAME,
             "DATASET.NUM_SHOTS": cfg.DATASET.NUM_SHOTS,
