@@ -41,7 +41,7 @@ def test_nearest_tokens_of_a_run_equal_a_brute_force_search(tmp_path, small_clip
     prompts[7] = embedding[320] + 1e-4  # close to a word
     run_dir = tmp_path / "run"
     (run_dir / "prompt_learner").mkdir(parents=True)
-    torch.save({"state_dict": {"txt_ctx": prompts}, "epoch": 2},
+    torch.save({"state_dict": {"txt_ctx": prompts, "vis_ctx": torch.zeros(1, 2, 64)}, "epoch": 2},
                run_dir / "prompt_learner" / "model.pth.tar-2")
     (run_dir / "log.txt").write_text("SEED: 7\nBuilding DAPT model (text prompt init: same)\n")
 
@@ -93,7 +93,7 @@ def test_nothing_to_interpret_and_a_missing_epoch_are_one_error_line(tmp_path, s
     assert err.startswith("error: nothing to interpret") and err.count("\n") == 1
     run_dir = tmp_path / "run"
     (run_dir / "prompt_learner").mkdir(parents=True)
-    torch.save({"state_dict": {"txt_ctx": torch.zeros(K, 64)}},
+    torch.save({"state_dict": {"txt_ctx": torch.zeros(K, 64), "vis_ctx": torch.zeros(1, 2, 64)}},
                run_dir / "prompt_learner" / "model.pth.tar-3")
     assert analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file, "--runs",
                                 str(run_dir), "--epoch", "1"]) == 2

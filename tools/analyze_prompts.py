@@ -470,6 +470,13 @@ def tsne(args: argparse.Namespace) -> int:
 
 
 # ======================================================================================== CLI
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -516,8 +523,9 @@ def add_init_stats_parser(subparsers: Any) -> None:
     parser.add_argument("--from-runs", nargs="+", type=Path, metavar="RUN_DIR",
                         help="also rows from saved prompts: run folders (train.py --output-dir); "
                              "init and seed are read from their log.txt")
-    parser.add_argument("--epoch", type=positive_int,
-                        help="with --from-runs: the checkpoint epoch (default: the last saved)")
+    parser.add_argument("--epoch", type=non_negative_int,
+                        help="with --from-runs: the epoch whose prompts to read (0: initial; "
+                             "default: the last saved)")
     parser.add_argument("--no-initial", action="store_true",
                         help="only the --from-runs rows (no CLIP is loaded)")
     parser.add_argument("--format", choices=TABLE_FORMATS, default="github",
@@ -545,9 +553,9 @@ def add_tsne_parser(subparsers: Any) -> None:
     parser.add_argument("--runs", nargs="+", required=True, metavar="INIT=RUN_DIR",
                         help="one run folder per init, e.g. random=out/random/.../seed1 "
                              "diff=out/diff/.../seed1; a panel each, in this order")
-    parser.add_argument("--epoch", type=positive_int,
-                        help="checkpoint epoch to load (default: each run's last saved; the "
-                             "report uses 1)")
+    parser.add_argument("--epoch", type=non_negative_int,
+                        help="epoch whose prompts to load (0: initial; default: each run's last "
+                             "saved; the report uses 1)")
     parser.add_argument("--out", type=Path, default=Path("tsne.png"),
                         help="figure file (default tsne.png); coordinates go beside it as .csv")
     parser.add_argument("--perplexity", type=float, default=30.0,

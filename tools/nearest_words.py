@@ -21,9 +21,10 @@ from typing import Any, Sequence
 
 import torch
 
-from tools.analyze_prompts import (TABLE_FORMATS, InitSettings, checkpoint_path, check_width,
+from tools.analyze_prompts import (TABLE_FORMATS, InitSettings, check_width,
                                    initial_text_prompts, logged_run_info, non_negative_float,
-                                   positive_int, saved_epochs, saved_text_prompts)
+                                   non_negative_int, positive_int, run_text_prompts,
+                                   saved_epochs)
 from trainers.dapt_init.config import INIT_METHODS
 from trainers.dapt_init.errors import DaptInitError
 
@@ -49,11 +50,6 @@ def nearest_tokens(vectors: torch.Tensor, embedding: torch.Tensor,
                             compute_mode="donot_use_mm_for_euclid_dist")
     nearest = torch.topk(distances, k, dim=1, largest=False, sorted=True)
     return nearest.values, nearest.indices
-
-
-def run_text_prompts(run_dir: Path, epoch: int) -> torch.Tensor:
-    """The text prompts a run saved at ``epoch``."""
-    return saved_text_prompts(checkpoint_path(run_dir, epoch))
 
 
 def run_sources(run_dirs: Sequence[Path], epoch: int | None) -> list[PromptSource]:
@@ -132,13 +128,6 @@ def nearest_words(args: argparse.Namespace) -> int:
     print(render(result_rows(sources, embedding.float(), args.k,
                              args.clip_weights or args.backbone), args.format))
     return 0
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
 
 
 def add_nearest_words_parser(subparsers: Any) -> None:
