@@ -15,6 +15,7 @@ INIT_METHODS = ("random", "same", "diff")
 PRECISIONS = ("fp16", "fp32", "amp")
 PROTOTYPE_VIEWS = ("test", "train")
 SUBSAMPLE_CHOICES = ("all", "base", "new")
+TEXT_ENCODERS = ("shared_prefix", "full")
 
 # Input resolution of each CLIP vision transformer that clip can download. DAPT puts
 # visual prompts between the CLS token and the patches, so only ViT backbones qualify.
@@ -48,6 +49,9 @@ def add_dapt_init_config(cfg: Any) -> None:
     node.CLIP_WEIGHTS = ""  # local CLIP file (JIT archive or state dict); "" downloads
     node.PROTOTYPE_VIEW = "test"  # test: deterministic view; train: DAPT's augmented view
     node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
+    # shared_prefix: SOS + context encoded once per step, class tokens up to EOS (same
+    # features, far less work); full: every class's 77 tokens, as DAPT encodes them.
+    node.TEXT_ENCODER = "shared_prefix"
     cfg.TRAINER.DAPT_INIT = node
 
     if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
@@ -79,6 +83,7 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
     _choice(node.INIT_METHOD, INIT_METHODS, prefix + "INIT_METHOD")
     _choice(node.PREC, PRECISIONS, prefix + "PREC")
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
+    _choice(node.TEXT_ENCODER, TEXT_ENCODERS, prefix + "TEXT_ENCODER")
     _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")
     _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS")
     _positive_int(node.TXT_NUM_TOKENS, prefix + "TXT_NUM_TOKENS")

@@ -78,6 +78,7 @@ class DAPT_Init(TrainerX):
         print(f"Building DAPT model (text prompt init: {node.INIT_METHOD})")
         self.model = DAPTModel(clip_model, self.dm.dataset.classnames,
                                PromptSettings.from_config(node))
+        print(f"Text encoder: {self.model.text_encoder_kind}")
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith("prompt_learner."))
         self.model.to(self.device)
@@ -92,6 +93,8 @@ class DAPT_Init(TrainerX):
 
         gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
         if gpus > 1 and cfg.DATASET.NAME in DATA_PARALLEL_TEXT_DATASETS:
+            # Both text encoders split along the classes (shared_prefix: each GPU encodes the
+            # shared prefix once for its share of the classes).
             print(f"{gpus} GPUs: splitting the class texts over them")
             self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
 
