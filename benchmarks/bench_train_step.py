@@ -280,12 +280,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="timed steps per path (after one warm-up step); the median counts")
     parser.add_argument("--matmul-size", type=int, default=0,
                         help="side of the reference matmul (default 1024 CPU, 8192 GPU)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-
-    device = torch.device(args.device)
-    if device.type == "cpu" and args.precision != "fp32":
+    if torch.device(args.device).type == "cpu" and args.precision != "fp32":
         parser.error("the CPU runs fp32 only (as the trainer does)")
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device)
     dtype = torch.float16 if args.precision in ("fp16", "amp") else torch.float32
     size = args.matmul_size or (8192 if device.type == "cuda" else 1024)
     peak_rate = matmul_rate(size, dtype, device, max(args.repeats, 3))
