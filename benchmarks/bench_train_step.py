@@ -7,8 +7,9 @@ the largest differences in loss and in the prompts after one SGD step, and the a
 rate as a fraction of a large matmul's rate measured in the same run.
 
 Peak memory: on a GPU the CUDA allocator's peak during the step, above what was allocated
-before it; on a CPU the bytes of the tensors autograd saves for the backward pass (parameters
-excluded), the memory a step holds at its peak beyond the model.
+before it (and, in the JSON and below the table, the peak including the model); on a CPU
+the bytes of the tensors autograd saves for the backward pass (parameters excluded), the
+memory a step holds at its peak beyond the model.
 
     python benchmarks/bench_train_step.py                                  # small CLIP, CPU
     python benchmarks/bench_train_step.py --size vit-b16 --device cuda --precision fp16
@@ -126,15 +127,18 @@ def seconds_per_call(run: Callable[[], Any], device: torch.device, repeats: int)
     return statistics.median(times)
 
 
-def peak_bytes(step: Step, device: torch.device) -> int:
-    """CUDA: allocator peak above the start; CPU: bytes autograd saves (parameters excluded)."""
+def peak_bytes(step: Step, device: torch.device) -> tuple[int, int | None]:
+    """(step peak, peak in total). CUDA: the allocator's peak above what was allocated before
+    the step, and its peak including the model; CPU: bytes autograd saves (parameters
+    excluded), and no total."""
     if device.type == "cuda":
         sync(device)
         torch.cuda.reset_peak_memory_stats(device)
         start = torch.cuda.memory_allocated(device)
         step()
         sync(device)
-        return torch.cuda.max_memory_allocated(device) - start
+        peak = torch.cuda.max_memory_allocated(device)
+        return peak - start, peak
     owned = {t.untyped_storage().data_ptr()
              for t in list(step.model.parameters()) + list(step.model.buffers())}
     saved: dict[int, int] = {}
@@ -147,7 +151,7 @@ def peak_bytes(step: Step, device: torch.device) -> int:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         step()
-    return sum(saved.values())
+    return sum(saved.values()), None
 
 
 def _cpu_flash_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -226,19 +230,24 @@ def compare(clip_model: torch.nn.Module, classes: int, args: argparse.Namespace,
             times[encoder].append(timed_once(steps[encoder], device))
     for encoder, step in steps.items():
         row[f"{encoder}_s"] = statistics.median(times[encoder])
-        row[f"{encoder}_peak_bytes"] = peak_bytes(step, device)
+        row[f"{encoder}_peak_bytes"], total = peak_bytes(step, device)
+        if total is not None:
+            row[f"{encoder}_peak_total_bytes"] = total
         row[f"{encoder}_flops"] = flops = step_flops(step)
         row[f"{encoder}_peak_fraction"] = flops / row[f"{encoder}_s"] / peak_rate
     row["speedup"] = row["full_s"] / row["shared_prefix_s"]
     row["memory_ratio"] = row["shared_prefix_peak_bytes"] / max(row["full_peak_bytes"], 1)
     row["loss_full"], row["loss_shared_prefix"] = losses["full"], losses["shared_prefix"]
     row["max_loss_diff"] = abs(losses["full"] - losses["shared_prefix"])
-    # Prompt difference after one step, relative to the step itself (SGD: lr * gradient).
-    diff = max((a - b).abs().max().item()
-               for a, b in zip(updates["full"], updates["shared_prefix"]))
-    moved = max((a - b).abs().max().item() for a, b in zip(updates["full"], start["full"]))
+    # Prompts after one step: the largest difference relative to the prompts' largest value,
+    # and (stricter, independent of the LR) relative to the step itself (SGD: lr * gradient).
+    pairs = list(zip(updates["full"], updates["shared_prefix"], start["full"]))
+    diff = max((a - b).abs().max().item() for a, b, _ in pairs)
+    size = max(a.abs().max().item() for a, _, _ in pairs)
+    moved = max((a - p).abs().max().item() for a, _, p in pairs)
     row["max_prompt_diff"] = diff
-    row["max_prompt_diff_rel"] = diff / moved if moved > 0 else math.inf
+    row["max_prompt_diff_rel"] = diff / size
+    row["max_step_diff_rel"] = diff / moved if moved > 0 else math.inf
     return row
 
 
@@ -259,10 +268,11 @@ def table(rows: list[dict[str, Any]]) -> str:
              f"{r['full_s'] * 1000:.1f}", f"{r['shared_prefix_s'] * 1000:.1f}",
              f"{r['full_peak_bytes'] / mib:.1f}", f"{r['shared_prefix_peak_bytes'] / mib:.1f}",
              f"{r['max_loss_diff']:.1e}", f"{r['max_prompt_diff_rel']:.1e}",
+             f"{r['max_step_diff_rel']:.1e}",
              f"{r['full_peak_fraction']:.3f}", f"{r['shared_prefix_peak_fraction']:.3f}"]
             for r in rows]
     headers = ["classes", "speed-up", "memory shared/full", "full ms", "shared ms",
-               "full MiB", "shared MiB", "|Δ loss|", "Δ prompts (rel.)",
+               "full MiB", "shared MiB", "|Δ loss|", "Δ prompts (rel.)", "Δ step (rel.)",
                "full FLOP/peak", "shared FLOP/peak"]
     return tabulate(body, headers=headers, tablefmt="github")
 
@@ -275,7 +285,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--txt-tokens", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=0.002, help="SGD learning rate (DAPT's)")
+    parser.add_argument("--lr", type=float, default=2.0,
+                        help="SGD learning rate (DAPT's for ImageNet)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed steps per path (after one warm-up step); the median counts")
     parser.add_argument("--matmul-size", type=int, default=0,
@@ -311,6 +322,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"tokens on {device} (torch {torch.__version__}, {torch.get_num_threads()} threads); "
           f"reference matmul {size}x{size}: {peak_rate / 1e9:.1f} GFLOP/s")
     print(table(rows))
+    for row in rows:
+        if "full_peak_total_bytes" in row:
+            print(f"{row['classes']} classes, peak allocated including the model: full "
+                  f"{row['full_peak_total_bytes'] / 1024 ** 3:.2f} GiB, shared_prefix "
+                  f"{row['shared_prefix_peak_total_bytes'] / 1024 ** 3:.2f} GiB")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
