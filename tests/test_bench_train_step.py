@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import bench_train_step  # noqa: E402
+from tests.toolbox import requires_toolbox  # noqa: E402
 
 
 def test_smoke_run_writes_valid_json_with_agreeing_paths(tmp_path, capsys):
@@ -44,3 +46,21 @@ def test_the_cpu_refuses_half_precision():
     with pytest.raises(SystemExit) as exit_info:
         bench_train_step.main(["--precision", "fp16", "--classes", "2"])
     assert exit_info.value.code == 2
+
+
+@requires_toolbox
+def test_generated_many_class_data_reads_as_imagenet(tmp_path):
+    """The GPU check's 1000-class data, at 3 classes: the real ImageNet reader accepts it."""
+    from benchmarks.many_classes_data import make_imagenet_layout
+    from datasets.imagenet import ImageNet
+
+    dataset_dir = make_imagenet_layout(tmp_path, 3, train_per_class=2, image_size=8)
+    splits = ImageNet.__new__(ImageNet).read_splits(dataset_dir)
+    names = bench_train_step.class_names(3)
+    assert sorted({(r.label, r.classname) for r in splits.train}) == list(enumerate(names))
+    assert len(splits.train) == 6 and len(splits.test) == 3
+
+
+def test_gpu_check_script_parses():
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

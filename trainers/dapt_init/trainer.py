@@ -29,6 +29,7 @@ from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
 from .clip_loading import load_clip
 from .config import check_input_size, validate_config
 from .errors import DaptInitError
+from .loader_workers import cap_workers
 from .losses import dapt_loss
 from .model import DAPTModel, PromptSettings
 from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
@@ -63,6 +64,14 @@ class DAPT_Init(TrainerX):
                 "extends the config (README, 'Drop into another CoOp-family codebase')."
             )
         validate_config(cfg, training=False)
+
+    def build_data_loader(self) -> None:
+        super().build_data_loader()
+        # Workers beyond an epoch's batch count are started every epoch and never used; fewer
+        # give bit-identical data (loader_workers.py says why).
+        for loader in (self.train_loader_x, self.train_loader_u, self.val_loader,
+                       self.test_loader):
+            cap_workers(loader)
 
     # ----------------------------------------------------------------- model
     def build_model(self) -> None:
