@@ -251,3 +251,16 @@ def test_fp16_and_amp_agree_within_fp16_tolerance(small_clip_file):
             with torch.autocast("cuda", enabled=precision == "amp"):
                 features[encoder] = model.encode_text().float()
         assert (features["full"] - features["shared_prefix"]).abs().max() < 5e-3, precision
+
+
+def test_the_config_key_defaults_to_shared_prefix_and_names_its_values():
+    from tests.test_config import toolbox_like_cfg
+    from trainers.dapt_init.config import validate_config
+    from trainers.dapt_init.errors import DaptInitError
+
+    cfg = toolbox_like_cfg()
+    assert cfg.TRAINER.DAPT_INIT.TEXT_ENCODER == "shared_prefix"
+    assert PromptSettings.from_config(cfg.TRAINER.DAPT_INIT).text_encoder == "shared_prefix"
+    with pytest.raises(DaptInitError, match="TEXT_ENCODER is 'fast'; valid values are "
+                                            "shared_prefix, full"):
+        validate_config(toolbox_like_cfg(**{"TRAINER.DAPT_INIT.TEXT_ENCODER": "fast"}))
