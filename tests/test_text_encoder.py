@@ -215,6 +215,30 @@ def test_a_non_standard_clip_falls_back_to_the_full_path_with_one_line(small_cli
         assert torch.equal(fallback.encode_text(), full.encode_text())
 
 
+def test_a_standard_looking_block_that_computes_otherwise_falls_back(small_clip, capsys):
+    """Same class, same code, other behaviour (as a modified copy importable as clip): the
+    probe run at construction notices."""
+    block = small_clip.transformer.resblocks[1]
+    original = block.attention
+    block.attention = lambda x: 0.5 * original(x)  # an instance override the class calls
+    assert build(small_clip, "shared_prefix", 4).text_encoder_kind == "full"
+    assert "does not compute" in capsys.readouterr().out
+
+
+def test_the_probe_leaves_the_global_random_stream_alone(small_clip):
+    """Choosing the encoder draws nothing: the same prompts and the same stream afterwards."""
+    models, states = [], []
+    for encoder in ("shared_prefix", "full"):
+        torch.manual_seed(5)
+        models.append(DAPTModel(small_clip, CLASSES, PromptSettings(text_encoder=encoder)))
+        states.append(torch.random.get_rng_state())
+    assert models[0].text_encoder_kind == "shared_prefix"
+    assert torch.equal(states[0], states[1])
+    for name in ("vis_ctx", "txt_ctx"):
+        assert torch.equal(getattr(models[0].prompt_learner, name),
+                           getattr(models[1].prompt_learner, name))
+
+
 def test_a_text_transformer_without_the_causal_mask_falls_back(small_clip, capsys):
     for block in small_clip.transformer.resblocks:
         block.attn_mask = None  # bidirectional: the shared prefix would no longer be exact

@@ -60,6 +60,29 @@ def standard_block_problem(block: nn.Module, width: int) -> str | None:
     causal = torch.full((size, size), float("-inf")).triu_(1)
     if mask.shape != (size, size) or not torch.equal(mask.float().cpu(), causal):
         return "its attention mask is not CLIP's causal mask"
+    return _probe_problem(block, size, width)
+
+
+@torch.no_grad()
+def _probe_problem(block: nn.Module, length: int, width: int) -> str | None:
+    """Run the block's own forward and ours on one random sequence; they must agree.
+
+    This catches a block that looks standard but computes something else (e.g. a host's
+    modified copy importable as ``clip``). The input comes from a private generator, so the
+    global random stream is untouched.
+    """
+    weight = block.attn.in_proj_weight
+    x = torch.randn(length, 1, width, generator=torch.Generator().manual_seed(0))
+    x = x.to(weight.device, weight.dtype)
+    theirs = block(x).transpose(0, 1).float()  # CLIP's blocks are sequence-first
+    split = length // 4
+    batch_first = x.transpose(0, 1)
+    prefix, suffix = SharedPrefixTextEncoder._block(block, batch_first[:, :split],
+                                                    batch_first[:, split:])
+    ours = torch.cat([prefix, suffix], dim=1).float()
+    tolerance = 1e-4 if weight.dtype == torch.float32 else 2e-2
+    if not (ours - theirs).abs().max() <= tolerance * (1 + theirs.abs().max()):
+        return "its forward does not compute x + attn(ln_1(x)), then x + mlp(ln_2(x))"
     return None
 
 
