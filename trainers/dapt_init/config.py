@@ -16,6 +16,7 @@ INIT_METHODS = ("random", "same", "diff")
 PRECISIONS = ("fp16", "fp32", "amp")
 PROTOTYPE_VIEWS = ("test", "train")
 SUBSAMPLE_CHOICES = ("all", "base", "new")
+TEXT_ENCODERS = ("shared_prefix", "full")
 
 # Input resolution of each CLIP vision transformer that clip can download. DAPT puts
 # visual prompts between the CLS token and the patches, so only ViT backbones qualify.
@@ -52,6 +53,9 @@ def add_dapt_init_config(cfg: Any) -> None:
     node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
     node.LOG_GRAD_NORMS = False  # log each weighted loss term's gradient norm (extra backward)
     node.KEEP_EPOCHS = []  # epochs whose prompts are kept besides 0 and 1 (prompts-epoch<N>.pt)
+    # shared_prefix: SOS + context encoded once per step, class tokens up to EOS (same
+    # features, far less work); full: every class's 77 tokens, as DAPT encodes them.
+    node.TEXT_ENCODER = "shared_prefix"
     cfg.TRAINER.DAPT_INIT = node
 
     if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
@@ -103,6 +107,7 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
     _choice(node.VIS_INIT_METHOD, INIT_METHODS, prefix + "VIS_INIT_METHOD")
     _choice(node.PREC, PRECISIONS, prefix + "PREC")
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
+    _choice(node.TEXT_ENCODER, TEXT_ENCODERS, prefix + "TEXT_ENCODER")
     _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")
     _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS")
     _positive_int(node.TXT_NUM_TOKENS, prefix + "TXT_NUM_TOKENS")

@@ -3,6 +3,7 @@
 Data flow (B images, C classes, K text tokens, V visual tokens):
     images -> patches + CLS -> [CLS, V visual prompts, patches] -> ViT -> z~ (B, D)
     classes -> [SOS, K text prompts, class name, '.', EOS] -> text transformer -> w~ (C, D)
+               (shared_prefix: [SOS, K prompts] once, then each class's tokens up to EOS)
     logits = exp(logit_scale) * z~ . w~^T   (both L2-normalised)
 Only ``PromptLearner`` holds trainable parameters.
 """
@@ -16,8 +17,10 @@ import torch
 from torch import nn
 
 from .clip_loading import import_clip
+from .config import TEXT_ENCODERS
 from .errors import DaptInitError
 from .init_rules import EOS_TOKEN_ID, draw_text_prompts, initial_visual_prompts
+from .text_encoder import SharedPrefixTextEncoder, standard_block_problem
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,14 @@ class PromptSettings:
     init_method: str = "random"
     noise_scale: float = 0.1  # for the text and the visual same / diff noise
     vis_init_method: str = "random"
+    text_encoder: str = "shared_prefix"  # shared_prefix | full (DAPT's formulation)
 
     @classmethod
     def from_config(cls, node) -> "PromptSettings":
         """From a ``TRAINER.DAPT_INIT`` config node."""
         return cls(node.VIS_NUM_TOKENS, node.TXT_NUM_TOKENS, node.VIS_DROPOUT,
                    node.INIT_METHOD, node.INIT_NOISE_SCALE,
-                   node.VIS_INIT_METHOD)
+                   node.VIS_INIT_METHOD, node.TEXT_ENCODER)
 
 
 def tokenize_prompts(clip, placeholder: str, names: Sequence[str], n_tokens: int) -> torch.Tensor:
@@ -87,6 +91,9 @@ class PromptLearner(nn.Module):
         )
         self.register_buffer("tokenized_prompts", tokenized, persistent=False)
         self.n_classes = len(classnames)
+        # The shared-prefix path encodes positions up to the longest EOS only.
+        self.n_prefix = 1 + settings.txt_tokens  # SOS + K context tokens
+        self.n_suffix = int(tokenized.argmax(dim=-1).max()) + 1 - self.n_prefix
 
     def insert_visual_prompts(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, 1 + P, w) -> (B, 1 + V + P, w): prompts right after CLS."""
@@ -99,6 +106,15 @@ class PromptLearner(nn.Module):
         context = self.txt_ctx.unsqueeze(0).expand(self.n_classes, -1, -1)
         return torch.cat([self.token_prefix, context.to(self.token_prefix.dtype),
                           self.token_suffix], dim=1)
+
+    def shared_prefix_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``SharedPrefixTextEncoder``'s inputs: prefix (C, 1 + K, width) as a broadcast view
+        of one [SOS, K prompts] sequence, suffix (C, T, width) up to the longest EOS, and each
+        class's EOS position."""
+        sos = self.token_prefix[:1]  # the same SOS embedding for every class
+        prefix = torch.cat([sos, self.txt_ctx.unsqueeze(0).to(sos.dtype)], dim=1)
+        return (prefix.expand(self.n_classes, -1, -1), self.token_suffix[:, :self.n_suffix],
+                self.tokenized_prompts.argmax(dim=-1))
 
 
 class PromptedImageEncoder(nn.Module):
@@ -140,6 +156,24 @@ class PromptedTextEncoder(nn.Module):
         return x @ self.text_projection
 
 
+def choose_text_encoder(clip_model: nn.Module, requested: str) -> str:
+    """``requested``, or "full" with one printed line when CLIP's blocks are not standard."""
+    if requested not in TEXT_ENCODERS:
+        raise DaptInitError(f"TRAINER.DAPT_INIT.TEXT_ENCODER is {requested!r}; valid values "
+                            f"are {', '.join(TEXT_ENCODERS)}.")
+    if requested == "full":
+        return "full"
+    transformer = clip_model.transformer
+    blocks = list(getattr(transformer, "resblocks", []))
+    problems = [standard_block_problem(block, transformer.width) for block in blocks]
+    problem = next((p for p in problems if p), None if blocks else "it has no resblocks")
+    if problem:
+        print(f"Note: TRAINER.DAPT_INIT.TEXT_ENCODER shared_prefix needs openai-clip's text "
+              f"blocks, but this CLIP's are not ({problem}): using the full text encoder")
+        return "full"
+    return "shared_prefix"
+
+
 class Features(NamedTuple):
     logits: torch.Tensor  # (B, C)
     image_features: torch.Tensor  # (B, D), L2-normalised
@@ -153,7 +187,12 @@ class DAPTModel(nn.Module):
         super().__init__()
         self.prompt_learner = PromptLearner(clip_model, classnames, settings)
         self.image_encoder = PromptedImageEncoder(clip_model)
-        self.text_encoder = PromptedTextEncoder(clip_model)
+        self.text_encoder_kind = choose_text_encoder(clip_model, settings.text_encoder)
+        # ``text_encoder`` is the active one (the trainer may wrap it in nn.DataParallel).
+        if self.text_encoder_kind == "shared_prefix":
+            self.text_encoder = SharedPrefixTextEncoder(clip_model)
+        else:
+            self.text_encoder = PromptedTextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
         self._frozen_text_features: torch.Tensor | None = None
 
@@ -166,7 +205,11 @@ class DAPTModel(nn.Module):
         if self._frozen_text_features is not None:
             return self._frozen_text_features
         learner = self.prompt_learner
-        features = self.text_encoder(learner.text_prompt_embeddings(), learner.tokenized_prompts)
+        if self.text_encoder_kind == "shared_prefix":
+            features = self.text_encoder(*learner.shared_prefix_inputs())
+        else:
+            features = self.text_encoder(learner.text_prompt_embeddings(),
+                                         learner.tokenized_prompts)
         return features / features.norm(dim=-1, keepdim=True)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ from .clip_loading import load_clip
 from .config import check_input_size, validate_config
 from .errors import DaptInitError
 from .grad_norms import term_gradient_norms
+from .loader_workers import cap_workers
 from .losses import LossTerms, dapt_loss
 from .model import DAPTModel, PromptSettings
 from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
@@ -65,6 +66,14 @@ class DAPT_Init(TrainerX):
             )
         validate_config(cfg, training=False)
 
+    def build_data_loader(self) -> None:
+        super().build_data_loader()
+        # Workers beyond an epoch's batch count are started every epoch and never used; fewer
+        # give bit-identical data (loader_workers.py says why).
+        for loader in (self.train_loader_x, self.train_loader_u, self.val_loader,
+                       self.test_loader):
+            cap_workers(loader)
+
     # ----------------------------------------------------------------- model
     def build_model(self) -> None:
         cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
@@ -83,6 +92,7 @@ class DAPT_Init(TrainerX):
         # The prompts as built, before a resume loads trained ones: kept as epoch 0.
         self._initial_prompts = {name: tensor.detach().cpu().clone() for name, tensor
                                  in self.model.prompt_learner.state_dict().items()}
+        print(f"Text encoder: {self.model.text_encoder_kind}")
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith("prompt_learner."))
         self.model.to(self.device)
@@ -97,6 +107,8 @@ class DAPT_Init(TrainerX):
 
         gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
         if gpus > 1 and cfg.DATASET.NAME in DATA_PARALLEL_TEXT_DATASETS:
+            # Both text encoders split along the classes (shared_prefix: each GPU encodes the
+            # shared prefix once for its share of the classes).
             print(f"{gpus} GPUs: splitting the class texts over them")
             self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
 
