@@ -1,6 +1,7 @@
 """The drop-in unit runs inside another CoOp-family codebase with its own train.py."""
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -107,11 +108,16 @@ def test_dropin_unit_trains_and_tests_in_a_host_codebase(tmp_path):
     log = (tmp_path / "out" / "log.txt").read_text()
     assert "epoch [1/1]" in log and "Finish training" in log and "* accuracy:" in log
     assert (tmp_path / "out" / "prompt_learner" / "model.pth.tar-1").exists()
-    # And the host's own eval-only path loads the checkpoint on the stock toolbox.
-    evaluate = command[:command.index("--output-dir")] + [
-        "--output-dir", str(tmp_path / "eval"), "--eval-only",
-        "--model-dir", str(tmp_path / "out"), "--load-epoch", "1",
-    ] + command[command.index("DATASET.NUM_SHOTS"):]
+    # And the host's own eval-only path loads the checkpoint on the stock toolbox. A host has
+    # no train.py guard against testing into the training folder itself: the trainer keeps
+    # the earlier result.json rather than overwriting it.
+    trained = (tmp_path / "out" / "result.json").read_bytes()
+    opts = command.index("DATASET.NUM_SHOTS")
+    evaluate = command[:opts] + ["--eval-only", "--model-dir", str(tmp_path / "out"),
+                                 "--load-epoch", "1"] + command[opts:]
     done = run_train(evaluate, cwd=host)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "* accuracy:" in (tmp_path / "eval" / "log.txt").read_text()
+    kept = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("result.json-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == trained
+    evaluated = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert evaluated["metrics"] == json.loads(trained)["metrics"] and evaluated["epoch"] == 1

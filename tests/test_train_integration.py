@@ -1,18 +1,26 @@
-"""train.py end to end on tiny EuroSAT-layout data with a small random CLIP (needs Dassl)."""
+"""train.py end to end on tiny EuroSAT-layout data with a small random CLIP (needs Dassl).
+
+One 3-epoch run per init method is trained once for the module; the evaluation, refusal and
+prototype tests reuse those runs instead of training again.
+"""
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.integration import (output_dir_of, prepared_workdir, read_result, run_train,
-                               train_command)
+import train
+from tests.integration import (output_dir_of, prepared_workdir, read_result,
+                               run_killed_after_epoch, run_train, train_command)
 from tests.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
+
+INITS = ("random", "same", "diff")
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +28,27 @@ def workdir(tmp_path_factory) -> Path:
     return prepared_workdir(tmp_path_factory.mktemp("dapt_init"))
 
 
-@pytest.mark.parametrize("init", ["random", "same", "diff"])
-def test_train_py_runs_each_init_method_end_to_end(workdir, init):
-    command = train_command(workdir, init)
-    done = run_train(command)
-    assert done.returncode == 0, done.stderr[-2000:]
-    run_dir = output_dir_of(command)
+@pytest.fixture(scope="module")
+def init_runs(workdir) -> dict[str, Path]:
+    """The demo's command for each init (2 shots, 3 epochs); the first computes prototypes
+    into the data root's cache, the others load them."""
+    runs = {}
+    for init in INITS:
+        command = train_command(workdir, init)
+        done = run_train(command)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[init] = output_dir_of(command)
+    return runs
+
+
+def prompts_of(run_dir: Path, name: str = "model.pth.tar-3") -> dict[str, torch.Tensor]:
+    state = torch.load(run_dir / "prompt_learner" / name, weights_only=True)
+    return state.get("state_dict", state)
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_train_py_runs_each_init_method_end_to_end(init_runs, init):
+    run_dir = init_runs[init]
     log = (run_dir / "log.txt").read_text()
     for marker in ("Finish training", "=> result", "* accuracy:", "loss_ce", "loss_intra",
                    "loss_inter", f"text prompt init: {init}"):
@@ -42,38 +65,19 @@ def test_train_py_runs_each_init_method_end_to_end(workdir, init):
     # Beside it, the small kept prompts of epochs 0 (initial) and 1.
     assert sorted(os.listdir(run_dir / "prompt_learner")) == [
         "checkpoint", "model.pth.tar-3", "prompts-epoch0.pt", "prompts-epoch1.pt"]
-    state = torch.load(run_dir / "prompt_learner/model.pth.tar-3", weights_only=True)
-    assert sorted(state["state_dict"]) == ["txt_ctx", "vis_ctx"]
+    assert sorted(prompts_of(run_dir)) == ["txt_ctx", "vis_ctx"]
 
 
-def test_text_init_reaches_the_trained_model_as_configured(workdir, tmp_path):
-    # With no training the saved prompts are the initial ones: "same" has identical tokens.
-    command = train_command(workdir, "same", "OPTIM.MAX_EPOCH", "1", "OPTIM.LR", "0.0",
-                            "OPTIM.WARMUP_CONS_LR", "0.0", output_dir=tmp_path / "run")
-    assert run_train(command).returncode == 0
-    state = torch.load(tmp_path / "run/prompt_learner/model.pth.tar-1", weights_only=True)
-    text = state["state_dict"]["txt_ctx"]
-    assert torch.equal(text, text[0].expand_as(text))
+def test_text_init_reaches_the_trained_model_as_configured(init_runs):
+    # The prompts a run starts from: "same" has identical tokens, the others do not.
+    for init in INITS:
+        text = prompts_of(init_runs[init], "prompts-epoch0.pt")["txt_ctx"]
+        assert torch.equal(text, text[0].expand_as(text)) == (init == "same"), init
 
 
-# Runs train.py and kills the process (os._exit: no clean-up) right after epoch 1 is saved.
-KILL_AFTER_EPOCH_1 = (
-    "import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.getcwd()); "
-    "import trainers.dapt_init.trainer as t; original = t.DAPT_Init.after_epoch\n"
-    "def after_epoch(self):\n"
-    "    original(self)\n"
-    "    if self.epoch == 0: os._exit(9)\n"
-    "t.DAPT_Init.after_epoch = after_epoch; runpy.run_path(sys.argv[0], run_name='__main__')"
-)
-
-
-def run_killed_after_epoch_1(command: list[str]):
-    return run_train([command[0], "-c", KILL_AFTER_EPOCH_1] + command[1:])
-
-
-def test_a_killed_run_is_resumed_by_the_same_command(workdir, tmp_path):
+def test_a_killed_run_is_resumed_by_the_same_command(workdir, init_runs, tmp_path):
     command = train_command(workdir, "diff", output_dir=tmp_path / "run")
-    killed = run_killed_after_epoch_1(command)
+    killed = run_killed_after_epoch(command, 1)
     assert killed.returncode == 9
     run_dir = tmp_path / "run"
     assert "=> result" not in (run_dir / "log.txt").read_text()
@@ -84,109 +88,88 @@ def test_a_killed_run_is_resumed_by_the_same_command(workdir, tmp_path):
     logs = sorted(p.name for p in run_dir.iterdir() if p.name.startswith("log.txt"))
     assert len(logs) == 2  # the killed run's log is kept; the toolbox starts a new one
     new_log = (run_dir / logs[1]).read_text()
-    assert "Resuming from" in new_log and "(epoch 1 done)" in new_log
     assert "epoch [1/3]" not in new_log and "epoch [2/3]" in new_log
     assert read_result(run_dir)["epoch"] == 3
+    # Killed or not, the same command ends with the same prompts and accuracy.
+    final, uninterrupted = prompts_of(run_dir), prompts_of(init_runs["diff"])
+    assert all(torch.equal(final[k], uninterrupted[k]) for k in final)
+    assert read_result(run_dir)["metrics"] == read_result(init_runs["diff"])["metrics"]
 
 
-def test_eval_only_reproduces_the_final_test(workdir, tmp_path):
-    train = train_command(workdir, "random", output_dir=tmp_path / "train")
-    assert run_train(train).returncode == 0
-    evaluate = train_command(workdir, "random", output_dir=tmp_path / "eval",
-                             flags=("--eval-only", "--model-dir", str(tmp_path / "train"),
-                                    "--load-epoch", "3"))
-    done = run_train(evaluate)
+def evaluate(workdir: Path, model_dir: Path, out: Path, epoch: str, *opts: str):
+    command = train_command(workdir, "random", *opts, output_dir=out,
+                            flags=("--eval-only", "--model-dir", str(model_dir),
+                                   "--load-epoch", epoch))
+    return run_train(command)
+
+
+def test_eval_only_reproduces_the_final_test(workdir, init_runs, tmp_path):
+    done = evaluate(workdir, init_runs["random"], tmp_path / "eval", "3")
     assert done.returncode == 0, done.stderr[-2000:]
-    trained, evaluated = read_result(tmp_path / "train"), read_result(tmp_path / "eval")
+    trained, evaluated = read_result(init_runs["random"]), read_result(tmp_path / "eval")
     assert evaluated["metrics"] == trained["metrics"] and evaluated["epoch"] == 3
 
 
-def test_eval_only_with_a_missing_epoch_names_what_exists(workdir, tmp_path):
-    train = train_command(workdir, "random", "OPTIM.MAX_EPOCH", "1", output_dir=tmp_path / "t")
-    assert run_train(train).returncode == 0
-    evaluate = train_command(workdir, "random", output_dir=tmp_path / "e",
-                             flags=("--eval-only", "--model-dir", str(tmp_path / "t"),
-                                    "--load-epoch", "7"))
-    done = run_train(evaluate)
+def test_eval_only_with_a_missing_epoch_names_what_exists(workdir, init_runs, tmp_path):
+    done = evaluate(workdir, init_runs["random"], tmp_path / "e", "7")
     assert done.returncode == 2
-    assert "model.pth.tar-7" in done.stderr and "Found: model.pth.tar-1." in done.stderr
+    assert "model.pth.tar-7" in done.stderr and "Found: model.pth.tar-3." in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_best_val_model_is_deployed(workdir, tmp_path):
-    command = train_command(workdir, "same", "TEST.FINAL_MODEL", "best_val",
-                            output_dir=tmp_path / "run")
-    done = run_train(command)
-    assert done.returncode == 0, done.stderr[-2000:]
-    log = (tmp_path / "run/log.txt").read_text()
-    assert "Deploy the model with the best val performance" in log
-    assert "model-best.pth.tar (epoch" in log and "=> result" in log
-
-
-def test_a_checkpoint_of_another_shape_is_named(workdir, tmp_path):
-    train = train_command(workdir, "random", "OPTIM.MAX_EPOCH", "1", output_dir=tmp_path / "t")
-    assert run_train(train).returncode == 0
-    evaluate = train_command(workdir, "random", "TRAINER.DAPT_INIT.TXT_NUM_TOKENS", "8",
-                             output_dir=tmp_path / "e",
-                             flags=("--eval-only", "--model-dir", str(tmp_path / "t"),
-                                    "--load-epoch", "1"))
-    done = run_train(evaluate)
+def test_a_checkpoint_of_another_shape_is_named(workdir, init_runs, tmp_path):
+    done = evaluate(workdir, init_runs["random"], tmp_path / "e", "3",
+                    "TRAINER.DAPT_INIT.TXT_NUM_TOKENS", "8")
     assert done.returncode == 2
     assert "txt_ctx: checkpoint (16, 64), model (8, 64)" in done.stderr
 
 
-def test_bad_config_fails_before_creating_anything(workdir, tmp_path):
-    command = train_command(workdir, "sideways", output_dir=tmp_path / "run")
-    done = run_train(command)
-    assert done.returncode == 2
-    assert "INIT_METHOD is 'sideways'; valid values are random, same, diff" in done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
-
-
-def test_prototype_cache_is_reused_and_training_is_unchanged_by_it(workdir, tmp_path):
+def test_prototype_cache_is_reused_and_training_is_unchanged_by_it(workdir, init_runs,
+                                                                   tmp_path):
+    # The module's "diff" run loaded the prototypes the "random" run computed; this one
+    # computes them again into its own cache. Computing them in-process must not move the
+    # random streams training draws from: both end with the same prompts.
+    assert "Loaded class prototypes" in (init_runs["diff"] / "log.txt").read_text()
     cache = tmp_path / "cache"
-    first = train_command(workdir, "diff", "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(cache),
-                          output_dir=tmp_path / "a")
-    second = train_command(workdir, "diff", "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(cache),
-                           output_dir=tmp_path / "b")
-    assert run_train(first).returncode == 0 and run_train(second).returncode == 0
+    command = train_command(workdir, "diff", "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR",
+                            str(cache), output_dir=tmp_path / "a")
+    assert run_train(command).returncode == 0
     assert "Computing class prototypes" in (tmp_path / "a/log.txt").read_text()
-    assert "Loaded class prototypes" in (tmp_path / "b/log.txt").read_text()
-    # Computing them in-process must not move the random streams training draws from.
-    a = torch.load(tmp_path / "a/prompt_learner/model.pth.tar-3", weights_only=True)
-    b = torch.load(tmp_path / "b/prompt_learner/model.pth.tar-3", weights_only=True)
-    assert torch.equal(a["state_dict"]["txt_ctx"], b["state_dict"]["txt_ctx"])
+    computed, loaded = prompts_of(tmp_path / "a"), prompts_of(init_runs["diff"])
+    assert torch.equal(computed["txt_ctx"], loaded["txt_ctx"])
+    assert torch.equal(computed["vis_ctx"], loaded["vis_ctx"])
     assert len(list(cache.iterdir())) == 1
 
 
-def test_resuming_with_other_settings_is_refused_and_loses_nothing(workdir, tmp_path):
-    finished = train_command(workdir, "random", output_dir=tmp_path / "run")
-    assert run_train(finished).returncode == 0
-    other = train_command(workdir, "diff", "OPTIM.MAX_EPOCH", "5", output_dir=tmp_path / "run")
+def test_resuming_with_other_settings_is_refused_and_loses_nothing(workdir, init_runs,
+                                                                   tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(init_runs["random"], run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    other = train_command(workdir, "diff", "OPTIM.MAX_EPOCH", "5", output_dir=run_dir)
     done = run_train(other)
     assert done.returncode == 2
-    assert "belongs to another run (INIT_METHOD 'random' -> 'diff'; OPTIM.MAX_EPOCH 3 -> 5)" \
-        in done.stderr
-    assert (tmp_path / "run/prompt_learner/model.pth.tar-3").exists()
-    assert read_result(tmp_path / "run")["init_method"] == "random"
+    assert ("holds a finished run with other settings: OPTIM.MAX_EPOCH 3 -> 5; "
+            "TRAINER.DAPT_INIT.INIT_METHOD 'random' -> 'diff'") in done.stderr
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
-def test_best_val_record_survives_a_resume(workdir, tmp_path):
-    command = train_command(workdir, "same", "TEST.FINAL_MODEL", "best_val",
-                            output_dir=tmp_path / "run")
-    assert run_killed_after_epoch_1(command).returncode == 9
-    done = run_train(command)
-    assert done.returncode == 0, done.stderr[-2000:]
-    resumed_log = next(p for p in (tmp_path / "run").iterdir() if p.name.startswith("log.txt-"))
-    assert "Best validation result so far:" in resumed_log.read_text()
+# Argument checks stop before the toolbox builds anything: run train.py's entry in-process.
+def test_bad_config_fails_before_creating_anything(workdir, tmp_path, capsys):
+    command = train_command(workdir, "sideways", output_dir=tmp_path / "run")
+    assert train.run(command[2:]) == 2
+    err = capsys.readouterr().err
+    assert "INIT_METHOD is 'sideways'; valid values are random, same, diff" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("flags, message", [
     (("--eval-only",), "--eval-only needs --model-dir"),
     (("--eval-only", "--model-dir", "SAME"), "Give the evaluation its own --output-dir"),
 ])
-def test_eval_only_cannot_replace_a_training_result(workdir, tmp_path, flags, message):
+def test_eval_only_cannot_replace_a_training_result(workdir, tmp_path, capsys, flags, message):
     run_dir = tmp_path / "run"
     flags = tuple(str(run_dir) if flag == "SAME" else flag for flag in flags)
-    done = run_train(train_command(workdir, "random", output_dir=run_dir, flags=flags))
-    assert done.returncode == 2 and message in done.stderr and not run_dir.exists()
+    command = train_command(workdir, "random", output_dir=run_dir, flags=flags)
+    assert train.run(command[2:]) == 2
+    assert message in capsys.readouterr().err and not run_dir.exists()
