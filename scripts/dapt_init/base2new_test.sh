@@ -60,3 +60,4 @@ for seed in "${DAPT_SEEDS[@]}"; do
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES new
 done
+dapt_finish

@@ -45,3 +45,4 @@ for seed in "${DAPT_SEEDS[@]}"; do
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES base
 done
+dapt_finish

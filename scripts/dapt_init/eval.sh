@@ -68,3 +68,4 @@ for target in "${TARGET_LIST[@]}"; do
             DATASET.NUM_SHOTS "$SHOTS"
     done
 done
+dapt_finish

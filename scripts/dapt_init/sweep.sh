@@ -6,9 +6,12 @@
 USAGE='bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [-- KEY VALUE ...]'
 HELP='Runs every job of the study with main.sh (SEEDS=<seed> main.sh DATASET INIT SHOTS GPU),
 keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output goes to
-$SWEEP_LOG_DIR/<dataset>_<init>_<shots>shots_seed<k>.log. Finished runs are skipped (so a
-re-run of the sweep does only what is missing, and resumes what was cut off). When a job fails
-the others still run; the sweep then lists the failed jobs and exits with status 1.
+$SWEEP_LOG_DIR/<dataset>_<init>_<shots>shots[_<tag>]_seed<k>.log. Finished runs are skipped (so a
+re-run of the sweep does only what is missing, and resumes what was cut off); finished is
+as train.py --check-finished decides (same settings and CLIP weights). A job whose
+folder another process holds (its lock) is "running elsewhere": left alone, not a failure.
+When a job fails the others still run; the sweep then lists the failed jobs and exits with
+status 1.
 Words after "--" are KEY VALUE config overrides passed to every run.
 
   --dry-run   print the jobs (and which are finished already); run nothing
@@ -20,6 +23,9 @@ Environment (lists are space-separated):
   INITS        default "random same diff"
   SHOTS        default "1 2 4 8 16"
   SEEDS        default "1 2 3"
+  EPOCHS       optional epoch grid, e.g. "25 50 100": each job runs once per value N with
+               OPTIM.MAX_EPOCH N into its own folder, tagged "ep<N>" (<cfg>_<shots>shots_ep<N>)
+  TAG          appended to every run folder (with EPOCHS: "<TAG>_ep<N>")
   GPUS         GPUs to use, one job each at a time (default "0"); e.g. "0 1 2 3"
                (name a GPU twice, "0 0 1 1", to run two jobs on each)
   DATA_ROOT    (required to run; baked into the --slurm script when set) data set folder
@@ -29,7 +35,9 @@ Environment (lists are space-separated):
   PYTHON       interpreter for train.py (default: python)
   --slurm only: SWEEP_JOB_NAME (dapt_init), SWEEP_TIME (24:00:00), SWEEP_CPUS (8),
                SWEEP_MAX_PARALLEL (array throttle, e.g. 8), SWEEP_SBATCH (extra sbatch
-               options, e.g. "--partition=gpu --account=lab")
+               options, e.g. "--partition=gpu --account=lab"). Tasks ask for --requeue and
+               append to their output file (--open-mode=append): a pre-empted task restarts,
+               resumes from its checkpoint bit for bit, and keeps the output of the first attempt.
 
 Examples:
   DATA_ROOT=/data GPUS="0 1 2 3" bash scripts/dapt_init/sweep.sh
@@ -74,6 +82,20 @@ INIT_LIST=("${LIST[@]}")
 read_list SHOTS "1 2 4 8 16"
 SHOTS_LIST=("${LIST[@]}")
 dapt_check_seeds
+dapt_check_tag
+EPOCH_LIST=(-)  # "-": the config's epochs, no epoch tag
+if [[ -n "${EPOCHS:-}" ]]; then
+    read_list EPOCHS ""
+    EPOCH_LIST=("${LIST[@]}")
+    for epochs in "${EPOCH_LIST[@]}"; do
+        [[ "$epochs" =~ ^[1-9][0-9]*$ ]] ||
+            dapt_die "EPOCHS must be positive integers separated by spaces, got '$epochs'"
+    done
+    for ((i = 0; i < ${#DAPT_OVERRIDES[@]}; i += 2)); do
+        [[ "${DAPT_OVERRIDES[i]}" != OPTIM.MAX_EPOCH ]] ||
+            dapt_die "OPTIM.MAX_EPOCH is set by EPOCHS; don't pass it as an override too"
+    done
+fi
 for dataset in "${DATASET_LIST[@]}"; do
     dapt_check_dataset "$dataset" train
 done
@@ -103,47 +125,80 @@ dapt_resolve_output_root
 SWEEP_LOG_DIR=${SWEEP_LOG_DIR:-$OUTPUT_ROOT/sweep_logs}
 [[ "$SWEEP_LOG_DIR" == /* ]] || SWEEP_LOG_DIR="$DAPT_CALLER_DIR/$SWEEP_LOG_DIR"
 
-# The jobs, in order: dataset, init, shots, seed.
+# The jobs, in order: dataset, init, shots, seed (, epochs when EPOCHS is set).
 JOBS=()
 for dataset in "${DATASET_LIST[@]}"; do
     for init in "${INIT_LIST[@]}"; do
         for shots in "${SHOTS_LIST[@]}"; do
             for seed in "${DAPT_SEEDS[@]}"; do
-                JOBS+=("$dataset $init $shots $seed")
+                for epochs in "${EPOCH_LIST[@]}"; do
+                    JOBS+=("$dataset $init $shots $seed${EPOCHS:+ $epochs}")
+                done
             done
         done
     done
 done
 N_JOBS=${#JOBS[@]}
 
-job_finished() {  # job_finished "DATASET INIT SHOTS SEED"
-    local dataset init shots seed
-    read -r dataset init shots seed <<<"$1"
-    dapt_run_finished "$(dapt_main_dir "$dataset" "$init" "${CFG_OF["$dataset $shots"]}" \
-        "$shots" "$seed")" train
+job_tag() {  # job_tag EPOCHS: the job's TAG (the user's, plus ep<N> for an epoch grid)
+    if [[ "$1" == - || -z "$1" ]]; then
+        printf '%s' "${TAG:-}"
+    else
+        printf '%s' "${TAG:+${TAG}_}ep$1"
+    fi
 }
 
-job_command() {  # job_command "DATASET INIT SHOTS SEED" GPU: the job's main.sh command, as text
-    local dataset init shots seed
-    read -r dataset init shots seed <<<"$1"
-    printf 'SEEDS=%s bash scripts/dapt_init/main.sh %s %s %s %s%s' "$seed" "$dataset" "$init" \
-        "$shots" "$2" "$(dapt_overrides_text)"
+job_overrides() {  # job_overrides EPOCHS: sets JOB_OVERRIDES (the user's, plus the epochs)
+    JOB_OVERRIDES=(${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"})
+    if [[ "$1" != - && -n "$1" ]]; then
+        JOB_OVERRIDES+=(OPTIM.MAX_EPOCH "$1")
+    fi
+}
+
+# job_state "DATASET INIT SHOTS SEED [EPOCHS]": train.py's verdict on the job's folder, as main.sh
+# would ask it: finished, other-settings, running-elsewhere or todo.
+job_state() {
+    local dataset init shots seed epochs status=0
+    read -r dataset init shots seed epochs <<<"$1"
+    job_overrides "${epochs:--}"
+    TAG=$(job_tag "${epochs:--}") DAPT_CHECK_ONLY=1 SEEDS="$seed" \
+        bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" "$init" "$shots" -- \
+        ${JOB_OVERRIDES[@]+"${JOB_OVERRIDES[@]}"} </dev/null >/dev/null 2>&1 || status=$?
+    case "$status" in
+        "$DAPT_FINISHED") echo finished ;;
+        2) echo other-settings ;;
+        "$DAPT_RUNNING_ELSEWHERE") echo running-elsewhere ;;
+        *) echo todo ;;
+    esac
+}
+
+job_command() {  # job_command "DATASET INIT SHOTS SEED [EPOCHS]" GPU: its main.sh command, as text
+    local dataset init shots seed epochs tag
+    read -r dataset init shots seed epochs <<<"$1"
+    tag=$(job_tag "${epochs:--}")
+    job_overrides "${epochs:--}"
+    printf '%sSEEDS=%s bash scripts/dapt_init/main.sh %s %s %s %s' "${tag:+TAG=$tag }" "$seed" \
+        "$dataset" "$init" "$shots" "$2"
+    if ((${#JOB_OVERRIDES[@]} > 0)); then
+        printf ' --'
+        printf ' %q' "${JOB_OVERRIDES[@]}"
+    fi
 }
 
 # ------------------------------------------------------------------------------------ dry run
 if [[ "$MODE" == dry-run ]]; then
     n_finished=0
     for ((j = 0; j < N_JOBS; j++)); do
-        state=todo
-        if job_finished "${JOBS[j]}"; then
-            state=finished
+        state=$(job_state "${JOBS[j]}")
+        if [[ "$state" == finished ]]; then
             n_finished=$((n_finished + 1))
         fi
         printf 'job %d [%s]: %s\n' "$j" "$state" "$(job_command "${JOBS[j]}" GPU)"
     done
-    printf '%d jobs (%d datasets x %d inits x %d shots x %d seeds): %d finished, %d to run\n' \
-        "$N_JOBS" "${#DATASET_LIST[@]}" "${#INIT_LIST[@]}" "${#SHOTS_LIST[@]}" \
-        "${#DAPT_SEEDS[@]}" "$n_finished" "$((N_JOBS - n_finished))"
+    grid="${#DATASET_LIST[@]} datasets x ${#INIT_LIST[@]} inits x ${#SHOTS_LIST[@]} shots x"
+    grid+=" ${#DAPT_SEEDS[@]} seeds${EPOCHS:+ x ${#EPOCH_LIST[@]} epochs}"
+    printf '%d jobs (%s): %d finished, %d to run\n' "$N_JOBS" "$grid" "$n_finished" \
+        "$((N_JOBS - n_finished))"
     if [[ -z "${DATA_ROOT:-}" ]]; then
         echo "note: DATA_ROOT is not set; the jobs need it"
     fi
@@ -169,6 +224,8 @@ if [[ "$MODE" == slurm ]]; then
     printf '#SBATCH --cpus-per-task=%s\n' "${SWEEP_CPUS:-8}"
     printf '#SBATCH --time=%s\n' "${SWEEP_TIME:-24:00:00}"
     echo '#SBATCH --output=%x_%A_%a.out'
+    echo '#SBATCH --open-mode=append'  # a requeued task keeps its first attempt's output
+    echo '#SBATCH --requeue'  # pre-empted tasks restart and resume from their checkpoint
     for option in ${extra_sbatch[@]+"${extra_sbatch[@]}"}; do
         printf '#SBATCH %s\n' "$option"
     done
@@ -188,21 +245,29 @@ EOF
         printf 'export DATA_ROOT=%q\n' "$DATA_ROOT"
     fi
     printf 'export OUTPUT_ROOT=%q\n' "$OUTPUT_ROOT"
-    for name in CFG PYTHON; do
+    for name in CFG PYTHON TAG; do
         if [[ -n "${!name:-}" ]]; then
             printf 'export %s=%q\n' "$name" "${!name}"
         fi
     done
-    echo '# task index: "dataset init shots seed"'
+    echo "# task index: \"dataset init shots seed${EPOCHS:+ epochs}\""
     echo 'JOBS=('
     for ((j = 0; j < N_JOBS; j++)); do
         printf '    "%s"  # %d\n' "${JOBS[j]}" "$j"
     done
     echo ')'
     echo ': "${SLURM_ARRAY_TASK_ID:?submit this file with sbatch (it is a job array)}"'
-    echo 'read -r dataset init shots seed <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
-    printf 'SEEDS="$seed" exec bash scripts/dapt_init/main.sh "$dataset" "$init" "$shots"%s\n' \
-        "$(dapt_overrides_text)"
+    echo 'echo "task $SLURM_ARRAY_TASK_ID (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname), $(date)"'
+    if [[ -n "${EPOCHS:-}" ]]; then
+        echo 'read -r dataset init shots seed epochs <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
+        overrides=$(dapt_overrides_text)
+        printf 'TAG="${TAG:+${TAG}_}ep$epochs" SEEDS="$seed" exec bash scripts/dapt_init/main.sh'
+        printf ' "$dataset" "$init" "$shots"%s OPTIM.MAX_EPOCH "$epochs"\n' "${overrides:- --}"
+    else
+        echo 'read -r dataset init shots seed <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
+        printf 'SEEDS="$seed" exec bash scripts/dapt_init/main.sh "$dataset" "$init" "$shots"%s\n' \
+            "$(dapt_overrides_text)"
+    fi
     exit 0
 fi
 
@@ -215,6 +280,7 @@ STATUS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/dapt_init_sweep.XXXXXX")
 declare -A SLOT_JOB=()  # slot (index into GPU_LIST) -> index of the job it runs
 declare -A SLOT_PID=()  # slot -> pid of that job's subshell
 FAILED=()
+ELSEWHERE=()
 N_RAN=0
 
 kill_tree() {  # TERM a process and its descendants (the job subshell, main.sh, train.py)
@@ -241,22 +307,26 @@ trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap 'rm -rf -- "$STATUS_DIR"' EXIT
 
-job_log() {  # job_log "DATASET INIT SHOTS SEED"
-    local dataset init shots seed
-    read -r dataset init shots seed <<<"$1"
-    printf '%s' "$SWEEP_LOG_DIR/${dataset}_${init}_${shots}shots_seed${seed}.log"
+job_log() {  # job_log "DATASET INIT SHOTS SEED [EPOCHS]"
+    local dataset init shots seed epochs tag
+    read -r dataset init shots seed epochs <<<"$1"
+    tag=$(job_tag "${epochs:--}")
+    printf '%s' "$SWEEP_LOG_DIR/${dataset}_${init}_${shots}shots${tag:+_$tag}_seed${seed}.log"
 }
 
 start_job() {  # start_job INDEX SLOT
-    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} dataset init shots seed log
-    read -r dataset init shots seed <<<"${JOBS[index]}"
+    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} dataset init shots seed epochs log tag
+    read -r dataset init shots seed epochs <<<"${JOBS[index]}"
     log=$(job_log "${JOBS[index]}")
+    tag=$(job_tag "${epochs:--}")
+    job_overrides "${epochs:--}"
     printf '[start] gpu %s: job %d: %s (log: %s)\n' "$gpu" "$index" \
         "$(job_command "${JOBS[index]}" "$gpu")" "$log"
     (
         status=0
-        SEEDS="$seed" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" "$init" "$shots" "$gpu" -- \
-            ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"} </dev/null >>"$log" 2>&1 || status=$?
+        TAG="$tag" SEEDS="$seed" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" "$init" "$shots" \
+            "$gpu" -- ${JOB_OVERRIDES[@]+"${JOB_OVERRIDES[@]}"} </dev/null >>"$log" 2>&1 ||
+            status=$?
         printf '%s\n' "$status" >"$STATUS_DIR/$index.tmp"
         mv -f -- "$STATUS_DIR/$index.tmp" "$STATUS_DIR/$index"
     ) &
@@ -270,6 +340,9 @@ finish_job() {  # finish_job SLOT STATUS
     unset 'SLOT_JOB[$slot]' 'SLOT_PID[$slot]'
     if [[ "$status" == 0 ]]; then
         printf '[done] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+    elif [[ "$status" == "$DAPT_RUNNING_ELSEWHERE" ]]; then  # not a failure: another process has it
+        printf '[running elsewhere] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+        ELSEWHERE+=("$index")
     else
         printf '[FAILED] gpu %s: job %d: %s: exit status %s (log: %s)\n' "$gpu" "$index" \
             "${JOBS[index]}" "$status" "$(job_log "${JOBS[index]}")"
@@ -279,9 +352,13 @@ finish_job() {  # finish_job SLOT STATUS
 
 PENDING=()
 for ((j = 0; j < N_JOBS; j++)); do
-    if job_finished "${JOBS[j]}"; then
+    state=$(job_state "${JOBS[j]}")
+    if [[ "$state" == finished ]]; then
         printf 'skip (finished): job %d: %s\n' "$j" "${JOBS[j]}"
-    else
+    elif [[ "$state" == running-elsewhere ]]; then
+        printf 'running elsewhere: job %d: %s\n' "$j" "${JOBS[j]}"
+        ELSEWHERE+=("$j")
+    else  # todo, or other settings: main.sh then fails with the reason in the job's log
         PENDING+=("$j")
     fi
 done
@@ -318,5 +395,11 @@ if ((${#FAILED[@]} > 0)); then
             "${entry#*:}" "$(job_log "${JOBS[index]}")" >&2
     done
     exit 1
+fi
+if ((${#ELSEWHERE[@]} > 0)); then
+    printf 'sweep: %d jobs done or finished (%d run now), %d running elsewhere (not failures;' \
+        "$((N_JOBS - ${#ELSEWHERE[@]}))" "$N_RAN" "${#ELSEWHERE[@]}"
+    printf ' run the sweep again once they end)\n'
+    exit 0
 fi
 printf 'sweep: all %d jobs finished (%d run now)\n' "$N_JOBS" "$N_RAN"
