@@ -257,3 +257,30 @@ def test_live_slurm_accepts_the_script(fake):
     test_only = subprocess.run(["sbatch", "--test-only", str(batch)], capture_output=True,
                                text=True, timeout=60, check=False)
     assert test_only.returncode == 0, test_only.stderr
+
+
+# ------------------------------------------------------------------------------- resume
+
+def test_resuming_with_another_training_setting_is_refused_naming_the_keys():
+    trainer_module = pytest.importorskip("trainers.dapt_init.trainer")
+    from trainers.dapt_init.errors import DaptInitError
+
+    class Run:  # the one thing _check_resumable asks of the trainer
+        def __init__(self, cfg):
+            self.run_identity = runstate.run_identity(cfg)
+
+        def identity(self):
+            return self.run_identity
+
+    written = Run(resolved_config("OPTIM.LR", "0.002", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test"))
+    checkpoint = {"run": written.identity().record()}
+    same = Run(resolved_config("OPTIM.LR", "0.002", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test",
+                               "TRAIN.PRINT_FREQ", "1"))
+    trainer_module.DAPT_Init._check_resumable(same, checkpoint, "ckpt")  # resumes: no error
+    changed = Run(resolved_config("OPTIM.LR", "0.5", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "train",
+                                  "DATALOADER.TRAIN_X.BATCH_SIZE", "4"))
+    with pytest.raises(DaptInitError) as refused:
+        trainer_module.DAPT_Init._check_resumable(changed, checkpoint, "ckpt")
+    assert str(refused.value).startswith(
+        "ckpt belongs to another run (DATALOADER.TRAIN_X.BATCH_SIZE 32 -> 4; OPTIM.LR 0.002 -> "
+        "0.5; TRAINER.DAPT_INIT.PROTOTYPE_VIEW 'test' -> 'train'), so it is not resumed.")

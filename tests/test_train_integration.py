@@ -163,8 +163,8 @@ def test_resuming_with_other_settings_is_refused_and_loses_nothing(workdir, tmp_
     other = train_command(workdir, "diff", "OPTIM.MAX_EPOCH", "5", output_dir=tmp_path / "run")
     done = run_train(other)
     assert done.returncode == 2
-    assert "belongs to another run (INIT_METHOD 'random' -> 'diff'; OPTIM.MAX_EPOCH 3 -> 5)" \
-        in done.stderr
+    assert ("holds a finished run with other settings: OPTIM.MAX_EPOCH 3 -> 5; "
+            "TRAINER.DAPT_INIT.INIT_METHOD 'random' -> 'diff'") in done.stderr
     assert (tmp_path / "run/prompt_learner/model.pth.tar-3").exists()
     assert read_result(tmp_path / "run")["init_method"] == "random"
 
