@@ -40,8 +40,14 @@ def reference(workdir) -> Path:
     return output_dir_of(command)
 
 
-def killed_run(command: list[str], *options: str) -> subprocess.CompletedProcess:
-    return run_train([command[0], KILLER, *options, "--", *command[1:]])
+def run_chain(command: list[str], report: Path, *steps: str) -> list[dict]:
+    """Run the steps (one train.py process each, see tests/killer.py); their records."""
+    args = [command[0], KILLER, "--report", str(report)]
+    for step in steps:
+        args += ["--step", step]
+    done = run_train(args + ["--", *command[1:]], timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(report.read_text())
 
 
 def checkpoint_names(run_dir: Path) -> list[str]:
@@ -78,49 +84,44 @@ def test_killed_at_each_point_and_rerun_equals_the_uninterrupted_run(workdir, re
     # Its own prototype cache, so this run computes them too (the key cannot change results).
     command = train_command(workdir, "diff", "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR",
                             str(tmp_path / "prototypes"), output_dir=run_dir)
-    lock_report = tmp_path / "second_process.json"
+    second_process = tmp_path / "second_process.json"
+    prototypes, mid_epoch, before_rename, before_pointer, final_test, rerun = run_chain(
+        command, tmp_path / "chain.json",
+        # 1. During the prototypes, before any checkpoint.
+        "--kill call:DAPT_Init.class_prototypes:1",
+        # 2. From scratch again; a second train.py on the same folder is started while this
+        #    one trains; killed mid-epoch 2 (its 4th batch; an epoch has 2).
+        f"--spawn call:DAPT_Init.forward_backward:1 {second_process} "
+        "--kill call:DAPT_Init.forward_backward:4",
+        # 3. Resumed from epoch 1; killed with epoch 2's checkpoint written, not yet renamed.
+        "--kill replace:model.pth.tar-2",
+        # 4. Resumed from epoch 1; killed after renaming epoch 2's checkpoint, before the resume
+        #    pointer names it: a later checkpoint of a killed process is left behind.
+        "--kill replace:checkpoint",
+        # 5. Resumed from epoch 1 (replacing that epoch 2); killed in the final test.
+        "--kill call:DAPT_Init.model_inference:1",
+        # 6. The same command, uninterrupted, finishes it.
+        "",
+    )
+    assert [step["status"] for step in (prototypes, mid_epoch, before_rename, before_pointer,
+                                        final_test)] == [SIGKILLED] * 5
+    assert prototypes["files"] == [] and not prototypes["result"]
+    assert mid_epoch["pointer"] == "model.pth.tar-1"
+    leftover = [name for name in before_rename["files"] if name.startswith(".tmp-")]
+    assert len(leftover) == 1 and leftover[0].endswith("model.pth.tar-2")
+    assert before_rename["pointer"] == "model.pth.tar-1"
+    assert leftover[0] not in before_pointer["files"]  # cleaned by the next start
+    assert "model.pth.tar-2" in before_pointer["files"]
+    assert before_pointer["pointer"] == "model.pth.tar-1"
+    assert final_test["pointer"] == "model.pth.tar-3" and not final_test["result"]
+    assert rerun["status"] == 0 and rerun["result"]
 
-    # 1. During the prototypes, before any checkpoint.
-    done = killed_run(command, "--kill", "call:DAPT_Init.class_prototypes:1")
-    assert done.returncode == SIGKILLED, done.stderr[-2000:]
-    assert not (run_dir / "prompt_learner").exists() and not (run_dir / "result.json").exists()
-
-    # 2. From scratch again; a second train.py on the same folder is started while this one
-    #    trains; killed mid-epoch 2 (its 4th batch; epochs have 2).
-    done = killed_run(command, "--spawn", "call:DAPT_Init.forward_backward:1", str(lock_report),
-                      "--kill", "call:DAPT_Init.forward_backward:4")
-    assert done.returncode == SIGKILLED, done.stderr[-2000:]
-    assert pointer(run_dir) == "model.pth.tar-1"
-    second = json.loads(lock_report.read_text())
+    second = json.loads(second_process.read_text())
     assert second["returncode"] == 2
     lines = second["stderr"].strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert f"in use by PID {second['holder_pid']}" in lines[0]
     assert second["after"] == second["before"]  # it touched nothing
-
-    # 3. Resumed from epoch 1; killed with epoch 2's checkpoint written but not yet renamed.
-    done = killed_run(command, "--kill", "replace:model.pth.tar-2")
-    assert done.returncode == SIGKILLED
-    leftover = [n for n in checkpoint_names(run_dir) if n.startswith(".tmp-")]
-    assert len(leftover) == 1 and leftover[0].endswith("model.pth.tar-2")
-    assert pointer(run_dir) == "model.pth.tar-1"
-
-    # 4. Resumed from epoch 1; killed after renaming epoch 2's checkpoint, before the resume
-    #    pointer names it: a later checkpoint of a killed process is left behind.
-    done = killed_run(command, "--kill", "replace:checkpoint")
-    assert done.returncode == SIGKILLED
-    names = checkpoint_names(run_dir)
-    assert leftover[0] not in names  # the previous process's temporary file was cleaned
-    assert "model.pth.tar-2" in names and pointer(run_dir) == "model.pth.tar-1"
-
-    # 5. Resumed from epoch 1 (replacing the left-over epoch 2); killed in the final test.
-    done = killed_run(command, "--kill", "call:DAPT_Init.model_inference:1")
-    assert done.returncode == SIGKILLED
-    assert pointer(run_dir) == "model.pth.tar-3" and not (run_dir / "result.json").exists()
-
-    # 6. The same command finishes it.
-    done = run_train(command)
-    assert done.returncode == 0, done.stderr[-2000:]
 
     # Final prompts, optimizer state and the torch generator (batches, crops, dropout): bit for
     # bit. (Python's and NumPy's streams differ for another reason: the reference drew the
