@@ -165,7 +165,7 @@ class DAPT_Init(TrainerX):
         if os.path.join(folder, checkpoint_name(done)) not in self._written_checkpoints:
             self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
         previous = os.path.join(folder, checkpoint_name(done - 1))
-        # Only this process's own transient resume points: never another run's checkpoint.
+        # Only this run's transient resume points (written or resumed from by this process).
         if previous in self._written_checkpoints and not self._keeps_checkpoint(done - 1):
             os.remove(previous)
             self._written_checkpoints.discard(previous)
@@ -333,12 +333,12 @@ class DAPT_Init(TrainerX):
         stored = checkpoint.get("run") or {}
         if "fingerprint_keys" in stored:
             changed = identity_differences(stored, self.identity())
-        else:  # an older checkpoint: only the keys it recorded can be compared
-            keys = self.identity().keys
-            changed = [f"{key} {value!r} -> {keys[LEGACY_KEYS.get(key, key)]!r}"
-                       for key, value in stored.items()
-                       if LEGACY_KEYS.get(key, key) in keys
-                       and keys[LEGACY_KEYS.get(key, key)] != value]
+        else:  # an older checkpoint: compare the few keys it recorded
+            keys, changed = self.identity().keys, []
+            for key, value in stored.items():
+                name = LEGACY_KEYS.get(key, key)
+                if name in keys and keys[name] != value:
+                    changed.append(f"{name} {value!r} -> {keys[name]!r}")
         if changed:
             raise DaptInitError(
                 f"{path} belongs to another run ({'; '.join(changed)}), so it is not resumed. "
