@@ -27,8 +27,8 @@ Study mode
 
 Walks the output root, finds every ``seed<k>`` run folder and prints one table per layout found:
 
-    few-shot   <dataset>/<trainer>/<init>/<cfg>_<shots>shots/seed<k>
-    dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots/seed<k>
+    few-shot   <dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<tag>]/seed<k>
+    dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<tag>]/seed<k>
     base2new   base2new/{train_base,test_new}/<dataset>/shots_<K>/<trainer>/<init>/<cfg>/seed<k>
 
 Few-shot and dg tables: rows are init x shots (grouped by init in the order random, same, diff,
@@ -99,7 +99,9 @@ JSON_METRIC_FOR_KEYWORD = {"error": "error_rate"}
 LOG_ROUNDING_TOLERANCE = 0.05 + 1e-9
 
 SEED_DIR = re.compile(r"seed(\d+)$")
-SHOTS_DIR = re.compile(r"(.+)_(\d+)shots$")
+# "<cfg>_<shots>shots", or with the scripts' TAG "<cfg>_<shots>shots_<tag>": the tag joins the
+# config name, so runs of different tags are never pooled.
+SHOTS_DIR = re.compile(r"(.+)_(\d+)shots(?:_([A-Za-z0-9][A-Za-z0-9._-]*))?$")
 BASE2NEW_SHOTS_DIR = re.compile(r"shots_(\d+)$")
 BASE2NEW_SPLITS = {"train_base": "base", "test_new": "new"}
 INIT_ORDER = ("random", "same", "diff")
@@ -458,7 +460,8 @@ def parse_fewshot_path(parts: Sequence[str], kind: str, seed: int) -> RunKey:
                         if index >= 2 and SHOTS_DIR.match(part)), None)
     if shots_index is None:
         raise LayoutError("expected <dataset>/<trainer>/[<init>/]<cfg>_<N>shots/.../seed<k>")
-    config, shots = SHOTS_DIR.match(parts[shots_index]).groups()
+    config, shots, tag = SHOTS_DIR.match(parts[shots_index]).groups()
+    config = f"{config}_{tag}" if tag else config
     return RunKey(kind=kind, dataset=parts[0], trainer=parts[1],
                   init="/".join(parts[2:shots_index]) or None, config=config,
                   extra="/".join(parts[shots_index + 1:]), shots=int(shots), seed=seed)

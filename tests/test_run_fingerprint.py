@@ -284,3 +284,16 @@ def test_resuming_with_another_training_setting_is_refused_naming_the_keys():
     assert str(refused.value).startswith(
         "ckpt belongs to another run (DATALOADER.TRAIN_X.BATCH_SIZE 32 -> 4; OPTIM.LR 0.002 -> "
         "0.5; TRAINER.DAPT_INIT.PROTOTYPE_VIEW 'test' -> 'train'), so it is not resumed.")
+
+
+def test_the_parser_keeps_tagged_runs_apart():
+    import parse_test_res
+
+    plain = parse_test_res.parse_run_path(
+        ["eurosat", "DAPT_Init", "diff", "vit_b16_ep100_4shots", "seed1"])
+    tagged = parse_test_res.parse_run_path(
+        ["eurosat", "DAPT_Init", "diff", "vit_b16_ep100_4shots_ep25", "seed1"])
+    assert (tagged.config, tagged.shots, tagged.init) == ("vit_b16_ep100_ep25", 4, "diff")
+    labels = parse_test_res.label_methods([plain, tagged])
+    assert {parse_test_res.method_of(key, labels).label for key in (plain, tagged)} == {
+        "diff [vit_b16_ep100]", "diff [vit_b16_ep100_ep25]"}
