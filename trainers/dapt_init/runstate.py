@@ -272,13 +272,13 @@ def lock_holder(run_dir: str) -> str | None:
 
 
 def remove_stale_temporaries(run_dir: str) -> list[str]:
-    """Delete ``.tmp-*`` files a killed process left in the run folder (call under the lock:
-    no other process writes there)."""
+    """Delete ``.tmp-*`` files a killed process left in the run folder or its subfolders one
+    level down (result.json, prompt_learner/); call under the lock: no one else writes there."""
+    folders = [run_dir] + [entry.path for entry in os.scandir(run_dir) if entry.is_dir()]
     removed = []
-    for folder, _, files in os.walk(run_dir):
-        for name in files:
-            if name.startswith(TMP_PREFIX):
-                path = os.path.join(folder, name)
-                os.remove(path)
-                removed.append(path)
+    for folder in folders:
+        for entry in os.scandir(folder):
+            if entry.name.startswith(TMP_PREFIX) and entry.is_file():
+                os.remove(entry.path)
+                removed.append(entry.path)
     return removed
