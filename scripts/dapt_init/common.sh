@@ -294,7 +294,9 @@ dapt_base2new_dir() {  # dapt_base2new_dir train_base|test_new DATASET INIT CFG 
 
 # dapt_run_finished DIR train|eval: status 0 when the run in DIR has its final test result:
 # result.json exists, or one of its logs shows the final accuracy (for a training run after
-# "Finish training"; validation during training also prints "=> result").
+# "Finish training"; validation during training also prints "=> result"). Only the eval
+# scripts' "is the model there" precondition; whether to skip a run is train.py's rule
+# (dapt_check_run).
 dapt_run_finished() {
     local dir=$1 mode=$2 log
     [[ -f "$dir/result.json" ]] && return 0

@@ -22,6 +22,7 @@ Environment:
                among the overrides)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
+  TAG          run-folder tag, as in main.sh (the trained models are looked up with it too)
 
 Example: DATA_ROOT=/data bash scripts/dapt_init/eval.sh diff 16 0'
 set -euo pipefail
