@@ -20,7 +20,6 @@ import tempfile
 import warnings
 from typing import Any, Iterator
 
-import torch
 import yaml
 from yacs.config import CfgNode
 
@@ -28,6 +27,7 @@ from yacs.config import CfgNode
 # a warning on every start that is about neither this project nor the user's setup.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
+from trainers.dapt_init import runstate
 from trainers.dapt_init.config import add_dapt_init_config, validate_config
 from trainers.dapt_init.errors import DaptInitError
 
@@ -53,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="load the model from this output directory (with --eval-only)")
     parser.add_argument("--load-epoch", type=int, help="load the checkpoint of this epoch")
     parser.add_argument("--no-train", action="store_true", help="build everything, train nothing")
+    parser.add_argument("--check-finished", action="store_true",
+                        help="only say whether --output-dir holds this command's finished run "
+                             "(exit 0: finished, 2: other settings, 3: not finished, 4: running "
+                             "elsewhere); loads no data or model")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
     return parser.parse_args(argv)
@@ -268,21 +272,86 @@ class EarlyOutput(io.TextIOBase):
         return self.console.fileno()
 
 
-def main(args: argparse.Namespace) -> None:
+def command_identity(cfg: CfgNode, args: argparse.Namespace,
+                     known_weights: dict | None = None) -> runstate.RunIdentity:
+    """What this command's result is a function of: the resolved config (less the keys that
+    cannot change it), the CLIP weights, and for --eval-only the model it tests."""
+    extra = {}
+    if args.eval_only:
+        model = runstate.read_result(args.model_dir) or {}
+        extra = {"EVAL.MODEL_DIR": os.path.abspath(args.model_dir),
+                 "EVAL.MODEL_FINGERPRINT": model.get("fingerprint"),
+                 "EVAL.LOAD_EPOCH": args.load_epoch}
+    return runstate.run_identity(cfg, extra, known_weights)
+
+
+def resolved_run(args: argparse.Namespace) -> tuple[CfgNode, runstate.RunIdentity | None]:
+    """The config and, for a DAPT_Init run that writes a result, its identity."""
     cfg = setup_cfg(args)
     check_eval_args(args, cfg.OUTPUT_DIR)
-    if cfg.TRAINER.NAME == "DAPT_Init":
-        # Fail on a bad value before a folder, a log or a download exists.
-        validate_config(cfg, training=not (args.eval_only or args.no_train))
+    if cfg.TRAINER.NAME != "DAPT_Init":
+        return cfg, None
+    # Fail on a bad value before a folder, a log or a download exists.
+    validate_config(cfg, training=not (args.eval_only or args.no_train))
+    if args.no_train:
+        return cfg, None
+    stored = runstate.read_result(cfg.OUTPUT_DIR) or {}
+    return cfg, command_identity(cfg, args, runstate.stored_weights(stored))
 
-    from dassl.engine import build_trainer
-    from dassl.utils import collect_env_info, set_random_seed, setup_logger
 
+def check_finished(args: argparse.Namespace) -> int:
+    """--check-finished: the scripts' skip test, by the rule train.py itself applies."""
+    try:
+        cfg, identity = resolved_run(args)
+        if identity is None:
+            raise DaptInitError("--check-finished needs a DAPT_Init training or --eval-only "
+                                "command (one that writes result.json).")
+    except DaptInitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return runstate.OTHER_SETTINGS
+    holder = runstate.lock_holder(cfg.OUTPUT_DIR)
+    if holder is not None:
+        print(f"running elsewhere: {holder}")
+        return runstate.RUNNING_ELSEWHERE
+    verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
+    if verdict.status == runstate.OTHER_SETTINGS:
+        print(f"error: {verdict.message}", file=sys.stderr)
+    elif verdict.message:
+        print(verdict.message)
+    return verdict.status
+
+
+def main(args: argparse.Namespace) -> None:
+    cfg, identity = resolved_run(args)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
     check_registered(cfg)
     check_output_dir(cfg.OUTPUT_DIR)
+    # One process per run folder: taken before the log opens or anything is written, and
+    # held until this process ends (the OS drops it however the process dies).
+    lock = runstate.RunLock(cfg.OUTPUT_DIR)
+    try:
+        if identity is not None:
+            verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
+            if verdict.status == runstate.FINISHED:
+                print(verdict.message)
+                return
+            if verdict.status == runstate.OTHER_SETTINGS:
+                raise DaptInitError(verdict.message)
+        for path in runstate.remove_stale_temporaries(cfg.OUTPUT_DIR):
+            print(f"Removed {path} (left by a killed run)")
+        run_locked(cfg, args, identity)
+    finally:
+        lock.release()
+
+
+def run_locked(cfg: CfgNode, args: argparse.Namespace,
+               identity: runstate.RunIdentity | None) -> None:
+    import torch
+    from dassl.engine import build_trainer
+    from dassl.utils import collect_env_info, set_random_seed, setup_logger
+
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
@@ -303,6 +372,7 @@ def main(args: argparse.Namespace) -> None:
     if log_file is not None:
         log_file.write(early.kept.getvalue())
 
+    trainer.run_identity = identity  # recorded in checkpoints and result.json
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
@@ -324,6 +394,10 @@ def report(error: Exception) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Entry point: user-facing errors become one message and exit status 2, no traceback."""
     args = parse_args(argv)
+    if args.check_finished:
+        return check_finished(args)
+    from datasets.fewshot import DatasetError
+
     try:
         main(args)
     except DaptInitError as error:  # DatasetError is one too

@@ -31,6 +31,7 @@ SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON"
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 # Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
 # run (result.json) in --output-dir, or fails with status 7 when FAKE_FAIL is in that folder.
+# A --check-finished call (the scripts' skip test) says "finished" when result.json exists.
 # With FAKE_LOCKS it also holds a per-GPU lock while it runs and waits (up to 20 s) until
 # FAKE_BARRIER calls have started, so a pool that ran jobs one after another would time out.
 set -u
@@ -39,6 +40,11 @@ for arg in "$@"; do
     [[ "$prev" == --output-dir ]] && out=$arg
     prev=$arg
 done
+if [[ " $* " == *" --check-finished "* ]]; then  # train.py's finished rule, unrecorded
+    [[ -f "$out/result.json" ]] || exit 3
+    echo "skip (finished): $out"
+    exit 0
+fi
 printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
 lock=""
 if [[ -n "${FAKE_LOCKS:-}" ]]; then
@@ -275,10 +281,10 @@ def test_the_first_failing_run_stops_main_with_its_exit_status(fake):
     assert not (fake.out / "eurosat/DAPT_Init/same/vit_b16_ep100_2shots/seed3").exists()
 
 
-def test_only_a_run_whose_log_shows_the_final_result_counts_as_finished(fake):
+def test_only_a_run_with_a_result_counts_as_finished(fake):
     base = fake.out / "eurosat/DAPT_Init/random/vit_b16_ep100_2shots"
     logs = {
-        # Finished by the log alone (a CoOp-style run without result.json): skipped.
+        # A log alone does not say which settings made it (train.py's rule needs result.json).
         "1": "epoch [2/2]\nFinish training\n=> result\n* total: 10\n* accuracy: 50.0%\n",
         # Killed mid-training, after a validation printed a result: run again.
         "2": "epoch [1/2]\n=> result\n* total: 10\n* accuracy: 40.0%\nepoch [2/2]\n",
@@ -290,8 +296,8 @@ def test_only_a_run_whose_log_shows_the_final_result_counts_as_finished(fake):
         (base / f"seed{seed}/log.txt").write_text(text)
     done = fake.run("main.sh", "eurosat", "random", "2")
     assert done.returncode == 0, done.stderr
-    assert [arg(args, "--seed") for _, args in fake.calls()] == ["2", "3"]
-    assert f"skip (finished): {base}/seed1" in done.stdout.splitlines()
+    assert [arg(args, "--seed") for _, args in fake.calls()] == ["1", "2", "3"]
+    assert f"unfinished run in {base}/seed1: running it again" in done.stdout
     assert f"unfinished run in {base}/seed2: running it again" in done.stdout
 
 

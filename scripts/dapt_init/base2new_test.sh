@@ -23,6 +23,7 @@ Environment:
                among the overrides)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
+  TAG          run-folder tag, as in main.sh (the trained models are looked up with it too)
 
 Example: DATA_ROOT=/data bash scripts/dapt_init/base2new_test.sh eurosat diff 0'
 set -euo pipefail
@@ -66,3 +67,4 @@ for seed in "${DAPT_SEEDS[@]}"; do
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES new
 done
+dapt_finish

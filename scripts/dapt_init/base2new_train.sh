@@ -19,6 +19,7 @@ Environment:
   CFG          trainer config (default vit_b16, the 16-shot one; imagenet: vit_b16_ep50)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
+  TAG          run-folder tag, as in main.sh
 
 Example: DATA_ROOT=/data bash scripts/dapt_init/base2new_train.sh eurosat diff 0'
 set -euo pipefail
@@ -50,3 +51,4 @@ for seed in "${DAPT_SEEDS[@]}"; do
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES base
 done
+dapt_finish

@@ -15,6 +15,8 @@
 #   LOAD_EPOCH   (eval scripts) checkpoint epoch to load (default: the config's MAX_EPOCH, or
 #                OPTIM.MAX_EPOCH when it is among the overrides)
 #   PYTHON       python interpreter that runs train.py (default: python, else python3)
+#   TAG          appended to the <cfg>_<shots>shots folder ("<cfg>_<shots>shots_<TAG>"), so a
+#                sweep over epochs or LRs gets folders of its own
 
 if [[ -n "${DAPT_COMMON_SOURCED:-}" ]]; then
     return 0
@@ -182,6 +184,11 @@ dapt_check_overrides() {
     done
 }
 
+dapt_check_tag() {  # TAG becomes part of a folder name
+    [[ -z "${TAG:-}" || "$TAG" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
+        dapt_die "TAG must be letters, digits, '.', '_' or '-' (it names a folder), got '$TAG'"
+}
+
 dapt_check_seeds() {  # sets DAPT_SEEDS from SEEDS (default 1 2 3)
     local seed
     read -r -a DAPT_SEEDS <<<"${SEEDS:-$DAPT_DEFAULT_SEEDS}"
@@ -295,20 +302,22 @@ dapt_init_folder() {
 }
 
 dapt_main_dir() {  # dapt_main_dir DATASET INIT CFG SHOTS SEED
-    printf '%s' "$OUTPUT_ROOT/$1/$DAPT_TRAINER/$2/${3}_${4}shots/seed$5"
+    printf '%s' "$OUTPUT_ROOT/$1/$DAPT_TRAINER/$2/${3}_${4}shots${TAG:+_$TAG}/seed$5"
 }
 
 dapt_eval_dir() {  # dapt_eval_dir TARGET INIT CFG SHOTS SEED
-    printf '%s' "$OUTPUT_ROOT/evaluation/$1/$DAPT_TRAINER/$2/${3}_${4}shots/seed$5"
+    printf '%s' "$OUTPUT_ROOT/evaluation/$1/$DAPT_TRAINER/$2/${3}_${4}shots${TAG:+_$TAG}/seed$5"
 }
 
 dapt_base2new_dir() {  # dapt_base2new_dir train_base|test_new DATASET INIT CFG SEED
-    printf '%s' "$OUTPUT_ROOT/base2new/$1/$2/shots_16/$DAPT_TRAINER/$3/$4/seed$5"
+    printf '%s' "$OUTPUT_ROOT/base2new/$1/$2/shots_16/$DAPT_TRAINER/$3/$4${TAG:+_$TAG}/seed$5"
 }
 
 # dapt_run_finished DIR train|eval: status 0 when the run in DIR has its final test result:
 # result.json exists, or one of its logs shows the final accuracy (for a training run after
-# "Finish training"; validation during training also prints "=> result").
+# "Finish training"; validation during training also prints "=> result"). Only the eval
+# scripts' "is the model there" precondition; whether to skip a run is train.py's rule
+# (dapt_check_run).
 dapt_run_finished() {
     local dir=$1 mode=$2 log
     [[ -f "$dir/result.json" ]] && return 0
@@ -323,16 +332,44 @@ dapt_run_finished() {
     return 1
 }
 
-# dapt_run_step train|eval DIR COMMAND...: skip a finished run with one line, else print the
-# command and run it (an unfinished run is re-run: train.py resumes from its last checkpoint).
-# A failing command stops the script with its exit status.
+# Exit statuses of `train.py --check-finished` (trainers/dapt_init/runstate.py).
+DAPT_FINISHED=0
+DAPT_NOT_FINISHED=3
+DAPT_RUNNING_ELSEWHERE=4
+DAPT_ELSEWHERE=()  # run folders another process was running in
+
+# dapt_check_run DIR PYTHON train.py ARG...: train.py's own finished rule for this command
+# (same settings: "skip (finished)"; other settings: one error line), printed by train.py;
+# returns its status. A folder that does not exist yet is not finished (no python started).
+dapt_check_run() {
+    local dir=$1 status=0
+    shift
+    [[ -e "$dir" ]] || return "$DAPT_NOT_FINISHED"
+    "$1" "$2" --check-finished "${@:3}" || status=$?
+    return "$status"
+}
+
+# dapt_run_step train|eval DIR COMMAND...: skip a finished run (train.py says so), stop on a
+# finished run with other settings, note a run another process holds, else print the command
+# and run it (an unfinished run is re-run: train.py resumes from its last checkpoint). A
+# failing command stops the script with its exit status. With DAPT_CHECK_ONLY set, exit with
+# the check's status instead of running anything (sweep.sh's job states).
 dapt_run_step() {
-    local mode=$1 dir=$2 status
+    local dir=$2 status check=0
     shift 2
-    if dapt_run_finished "$dir" "$mode"; then
-        printf 'skip (finished): %s\n' "$dir"
-        return 0
+    dapt_check_run "$dir" "$@" || check=$?
+    if [[ -n "${DAPT_CHECK_ONLY:-}" ]]; then
+        exit "$check"
     fi
+    case "$check" in
+        "$DAPT_FINISHED") return 0 ;;
+        "$DAPT_RUNNING_ELSEWHERE")
+            DAPT_ELSEWHERE+=("$dir")
+            return 0
+            ;;
+        "$DAPT_NOT_FINISHED") ;;
+        *) exit "$check" ;;  # train.py printed the error line
+    esac
     if [[ -d "$dir" ]]; then
         printf 'unfinished run in %s: running it again (%s)\n' "$dir" \
             "train.py resumes from its last checkpoint"
@@ -345,6 +382,15 @@ dapt_run_step() {
     printf '\n'
     status=0
     "$@" || status=$?
+    if ((status == 2)); then
+        # Started by another process between the check and this run? Then it is not a failure.
+        check=0
+        dapt_check_run "$dir" "$@" >/dev/null 2>&1 || check=$?
+        if ((check == DAPT_RUNNING_ELSEWHERE)); then
+            DAPT_ELSEWHERE+=("$dir")
+            return 0
+        fi
+    fi
     if ((status != 0)); then
         printf 'error: exit status %s from the run in %s; fix the cause and re-run the same' \
             "$status" "$dir" >&2
@@ -353,11 +399,27 @@ dapt_run_step() {
     fi
 }
 
+# dapt_finish: a script's last step. Runs that another process holds are not failures, but the
+# script exits with status 4 (DAPT_RUNNING_ELSEWHERE) so a caller can tell they are not done.
+dapt_finish() {
+    if ((${#DAPT_ELSEWHERE[@]} > 0)); then
+        printf 'note: %d run(s) are running elsewhere; run this again once they end\n' \
+            "${#DAPT_ELSEWHERE[@]}"
+        exit "$DAPT_RUNNING_ELSEWHERE"
+    fi
+    exit 0
+}
+
 # dapt_prepare_run: the checks every run script makes after its arguments (seeds, data root,
 # output root, interpreter).
 dapt_prepare_run() {
     dapt_check_seeds
-    dapt_require_data_root
+    dapt_check_tag
+    if [[ -n "${DAPT_CHECK_ONLY:-}" && -z "${DATA_ROOT:-}" ]]; then
+        DATA_ROOT=""  # the finished check reads no data
+    else
+        dapt_require_data_root
+    fi
     dapt_resolve_output_root
     dapt_resolve_python
 }

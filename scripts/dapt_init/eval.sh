@@ -24,6 +24,7 @@ Environment:
                among the overrides)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
+  TAG          run-folder tag, as in main.sh (the trained models are looked up with it too)
 
 Example: DATA_ROOT=/data bash scripts/dapt_init/eval.sh diff 16 0'
 set -euo pipefail
@@ -74,3 +75,4 @@ for target in "${TARGET_LIST[@]}"; do
             DATASET.NUM_SHOTS "$SHOTS"
     done
 done
+dapt_finish

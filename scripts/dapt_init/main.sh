@@ -10,8 +10,11 @@ and SHOTS images per class, once per seed, into
 GPU (optional) sets CUDA_VISIBLE_DEVICES. Words after "--" are KEY VALUE config overrides
 passed to train.py (paths in them are relative to the repository root).
 
-A finished run (result.json, or a log with the final accuracy) is skipped with one line; an
-unfinished one is run again with the same command and resumes from its last checkpoint.
+A run is finished when its result.json records these settings (train.py --check-finished
+decides: same fingerprint and CLIP weights); it is then skipped with one line. A finished run
+with other settings stops the script with one error line naming the keys. An unfinished run is
+run again with the same command and resumes from its last checkpoint, bit for bit. A run that
+another process holds (its folder is locked) is noted and left alone; the script then exits 4.
 The first failing run stops the script with its exit status. Runs from any directory.
 
 Environment:
@@ -24,6 +27,8 @@ Environment:
                embedding; TRAINER.DAPT_INIT.VIS_INIT_METHOD)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
+  TAG          appended to the run folder: <cfg>_<SHOTS>shots_<TAG> (e.g. TAG=ep25 for a
+               25-epoch variant: -- OPTIM.MAX_EPOCH 25)
 
 Example: DATA_ROOT=/data bash scripts/dapt_init/main.sh eurosat diff 4 0'
 set -euo pipefail
@@ -54,3 +59,4 @@ for seed in "${DAPT_SEEDS[@]}"; do
         TRAINER.DAPT_INIT.VIS_INIT_METHOD "$DAPT_VIS_INIT" \
         DATASET.NUM_SHOTS "$SHOTS"
 done
+dapt_finish

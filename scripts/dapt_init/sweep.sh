@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2016  # help text and the SLURM script show $NAMES literally
-# The whole study: datasets x inits x visual inits x shots x seeds, one main.sh job per (dataset,
-# init, visual init, shots, seed), run on a pool of GPUs (one job per GPU at a time) or emitted
-# as a SLURM job array. A job is "DATASET INIT SHOTS SEED", plus " VIS_INIT" when that is not
-# random.
+# The whole study: datasets x inits x visual inits x shots x seeds (x epochs), one main.sh job
+# per combination, run on a pool of GPUs (one job per GPU at a time) or emitted as a SLURM job
+# array. A job is "DATASET INIT SHOTS SEED", plus " vis-<v>" when its visual init is not
+# random and " ep<N>" in an EPOCHS grid.
 USAGE='bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [-- KEY VALUE ...]'
-HELP='Runs every job of the study with main.sh (SEEDS=<seed> [VIS_INIT=<v>] main.sh DATASET
-INIT SHOTS GPU), keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output goes
-to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots_seed<k>.log. Finished runs are
-skipped (so a re-run of the sweep does only what is missing, and resumes what was cut off).
+HELP='Runs every job of the study with main.sh ([TAG=<tag>] SEEDS=<seed> [VIS_INIT=<v>] main.sh
+DATASET INIT SHOTS GPU), keeping each GPU of GPUS busy with one job at a time. Each job'"'"'s output
+goes to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots[_<tag>]_seed<k>.log. Finished runs are skipped (so a
+re-run of the sweep does only what is missing, and resumes what was cut off); finished is
+as train.py --check-finished decides (same settings and CLIP weights). A job whose
+folder another process holds (its lock) is "running elsewhere": left alone, not a failure.
 When a job fails the others still run; the sweep then lists the failed jobs and exits with
 status 1.
 Words after "--" are KEY VALUE config overrides passed to every run.
@@ -25,6 +27,9 @@ Environment (lists are space-separated):
                not random adds "_vis-<v>" to a run'"'"'s init folder (main.sh'"'"'s VIS_INIT)
   SHOTS        default "1 2 4 8 16"
   SEEDS        default "1 2 3"
+  EPOCHS       optional epoch grid, e.g. "25 50 100": each job runs once per value N with
+               OPTIM.MAX_EPOCH N into its own folder, tagged "ep<N>" (<cfg>_<shots>shots_ep<N>)
+  TAG          appended to every run folder (with EPOCHS: "<TAG>_ep<N>")
   GPUS         GPUs to use, one job each at a time (default "0"); e.g. "0 1 2 3"
                (name a GPU twice, "0 0 1 1", to run two jobs on each)
   DATA_ROOT    (required to run; baked into the --slurm script when set) data set folder
@@ -34,7 +39,9 @@ Environment (lists are space-separated):
   PYTHON       interpreter for train.py (default: python)
   --slurm only: SWEEP_JOB_NAME (dapt_init), SWEEP_TIME (24:00:00), SWEEP_CPUS (8),
                SWEEP_MAX_PARALLEL (array throttle, e.g. 8), SWEEP_SBATCH (extra sbatch
-               options, e.g. "--partition=gpu --account=lab")
+               options, e.g. "--partition=gpu --account=lab"). Tasks ask for --requeue and
+               append to their output file (--open-mode=append): a pre-empted task restarts,
+               resumes from its checkpoint bit for bit, and keeps the output of the first attempt.
 
 Examples:
   DATA_ROOT=/data GPUS="0 1 2 3" bash scripts/dapt_init/sweep.sh
@@ -77,17 +84,31 @@ read_list DATASETS "eurosat oxford_pets"
 DATASET_LIST=("${LIST[@]}")
 read_list INITS "random same diff"
 INIT_LIST=("${LIST[@]}")
-read_list VIS_INITS "${VIS_INIT:-random}"
-VIS_INIT_LIST=("${LIST[@]}")
 read_list SHOTS "1 2 4 8 16"
 SHOTS_LIST=("${LIST[@]}")
 dapt_check_seeds
+dapt_check_tag
+EPOCH_LIST=(-)  # "-": the config's epochs, no epoch tag
+if [[ -n "${EPOCHS:-}" ]]; then
+    read_list EPOCHS ""
+    EPOCH_LIST=("${LIST[@]}")
+    for epochs in "${EPOCH_LIST[@]}"; do
+        [[ "$epochs" =~ ^[1-9][0-9]*$ ]] ||
+            dapt_die "EPOCHS must be positive integers separated by spaces, got '$epochs'"
+    done
+    for ((i = 0; i < ${#DAPT_OVERRIDES[@]}; i += 2)); do
+        [[ "${DAPT_OVERRIDES[i]}" != OPTIM.MAX_EPOCH ]] ||
+            dapt_die "OPTIM.MAX_EPOCH is set by EPOCHS; don't pass it as an override too"
+    done
+fi
 for dataset in "${DATASET_LIST[@]}"; do
     dapt_check_dataset "$dataset" train
 done
 for init in "${INIT_LIST[@]}"; do
     dapt_check_init "$init"
 done
+read_list VIS_INITS "${VIS_INIT:-random}"
+VIS_INIT_LIST=("${LIST[@]}")
 for vis_init in "${VIS_INIT_LIST[@]}"; do
     VIS_INIT=$vis_init dapt_check_vis_init
 done
@@ -114,17 +135,19 @@ dapt_resolve_output_root
 SWEEP_LOG_DIR=${SWEEP_LOG_DIR:-$OUTPUT_ROOT/sweep_logs}
 [[ "$SWEEP_LOG_DIR" == /* ]] || SWEEP_LOG_DIR="$DAPT_CALLER_DIR/$SWEEP_LOG_DIR"
 
-# The jobs, in order: dataset, init, visual init, shots, seed. A job is "DATASET INIT SHOTS
-# SEED", with " VIS_INIT" appended when the visual init is not random.
+# The jobs, in order: dataset, init, visual init, shots, seed, epochs. A job is "DATASET INIT
+# SHOTS SEED", plus " vis-<v>" for a visual init other than random and " ep<N>" in an EPOCHS grid.
 JOBS=()
 for dataset in "${DATASET_LIST[@]}"; do
     for init in "${INIT_LIST[@]}"; do
         for vis_init in "${VIS_INIT_LIST[@]}"; do
             vis_field=""
-            [[ "$vis_init" == random ]] || vis_field=" $vis_init"
+            [[ "$vis_init" == random ]] || vis_field=" vis-$vis_init"
             for shots in "${SHOTS_LIST[@]}"; do
                 for seed in "${DAPT_SEEDS[@]}"; do
-                    JOBS+=("$dataset $init $shots $seed$vis_field")
+                    for epochs in "${EPOCH_LIST[@]}"; do
+                        JOBS+=("$dataset $init $shots $seed$vis_field${EPOCHS:+ ep$epochs}")
+                    done
                 done
             done
         done
@@ -132,37 +155,79 @@ for dataset in "${DATASET_LIST[@]}"; do
 done
 N_JOBS=${#JOBS[@]}
 
-job_finished() {  # job_finished "DATASET INIT SHOTS SEED [VIS_INIT]"
-    local dataset init shots seed vis_init
-    read -r dataset init shots seed vis_init <<<"$1"
-    dapt_run_finished "$(dapt_main_dir "$dataset" "$(dapt_init_folder "$init" \
-        "${vis_init:-random}")" "${CFG_OF["$dataset $shots"]}" "$shots" "$seed")" train
+# The words of a job, as read by the pool and by the SLURM script: sets dataset, init, shots,
+# seed, vis_init (random when absent) and epochs ("-" when absent) in the caller's scope.
+READ_JOB='read -r dataset init shots seed extra_1 extra_2 <<<"$job"
+vis_init=random epochs=-
+for word in ${extra_1:-} ${extra_2:-}; do
+    case "$word" in
+        vis-*) vis_init=${word#vis-} ;;
+        ep*) epochs=${word#ep} ;;
+    esac
+done'
+
+job_tag() {  # job_tag EPOCHS: the job's TAG (the user's, plus ep<N> for an epoch grid)
+    if [[ "$1" == - || -z "$1" ]]; then
+        printf '%s' "${TAG:-}"
+    else
+        printf '%s' "${TAG:+${TAG}_}ep$1"
+    fi
 }
 
-job_command() {  # job_command "DATASET INIT SHOTS SEED [VIS_INIT]" GPU: main.sh command, as text
-    local dataset init shots seed vis_init
-    read -r dataset init shots seed vis_init <<<"$1"
-    printf 'SEEDS=%s %sbash scripts/dapt_init/main.sh %s %s %s %s%s' "$seed" \
-        "${vis_init:+VIS_INIT=$vis_init }" "$dataset" "$init" "$shots" "$2" \
-        "$(dapt_overrides_text)"
+job_overrides() {  # job_overrides EPOCHS: sets JOB_OVERRIDES (the user's, plus the epochs)
+    JOB_OVERRIDES=(${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"})
+    if [[ "$1" != - && -n "$1" ]]; then
+        JOB_OVERRIDES+=(OPTIM.MAX_EPOCH "$1")
+    fi
 }
 
-grid_text() {  # "2 datasets x 3 inits [x 2 visual inits] x 5 shots x 3 seeds"
+# job_state JOB: train.py's verdict on the job's folder, as main.sh
+# would ask it: finished, other-settings, running-elsewhere or todo.
+job_state() {
+    local job=$1 dataset init shots seed extra_1 extra_2 vis_init epochs word status=0
+    eval "$READ_JOB"
+    job_overrides "$epochs"
+    TAG=$(job_tag "$epochs") DAPT_CHECK_ONLY=1 SEEDS="$seed" VIS_INIT="$vis_init" \
+        bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" "$init" "$shots" -- \
+        ${JOB_OVERRIDES[@]+"${JOB_OVERRIDES[@]}"} </dev/null >/dev/null 2>&1 || status=$?
+    case "$status" in
+        "$DAPT_FINISHED") echo finished ;;
+        2) echo other-settings ;;
+        "$DAPT_RUNNING_ELSEWHERE") echo running-elsewhere ;;
+        *) echo todo ;;
+    esac
+}
+
+job_command() {  # job_command JOB GPU: its main.sh command, as text
+    local job=$1 dataset init shots seed extra_1 extra_2 vis_init epochs word tag vis_text=""
+    eval "$READ_JOB"
+    tag=$(job_tag "$epochs")
+    job_overrides "$epochs"
+    [[ "$vis_init" == random ]] || vis_text="VIS_INIT=$vis_init "
+    printf '%sSEEDS=%s %sbash scripts/dapt_init/main.sh %s %s %s %s' "${tag:+TAG=$tag }" \
+        "$seed" "$vis_text" "$dataset" "$init" "$shots" "$2"
+    if ((${#JOB_OVERRIDES[@]} > 0)); then
+        printf ' --'
+        printf ' %q' "${JOB_OVERRIDES[@]}"
+    fi
+}
+
+grid_text() {  # "2 datasets x 3 inits [x 2 visual inits] x 5 shots x 3 seeds [x 2 epochs]"
     local vis=""
     if ((${#VIS_INIT_LIST[@]} > 1)) || [[ "${VIS_INIT_LIST[0]}" != random ]]; then
         vis=" x ${#VIS_INIT_LIST[@]} visual inits"
     fi
-    printf '%d datasets x %d inits%s x %d shots x %d seeds' "${#DATASET_LIST[@]}" \
-        "${#INIT_LIST[@]}" "$vis" "${#SHOTS_LIST[@]}" "${#DAPT_SEEDS[@]}"
+    printf '%d datasets x %d inits%s x %d shots x %d seeds%s' "${#DATASET_LIST[@]}" \
+        "${#INIT_LIST[@]}" "$vis" "${#SHOTS_LIST[@]}" "${#DAPT_SEEDS[@]}" \
+        "${EPOCHS:+ x ${#EPOCH_LIST[@]} epochs}"
 }
 
 # ------------------------------------------------------------------------------------ dry run
 if [[ "$MODE" == dry-run ]]; then
     n_finished=0
     for ((j = 0; j < N_JOBS; j++)); do
-        state=todo
-        if job_finished "${JOBS[j]}"; then
-            state=finished
+        state=$(job_state "${JOBS[j]}")
+        if [[ "$state" == finished ]]; then
             n_finished=$((n_finished + 1))
         fi
         printf 'job %d [%s]: %s\n' "$j" "$state" "$(job_command "${JOBS[j]}" GPU)"
@@ -194,6 +259,8 @@ if [[ "$MODE" == slurm ]]; then
     printf '#SBATCH --cpus-per-task=%s\n' "${SWEEP_CPUS:-8}"
     printf '#SBATCH --time=%s\n' "${SWEEP_TIME:-24:00:00}"
     echo '#SBATCH --output=%x_%A_%a.out'
+    echo '#SBATCH --open-mode=append'  # a requeued task keeps its first attempt's output
+    echo '#SBATCH --requeue'  # pre-empted tasks restart and resume from their checkpoint
     for option in ${extra_sbatch[@]+"${extra_sbatch[@]}"}; do
         printf '#SBATCH %s\n' "$option"
     done
@@ -212,21 +279,30 @@ EOF
         printf 'export DATA_ROOT=%q\n' "$DATA_ROOT"
     fi
     printf 'export OUTPUT_ROOT=%q\n' "$OUTPUT_ROOT"
-    for name in CFG PYTHON; do
+    for name in CFG PYTHON TAG; do
         if [[ -n "${!name:-}" ]]; then
             printf 'export %s=%q\n' "$name" "${!name}"
         fi
     done
-    echo '# task index: "dataset init shots seed [visual init]"'
+    echo '# task index: "dataset init shots seed [vis-<visual init>] [ep<epochs>]"'
     echo 'JOBS=('
     for ((j = 0; j < N_JOBS; j++)); do
         printf '    "%s"  # %d\n' "${JOBS[j]}" "$j"
     done
     echo ')'
     echo ': "${SLURM_ARRAY_TASK_ID:?submit this file with sbatch (it is a job array)}"'
-    echo 'read -r dataset init shots seed vis_init <<<"${JOBS[$SLURM_ARRAY_TASK_ID]}"'
-    printf 'SEEDS="$seed" VIS_INIT="${vis_init:-random}" exec bash scripts/dapt_init/main.sh'
-    printf ' "$dataset" "$init" "$shots"%s\n' "$(dapt_overrides_text)"
+    echo 'echo "task $SLURM_ARRAY_TASK_ID (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname), $(date)"'
+    echo 'job=${JOBS[$SLURM_ARRAY_TASK_ID]}'
+    printf '%s\n' "$READ_JOB"
+    if [[ -n "${EPOCHS:-}" ]]; then
+        overrides=$(dapt_overrides_text)
+        printf 'TAG="${TAG:+${TAG}_}ep$epochs" SEEDS="$seed" VIS_INIT="$vis_init" exec bash'
+        printf ' scripts/dapt_init/main.sh "$dataset" "$init" "$shots"%s OPTIM.MAX_EPOCH "$epochs"\n' \
+            "${overrides:- --}"
+    else
+        printf 'SEEDS="$seed" VIS_INIT="$vis_init" exec bash scripts/dapt_init/main.sh "$dataset"'
+        printf ' "$init" "$shots"%s\n' "$(dapt_overrides_text)"
+    fi
     exit 0
 fi
 
@@ -239,6 +315,7 @@ STATUS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/dapt_init_sweep.XXXXXX")
 declare -A SLOT_JOB=()  # slot (index into GPU_LIST) -> index of the job it runs
 declare -A SLOT_PID=()  # slot -> pid of that job's subshell
 FAILED=()
+ELSEWHERE=()
 N_RAN=0
 
 kill_tree() {  # TERM a process and its descendants (the job subshell, main.sh, train.py)
@@ -265,24 +342,28 @@ trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap 'rm -rf -- "$STATUS_DIR"' EXIT
 
-job_log() {  # job_log "DATASET INIT SHOTS SEED [VIS_INIT]"
-    local dataset init shots seed vis_init
-    read -r dataset init shots seed vis_init <<<"$1"
-    local name="${dataset}_${init}${vis_init:+_vis-$vis_init}_${shots}shots_seed${seed}"
-    printf '%s' "$SWEEP_LOG_DIR/$name.log"
+job_log() {  # job_log JOB
+    local job=$1 dataset init shots seed extra_1 extra_2 vis_init epochs word tag name
+    eval "$READ_JOB"
+    tag=$(job_tag "$epochs")
+    name="${dataset}_$(dapt_init_folder "$init" "$vis_init")_${shots}shots${tag:+_$tag}"
+    printf '%s' "$SWEEP_LOG_DIR/${name}_seed${seed}.log"
 }
 
 start_job() {  # start_job INDEX SLOT
-    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} dataset init shots seed vis_init log
-    read -r dataset init shots seed vis_init <<<"${JOBS[index]}"
-    log=$(job_log "${JOBS[index]}")
+    local index=$1 slot=$2 gpu=${GPU_LIST[$2]} job=${JOBS[$1]} dataset init shots seed extra_1
+    local extra_2 vis_init epochs word log tag
+    eval "$READ_JOB"
+    log=$(job_log "$job")
+    tag=$(job_tag "$epochs")
+    job_overrides "$epochs"
     printf '[start] gpu %s: job %d: %s (log: %s)\n' "$gpu" "$index" \
         "$(job_command "${JOBS[index]}" "$gpu")" "$log"
     (
         status=0
-        SEEDS="$seed" VIS_INIT="${vis_init:-random}" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" \
-            "$init" "$shots" "$gpu" -- \
-            ${DAPT_OVERRIDES[@]+"${DAPT_OVERRIDES[@]}"} </dev/null >>"$log" 2>&1 || status=$?
+        TAG="$tag" SEEDS="$seed" VIS_INIT="$vis_init" bash "$DAPT_SCRIPT_DIR/main.sh" "$dataset" \
+            "$init" "$shots" "$gpu" -- ${JOB_OVERRIDES[@]+"${JOB_OVERRIDES[@]}"} </dev/null >>"$log" 2>&1 ||
+            status=$?
         printf '%s\n' "$status" >"$STATUS_DIR/$index.tmp"
         mv -f -- "$STATUS_DIR/$index.tmp" "$STATUS_DIR/$index"
     ) &
@@ -296,6 +377,9 @@ finish_job() {  # finish_job SLOT STATUS
     unset 'SLOT_JOB[$slot]' 'SLOT_PID[$slot]'
     if [[ "$status" == 0 ]]; then
         printf '[done] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+    elif [[ "$status" == "$DAPT_RUNNING_ELSEWHERE" ]]; then  # not a failure: another process has it
+        printf '[running elsewhere] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+        ELSEWHERE+=("$index")
     else
         printf '[FAILED] gpu %s: job %d: %s: exit status %s (log: %s)\n' "$gpu" "$index" \
             "${JOBS[index]}" "$status" "$(job_log "${JOBS[index]}")"
@@ -305,9 +389,13 @@ finish_job() {  # finish_job SLOT STATUS
 
 PENDING=()
 for ((j = 0; j < N_JOBS; j++)); do
-    if job_finished "${JOBS[j]}"; then
+    state=$(job_state "${JOBS[j]}")
+    if [[ "$state" == finished ]]; then
         printf 'skip (finished): job %d: %s\n' "$j" "${JOBS[j]}"
-    else
+    elif [[ "$state" == running-elsewhere ]]; then
+        printf 'running elsewhere: job %d: %s\n' "$j" "${JOBS[j]}"
+        ELSEWHERE+=("$j")
+    else  # todo, or other settings: main.sh then fails with the reason in the job's log
         PENDING+=("$j")
     fi
 done
@@ -344,5 +432,11 @@ if ((${#FAILED[@]} > 0)); then
             "${entry#*:}" "$(job_log "${JOBS[index]}")" >&2
     done
     exit 1
+fi
+if ((${#ELSEWHERE[@]} > 0)); then
+    printf 'sweep: %d jobs done or finished (%d run now), %d running elsewhere (not failures;' \
+        "$((N_JOBS - ${#ELSEWHERE[@]}))" "$N_RAN" "${#ELSEWHERE[@]}"
+    printf ' run the sweep again once they end)\n'
+    exit 0
 fi
 printf 'sweep: all %d jobs finished (%d run now)\n' "$N_JOBS" "$N_RAN"

@@ -35,13 +35,32 @@ from .losses import LossTerms, dapt_loss
 from .model import DAPTModel, PromptSettings
 from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
                          load_cached_prototypes, save_prototypes)
-from .rng import preserved_rng
+from .rng import capture_rng_state, preserved_rng, restore_rng_state
+from .runstate import RunIdentity, identity_differences, run_identity
 from .schedule import EpochLR
 
 RESULT_FILE = "result.json"
 RESULT_FORMAT = "dapt_init.result/1"
 # DAPT meant to split the class texts over several GPUs for its two largest label sets only.
 DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
+
+
+# Names an older checkpoint's "run" record used for config keys.
+LEGACY_KEYS = {"INIT_METHOD": "TRAINER.DAPT_INIT.INIT_METHOD"}
+
+
+def loaded_backbone(clip_model: nn.Module) -> dict[str, Any]:
+    """The architecture actually loaded (whatever the config or file name says)."""
+    visual = clip_model.visual
+    return {
+        "input_resolution": int(visual.input_resolution),
+        "patch_size": int(visual.conv1.kernel_size[0]),
+        "vision_width": int(visual.conv1.out_channels),
+        "vision_layers": len(visual.transformer.resblocks),
+        "text_width": int(clip_model.ln_final.weight.shape[0]),
+        "text_layers": len(clip_model.transformer.resblocks),
+        "embed_dim": int(clip_model.text_projection.shape[1]),
+    }
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -82,6 +101,7 @@ class DAPT_Init(TrainerX):
         print(f"Loading CLIP ({source})")
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, node.CLIP_WEIGHTS)
         check_input_size(cfg, clip_model.visual.input_resolution, source)
+        self.clip_loaded = loaded_backbone(clip_model)
         if self.precision in ("fp32", "amp"):
             clip_model.float()
 
@@ -113,6 +133,8 @@ class DAPT_Init(TrainerX):
             self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
 
         self._prototypes: torch.Tensor | None = None
+        # Checkpoints this process wrote or resumed from (same run: the fingerprint matched);
+        # only these are ever deleted, and a file a killed process left is replaced, not kept.
         self._written_checkpoints: set[str] = set()
         self.trained_epochs = 0
 
@@ -184,10 +206,10 @@ class DAPT_Init(TrainerX):
         self.trained_epochs = done
         self._keep_prompts(done, self.model.prompt_learner.state_dict())
         folder = os.path.join(self.output_dir, "prompt_learner")
-        if not os.path.exists(os.path.join(folder, checkpoint_name(done))):
+        if os.path.join(folder, checkpoint_name(done)) not in self._written_checkpoints:
             self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
         previous = os.path.join(folder, checkpoint_name(done - 1))
-        # Only this process's own transient resume points: never another run's checkpoint.
+        # Only this run's transient resume points (written or resumed from by this process).
         if previous in self._written_checkpoints and not self._keeps_checkpoint(done - 1):
             os.remove(previous)
             self._written_checkpoints.discard(previous)
@@ -294,7 +316,7 @@ class DAPT_Init(TrainerX):
         return list(results.values())[0]
 
     def _write_result(self, split: str, metrics: dict[str, float]) -> None:
-        cfg = self.cfg
+        cfg, identity = self.cfg, self.identity()
         record = {
             "format": RESULT_FORMAT,
             "trainer": cfg.TRAINER.NAME,
@@ -308,6 +330,9 @@ class DAPT_Init(TrainerX):
             "split": split,
             "epoch": self.trained_epochs,
             "metrics": {name: float(value) for name, value in metrics.items()},
+            "clip": {"weights": identity.weights, "loaded": getattr(self, "clip_loaded", None)},
+            "fingerprint": identity.fingerprint,
+            "fingerprint_keys": identity.keys,
         }
         path = os.path.join(self.output_dir, RESULT_FILE)
         if os.path.exists(path):  # keep an earlier result, as the toolbox keeps earlier logs
@@ -328,6 +353,7 @@ class DAPT_Init(TrainerX):
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "val_result": val_result,
                 "run": self._run_identity(),
+                "rng": capture_rng_state(self.device),  # bit-identical resume
             }
             if self.scaler is not None:
                 state["scaler"] = self.scaler.state_dict()
@@ -337,28 +363,32 @@ class DAPT_Init(TrainerX):
             self._written_checkpoints.add(path)
             print(f"Checkpoint saved to {path}")
 
+    def identity(self) -> RunIdentity:
+        """The run's fingerprint and CLIP weights: set by train.py (with an evaluation's
+        model folder), else computed from the config once."""
+        if getattr(self, "run_identity", None) is None:
+            self.run_identity = run_identity(self.cfg)
+        return self.run_identity
+
     def _run_identity(self) -> dict[str, Any]:
         """What a resumed run must share with the run that wrote the checkpoint."""
-        cfg = self.cfg
-        return {
-            "INIT_METHOD": cfg.TRAINER.DAPT_INIT.INIT_METHOD,
-            "VIS_INIT_METHOD": cfg.TRAINER.DAPT_INIT.VIS_INIT_METHOD,
-            "SEED": cfg.SEED,
-            "DATASET.NAME": cfg.DATASET.NAME,
-            "DATASET.NUM_SHOTS": cfg.DATASET.NUM_SHOTS,
-            "DATASET.SUBSAMPLE_CLASSES": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
-            "OPTIM.MAX_EPOCH": cfg.OPTIM.MAX_EPOCH,
-        }
+        return self.identity().record()
 
     def _check_resumable(self, checkpoint: dict[str, Any], path: str) -> None:
-        stored, current = checkpoint.get("run") or {}, self._run_identity()
-        changed = [f"{key} {stored[key]!r} -> {current[key]!r}"
-                   for key in current if key in stored and stored[key] != current[key]]
+        stored = checkpoint.get("run") or {}
+        if "fingerprint_keys" in stored:
+            changed = identity_differences(stored, self.identity())
+        else:  # an older checkpoint: compare the few keys it recorded
+            keys, changed = self.identity().keys, []
+            for key, value in stored.items():
+                name = LEGACY_KEYS.get(key, key)
+                if name in keys and keys[name] != value:
+                    changed.append(f"{name} {value!r} -> {keys[name]!r}")
         if changed:
             raise DaptInitError(
                 f"{path} belongs to another run ({'; '.join(changed)}), so it is not resumed. "
                 "Give this run its own --output-dir (the scripts name folders by dataset, init, "
-                "config, shots and seed), or use the original settings to finish that run."
+                "config, shots, seed and TAG), or use the original settings to finish that run."
             )
 
     def resume_model_if_exist(self, directory: str) -> int:
@@ -379,6 +409,12 @@ class DAPT_Init(TrainerX):
             if self._scheds[name] is not None and checkpoint.get("scheduler"):
                 self._scheds[name].load_state_dict(checkpoint["scheduler"])
             start_epoch = checkpoint["epoch"]
+            self._written_checkpoints.add(path)  # the same run's: superseded like our own
+            if checkpoint.get("rng"):
+                restore_rng_state(checkpoint["rng"], self.device)
+            else:
+                print(f"Note: {path} holds no random-generator state (an older checkpoint); "
+                      "the resumed epochs draw other batches than an uninterrupted run")
             print(f"Resuming from {path} (epoch {start_epoch} done)")
         self.trained_epochs = start_epoch
         return start_epoch
