@@ -321,6 +321,20 @@ def check_finished(args: argparse.Namespace) -> int:
     return verdict.status
 
 
+def finished_already(cfg: CfgNode, identity: runstate.RunIdentity | None) -> bool:
+    """True (and says so) when the folder holds this command's finished run; raises when it
+    holds a finished run of other settings."""
+    if identity is None:
+        return False
+    verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
+    if verdict.status == runstate.OTHER_SETTINGS:
+        raise DaptInitError(verdict.message)
+    if verdict.status == runstate.FINISHED:
+        print(verdict.message)
+        return True
+    return False
+
+
 def main(args: argparse.Namespace) -> None:
     cfg, identity = resolved_run(args)
     import datasets  # noqa: F401  (registers the data set classes)
@@ -328,26 +342,15 @@ def main(args: argparse.Namespace) -> None:
 
     check_registered(cfg)
     check_output_dir(cfg.OUTPUT_DIR)
-    # One process per run folder: taken before the log opens or anything is written, and
-    # held until this process ends (the OS drops it however the process dies).
-    lock = runstate.RunLock(cfg.OUTPUT_DIR)
-    try:
-        if identity is not None:
-            verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
-            if verdict.status == runstate.FINISHED:
-                print(verdict.message)
-                return
-            if verdict.status == runstate.OTHER_SETTINGS:
-                raise DaptInitError(verdict.message)
-        for path in runstate.remove_stale_temporaries(cfg.OUTPUT_DIR):
-            print(f"Removed {path} (left by a killed run)")
-        run_locked(cfg, args, identity)
-    finally:
-        lock.release()
+    holder = runstate.lock_holder(cfg.OUTPUT_DIR)
+    if holder is not None:
+        raise runstate.RunLocked(holder)
+    if finished_already(cfg, identity):
+        return
+    build_and_run(cfg, args, identity)
 
 
-def run_locked(cfg: CfgNode, args: argparse.Namespace,
-               identity: runstate.RunIdentity | None) -> None:
+def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None) -> None:
     import torch
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed, setup_logger
@@ -358,6 +361,8 @@ def run_locked(cfg: CfgNode, args: argparse.Namespace,
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
+    # Building reads data and weights and writes nothing into the run folder, so a command
+    # refused here (bad data, bad weights) leaves no folder behind.
     console = sys.stdout
     sys.stdout = early = EarlyOutput(console)
     try:
@@ -367,18 +372,29 @@ def run_locked(cfg: CfgNode, args: argparse.Namespace,
         print(f"** System info **\n{collect_env_info()}\n")
     finally:
         sys.stdout = console
-    setup_logger(cfg.OUTPUT_DIR)
-    log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console already has it
-    if log_file is not None:
-        log_file.write(early.kept.getvalue())
 
-    trainer.run_identity = identity  # recorded in checkpoints and result.json
-    if args.eval_only:
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
-        trainer.test()
-        return
-    if not args.no_train:
-        trainer.train()
+    # One process per run folder from the first write on: held until this process ends (the
+    # OS drops it however the process dies). Another process may have finished the run while
+    # this one was building: ask again under the lock.
+    lock = runstate.RunLock(cfg.OUTPUT_DIR)
+    try:
+        if finished_already(cfg, identity):
+            return
+        for path in runstate.remove_stale_temporaries(cfg.OUTPUT_DIR):
+            print(f"Removed {path} (left by a killed run)")
+        setup_logger(cfg.OUTPUT_DIR)
+        log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
+        if log_file is not None:
+            log_file.write(early.kept.getvalue())
+
+        trainer.run_identity = identity  # recorded in checkpoints and result.json
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+        elif not args.no_train:
+            trainer.train()
+    finally:
+        lock.release()
 
 
 def report(error: Exception) -> None:

@@ -237,15 +237,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: str) -> None:
-        # Folders this lock creates, deepest first: a run refused before it wrote anything
-        # (bad data, bad weights) leaves none of them behind (``release``).
-        self.created: list[str] = []
-        folder = os.path.abspath(run_dir)
-        while not os.path.exists(folder):
-            self.created.append(folder)
-            folder = os.path.dirname(folder)
         os.makedirs(run_dir, exist_ok=True)
-        self.run_dir = run_dir
         self.path = os.path.join(run_dir, LOCK_FILE)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -260,17 +252,9 @@ class RunLock:
         self.fd = fd
 
     def release(self) -> None:
-        if self.fd < 0:
-            return
-        if self.created and os.listdir(self.run_dir) == [LOCK_FILE]:
-            os.remove(self.path)  # nothing but our lock in folders we made: remove them
-            for folder in self.created:
-                try:
-                    os.rmdir(folder)
-                except OSError:  # not empty (another run's folder appeared): keep it
-                    break
-        os.close(self.fd)  # closing the descriptor releases the flock
-        self.fd = -1
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = -1
 
 
 def lock_holder(run_dir: str) -> str | None:
