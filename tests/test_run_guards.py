@@ -55,6 +55,12 @@ def test_resumed_epochs_run_at_the_uninterrupted_runs_learning_rates(runs, epoch
     lrs = [[group["lr"] for group in c["optimizer"]["param_groups"]]
            for c in (reference, resumed)]
     assert lrs[0] == lrs[1]
+    # The optimizer's momentum and the prompts continue exactly where the killed run stopped.
+    for name, state in reference["optimizer"]["state"].items():
+        assert torch.equal(resumed["optimizer"]["state"][name]["momentum_buffer"],
+                           state["momentum_buffer"])
+    for name, tensor in reference["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor)
 
 
 def test_the_lr_of_each_resumed_epoch_follows_warm_up_then_cosine(runs):
