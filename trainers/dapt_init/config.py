@@ -13,7 +13,7 @@ from .errors import DaptInitError
 
 INIT_METHODS = ("random", "same", "diff")
 PRECISIONS = ("fp16", "fp32", "amp")
-PROTOTYPE_VIEWS = ("test", "train")
+PROTOTYPE_VIEWS = ("dapt", "test")
 SUBSAMPLE_CHOICES = ("all", "base", "new")
 
 # Input resolution of each CLIP vision transformer that clip can download. DAPT puts
@@ -46,7 +46,7 @@ def add_dapt_init_config(cfg: Any) -> None:
     node.INIT_NOISE_SCALE = 0.1  # norm of the noise added to EOS for same / diff
     node.PREC = "fp16"  # fp16 | fp32 | amp; the CPU always runs fp32
     node.CLIP_WEIGHTS = ""  # local CLIP file (JIT archive or state dict); "" downloads
-    node.PROTOTYPE_VIEW = "test"  # test: deterministic view; train: DAPT's augmented view
+    node.PROTOTYPE_VIEW = "dapt"  # dapt: DAPT's generator's random views; test: deterministic
     node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
     cfg.TRAINER.DAPT_INIT = node
 
@@ -78,6 +78,11 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
     prefix = "TRAINER.DAPT_INIT."
     _choice(node.INIT_METHOD, INIT_METHODS, prefix + "INIT_METHOD")
     _choice(node.PREC, PRECISIONS, prefix + "PREC")
+    if node.PROTOTYPE_VIEW == "train":  # the old name, which drew other crops than DAPT
+        raise DaptInitError(
+            f"{prefix}PROTOTYPE_VIEW 'train' was removed: it did not draw DAPT's views. Use "
+            f"'{prefix}PROTOTYPE_VIEW dapt' (DAPT's exact views, the default) or 'test'."
+        )
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
     _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")
     _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS")

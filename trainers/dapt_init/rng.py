@@ -1,9 +1,11 @@
 """Run a side computation without moving any random stream the training run depends on."""
 from __future__ import annotations
 
+import hashlib
 import random
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -24,3 +26,29 @@ def preserved_rng(device: torch.device) -> Iterator[None]:
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
+
+
+@dataclass(frozen=True)
+class HostGenerators:
+    """The process-wide CPU generators (torch, Python, NumPy) at one moment."""
+
+    torch_state: torch.Tensor
+    python_state: Any
+    numpy_state: Any
+
+    @classmethod
+    def capture(cls) -> "HostGenerators":
+        return cls(torch.random.get_rng_state(), random.getstate(), np.random.get_state())
+
+    def restore(self) -> None:
+        torch.random.set_rng_state(self.torch_state)
+        random.setstate(self.python_state)
+        np.random.set_state(self.numpy_state)
+
+    def digest(self) -> str:
+        """Fingerprint of the three states: equal digests, equal future draws."""
+        text = repr((self.python_state, [self.numpy_state[0], self.numpy_state[2:]]))
+        hasher = hashlib.sha256(self.torch_state.numpy().tobytes())
+        hasher.update(self.numpy_state[1].tobytes())
+        hasher.update(text.encode())
+        return hasher.hexdigest()

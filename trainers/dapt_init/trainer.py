@@ -10,7 +10,7 @@ import json
 import os
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -28,12 +28,13 @@ from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
                          read_checkpoint, save_checkpoint)
 from .clip_loading import load_clip
 from .config import check_input_size, validate_config
+from .dapt_values import stale_defaults_warning
 from .errors import DaptInitError
 from .losses import dapt_loss
 from .model import DAPTModel, PromptSettings
-from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
-                         load_cached_prototypes, save_prototypes)
-from .rng import preserved_rng
+from .prototypes import (cache_file_name, compute_prototypes, dapt_views, file_identity,
+                         images_digest, load_cached_prototypes, save_prototypes)
+from .rng import HostGenerators, preserved_rng
 from .schedule import EpochLR
 
 RESULT_FILE = "result.json"
@@ -96,6 +97,8 @@ class DAPT_Init(TrainerX):
             self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
 
         self._prototypes: torch.Tensor | None = None
+        # DAPT draws its prototype views right after building its model: keep that state.
+        self._generators_after_build = HostGenerators.capture()
         self._written_checkpoints: set[str] = set()
         self.trained_epochs = 0
 
@@ -103,6 +106,9 @@ class DAPT_Init(TrainerX):
     def before_train(self) -> None:
         if self.cfg.DATASET.NUM_SHOTS < 1:
             validate_config(self.cfg, training=True)  # raises, naming NUM_SHOTS
+        warning = stale_defaults_warning(self.cfg)
+        if warning:  # e.g. a host codebase that kept the toolbox's LR
+            print(warning)
         super().before_train()
 
     def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,10 +176,8 @@ class DAPT_Init(TrainerX):
         print(f"Computing class prototypes ({key['view']} view of "
               f"{len(self.dm.dataset.train_x)} training images)")
         with preserved_rng(self.device):
-            loader = self._prototype_loader()
-            batches = ((batch["img"], batch["label"]) for batch in loader)
-            prototypes = compute_prototypes(self._frozen_image_features, batches,
-                                            self.num_classes, total=len(loader))
+            prototypes = compute_prototypes(self._frozen_image_features,
+                                            self._prototype_batches(), self.num_classes)
         if save_prototypes(path, key, prototypes):
             print(f"Saved class prototypes to {path}")
         return prototypes
@@ -182,17 +186,30 @@ class DAPT_Init(TrainerX):
         visual = self.model.image_encoder.visual  # CLIP's own forward: no prompts
         return visual(images.to(self.device, self.model.dtype))
 
-    def _prototype_loader(self) -> DataLoader:
-        """The few-shot training images, once each, in the configured view."""
-        view = self.cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW
-        transform = build_transform(self.cfg, is_train=(view == "train"))
-        return DataLoader(
-            DatasetWrapper(self.cfg, self.dm.dataset.train_x, transform=transform, is_train=False),
-            batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-            shuffle=False,
-            num_workers=self.cfg.DATALOADER.NUM_WORKERS,
+    def _prototype_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The few-shot training images, once each, in the configured view.
+
+        ``dapt``: DAPT's generator's views, drawn from the generator state right after the
+        model build (the caller restores the training stream). ``test``: the deterministic
+        test-time view, in order.
+        """
+        cfg, train_x = self.cfg, self.dm.dataset.train_x
+        batch_size, workers = cfg.DATALOADER.TEST.BATCH_SIZE, cfg.DATALOADER.NUM_WORKERS
+        if cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW == "dapt":
+            self._generators_after_build.restore()
+            transform = build_transform(cfg, is_train=True)
+            yield from dapt_views(
+                train_x, [item.label for item in train_x],
+                lambda items: DatasetWrapper(cfg, items, transform=transform, is_train=True),
+                workers, batch_size)
+            return
+        loader = DataLoader(
+            DatasetWrapper(cfg, train_x, transform=build_transform(cfg, is_train=False)),
+            batch_size=batch_size, shuffle=False, num_workers=workers,
             pin_memory=self.device.type == "cuda",
         )
+        for batch in loader:
+            yield batch["img"], batch["label"]
 
     def _prototype_key(self) -> dict[str, Any]:
         cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
@@ -206,6 +223,11 @@ class DAPT_Init(TrainerX):
             "weights": file_identity(weights) if weights else "",
             "dtype": str(self.model.dtype),
             "view": node.PROTOTYPE_VIEW,
+            # DAPT's views are random draws: from which generator state, and in which process.
+            "generators": (self._generators_after_build.digest()
+                           if node.PROTOTYPE_VIEW == "dapt" else ""),
+            "drawn_in_worker": (cfg.DATALOADER.NUM_WORKERS > 0
+                                if node.PROTOTYPE_VIEW == "dapt" else ""),
             "input": json.loads(json.dumps(cfg.INPUT, sort_keys=True, default=list)),
             "images": images_digest((d.impath, d.label) for d in self.dm.dataset.train_x),
         }
