@@ -10,7 +10,7 @@ import json
 import os
 import time
 from contextlib import nullcontext
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,8 +32,9 @@ from .dapt_values import stale_defaults_warning
 from .errors import DaptInitError
 from .losses import dapt_loss
 from .model import DAPTModel, PromptSettings
-from .prototypes import (cache_file_name, compute_prototypes, dapt_views, file_identity,
-                         images_digest, load_cached_prototypes, save_prototypes)
+from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_prototypes,
+                         dapt_views, file_identity, images_digest, load_cached_prototypes,
+                         save_prototypes)
 from .rng import HostGenerators, preserved_rng
 from .schedule import EpochLR
 
@@ -176,8 +177,7 @@ class DAPT_Init(TrainerX):
         print(f"Computing class prototypes ({key['view']} view of "
               f"{len(self.dm.dataset.train_x)} training images)")
         with preserved_rng(self.device):
-            prototypes = compute_prototypes(self._frozen_image_features,
-                                            self._prototype_batches(), self.num_classes)
+            prototypes = self._compute_prototypes()
         if save_prototypes(path, key, prototypes):
             print(f"Saved class prototypes to {path}")
         return prototypes
@@ -186,30 +186,32 @@ class DAPT_Init(TrainerX):
         visual = self.model.image_encoder.visual  # CLIP's own forward: no prompts
         return visual(images.to(self.device, self.model.dtype))
 
-    def _prototype_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The few-shot training images, once each, in the configured view.
+    def _compute_prototypes(self) -> torch.Tensor:
+        """The few-shot training images, once each, in the configured view, averaged.
 
-        ``dapt``: DAPT's generator's views, drawn from the generator state right after the
-        model build (the caller restores the training stream). ``test``: the deterministic
-        test-time view, in order.
+        ``dapt``: DAPT's generator's views and averaging, drawn from the generator state right
+        after the model build (the caller restores the training stream). ``test``: the
+        deterministic test-time view, in order.
         """
         cfg, train_x = self.cfg, self.dm.dataset.train_x
         batch_size, workers = cfg.DATALOADER.TEST.BATCH_SIZE, cfg.DATALOADER.NUM_WORKERS
         if cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW == "dapt":
             self._generators_after_build.restore()
             transform = build_transform(cfg, is_train=True)
-            yield from dapt_views(
+            groups = dapt_views(
                 train_x, [item.label for item in train_x],
                 lambda items: DatasetWrapper(cfg, items, transform=transform, is_train=True),
-                workers, batch_size)
-            return
+                workers)
+            return compute_dapt_prototypes(self._frozen_image_features, groups,
+                                           self.num_classes, batch_size)
         loader = DataLoader(
             DatasetWrapper(cfg, train_x, transform=build_transform(cfg, is_train=False)),
             batch_size=batch_size, shuffle=False, num_workers=workers,
             pin_memory=self.device.type == "cuda",
         )
-        for batch in loader:
-            yield batch["img"], batch["label"]
+        batches = ((batch["img"], batch["label"]) for batch in loader)
+        return compute_prototypes(self._frozen_image_features, batches, self.num_classes,
+                                  total=len(loader))
 
     def _prototype_key(self) -> dict[str, Any]:
         cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
