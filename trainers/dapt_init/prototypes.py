@@ -122,6 +122,11 @@ def images_digest(items: Iterable[tuple[str, int]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def ordered_digest(paths: Iterable[str]) -> str:
+    """Fingerprint of a list of image paths in its order."""
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+
+
 def file_identity(path: str) -> dict[str, Any]:
     """Cheap identity of a weights file: replacing it changes size or mtime."""
     stat = os.stat(path)

@@ -34,7 +34,7 @@ from .losses import dapt_loss
 from .model import DAPTModel, PromptSettings
 from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_prototypes,
                          dapt_views, file_identity, images_digest, load_cached_prototypes,
-                         save_prototypes)
+                         ordered_digest, save_prototypes)
 from .rng import HostGenerators, preserved_rng
 from .schedule import EpochLR
 
@@ -230,6 +230,11 @@ class DAPT_Init(TrainerX):
                            if node.PROTOTYPE_VIEW == "dapt" else ""),
             "drawn_in_worker": (cfg.DATALOADER.NUM_WORKERS > 0
                                 if node.PROTOTYPE_VIEW == "dapt" else ""),
+            # The sampler permutes positions, so the order of the images matters too.
+            "image_order": (ordered_digest(d.impath for d in self.dm.dataset.train_x)
+                            if node.PROTOTYPE_VIEW == "dapt" else ""),
+            "device": self.device.type,  # features differ in the last bits across devices
+            "encode_batch_size": cfg.DATALOADER.TEST.BATCH_SIZE,
             "input": json.loads(json.dumps(cfg.INPUT, sort_keys=True, default=list)),
             "images": images_digest((d.impath, d.label) for d in self.dm.dataset.train_x),
         }
