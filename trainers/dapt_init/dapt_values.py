@@ -63,4 +63,4 @@ def stale_defaults_warning(cfg: Any) -> str | None:
     wanted = ", ".join(f"{key} {value:g}" for key, value in values.items())
     return (f"Warning: {' and '.join(stale)} still {'has' if len(stale) == 1 else 'have'} the "
             f"default value; DAPT trains {dataset} with {wanted}. Set them in the dataset "
-            "config or on the command line (configs/datasets/ of DAPT_Init has them).")
+            "config or on the command line (DAPT_Init's configs/datasets/*.yaml carry them).")
