@@ -226,7 +226,7 @@ class DAPT_Init(TrainerX):
             "dtype": str(self.model.dtype),
             "view": node.PROTOTYPE_VIEW,
             # DAPT's views are random draws: from which generator state, and in which process.
-            "generators": (self._generators_after_build.digest()
+            "generator": (self._generators_after_build.torch_digest()
                            if node.PROTOTYPE_VIEW == "dapt" else ""),
             "drawn_in_worker": (cfg.DATALOADER.NUM_WORKERS > 0
                                 if node.PROTOTYPE_VIEW == "dapt" else ""),
