@@ -31,7 +31,7 @@ def test_defaults_are_dapts_plus_random_init():
     ("TRAINER.DAPT_INIT.INIT_METHOD", "zeros", "valid values are random, same, diff"),
     ("TRAINER.DAPT_INIT.PREC", "bf16", "valid values are fp16, fp32, amp"),
     ("TRAINER.DAPT_INIT.INIT_NOISE_SCALE", -0.1, "INIT_NOISE_SCALE is -0.1; it must be"),
-    ("TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "augmented", "valid values are test, train"),
+    ("TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "augmented", "valid values are dapt, test"),
     ("TRAINER.DAPT_INIT.TXT_NUM_TOKENS", 0, "TXT_NUM_TOKENS is 0"),
     ("DATASET.NUM_SHOTS", 0, "NUM_SHOTS is 0"),
     ("DATASET.SUBSAMPLE_CLASSES", "old", "valid values are all, base, new"),

@@ -47,7 +47,7 @@ def test_cache_is_reused_only_for_the_same_key(tmp_path, capsys):
 
 def test_every_key_field_changes_the_cache_file():
     names = {cache_file_name(key()), cache_file_name(key(seed=2)), cache_file_name(key(shots=8)),
-             cache_file_name(key(view="train")),
+             cache_file_name(key(view="dapt")),
              cache_file_name(key(images=images_digest([("a.jpg", 0)])))}
     assert len(names) == 5
 

@@ -14,7 +14,7 @@ from .errors import DaptInitError
 
 INIT_METHODS = ("random", "same", "diff")
 PRECISIONS = ("fp16", "fp32", "amp")
-PROTOTYPE_VIEWS = ("test", "train")
+PROTOTYPE_VIEWS = ("dapt", "test")
 SUBSAMPLE_CHOICES = ("all", "base", "new")
 TEXT_ENCODERS = ("shared_prefix", "full")
 
@@ -49,7 +49,7 @@ def add_dapt_init_config(cfg: Any) -> None:
     node.VIS_INIT_METHOD = "random"  # random (DAPT) | same | diff: visual prompts from CLS
     node.PREC = "fp16"  # fp16 | fp32 | amp; the CPU always runs fp32
     node.CLIP_WEIGHTS = ""  # local CLIP file (JIT archive or state dict); "" downloads
-    node.PROTOTYPE_VIEW = "test"  # test: deterministic view; train: DAPT's augmented view
+    node.PROTOTYPE_VIEW = "dapt"  # dapt: DAPT's generator's random views; test: deterministic
     node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
     node.LOG_GRAD_NORMS = False  # log each weighted loss term's gradient norm (extra backward)
     node.KEEP_EPOCHS = []  # epochs whose prompts are kept besides 0 and 1 (prompts-epoch<N>.pt)
@@ -106,6 +106,11 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
     _choice(node.INIT_METHOD, INIT_METHODS, prefix + "INIT_METHOD")
     _choice(node.VIS_INIT_METHOD, INIT_METHODS, prefix + "VIS_INIT_METHOD")
     _choice(node.PREC, PRECISIONS, prefix + "PREC")
+    if node.PROTOTYPE_VIEW == "train":  # the old name, which drew other crops than DAPT
+        raise DaptInitError(
+            f"{prefix}PROTOTYPE_VIEW 'train' was removed: it did not draw DAPT's views. Use "
+            f"'{prefix}PROTOTYPE_VIEW dapt' (DAPT's exact views, the default) or 'test'."
+        )
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
     _choice(node.TEXT_ENCODER, TEXT_ENCODERS, prefix + "TEXT_ENCODER")
     _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")

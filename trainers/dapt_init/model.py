@@ -83,7 +83,10 @@ class PromptLearner(nn.Module):
         names = [name.replace("_", " ") for name in classnames]
         tokenized = tokenize_prompts(clip, placeholder, names, settings.txt_tokens)  # (C, 77)
         with torch.no_grad():
-            embedded = token_embedding(tokenized.to(token_embedding.weight.device)).to(dtype)
+            embedded = token_embedding(tokenized.to(token_embedding.weight.device))
+        # DAPT builds these in CLIP's fp16 (its only precision): round them as it does, so
+        # fp32 / amp runs compute in fp32 from DAPT's very inputs (no-op under fp16).
+        embedded = embedded.to(torch.float16).to(dtype)
         # Rebuilt from CLIP at every start, so they stay out of checkpoints.
         self.register_buffer("token_prefix", embedded[:, :1, :].cpu(), persistent=False)
         self.register_buffer(

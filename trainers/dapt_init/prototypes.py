@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm import tqdm
 
 from .atomic import torch_save_atomically
@@ -50,10 +52,84 @@ def compute_prototypes(
     return (sums / counts.unsqueeze(1)).float()
 
 
+# DAPT draws the views of at most this many classes at a time (one loader per group).
+DAPT_GROUP_LIMIT = 50
+
+
+def dapt_class_groups(labels: Sequence[int]) -> list[list[int]]:
+    """The label groups DAPT draws views for, one loader each: all classes when there are
+    at most 50, else the sorted labels split by ``torch.chunk`` into ceil(C / 51) groups."""
+    unique = torch.tensor(sorted(set(labels)), dtype=torch.long)
+    if len(unique) <= DAPT_GROUP_LIMIT:
+        return [unique.tolist()]
+    return [group.tolist() for group in unique.chunk(math.ceil(len(unique) / 51))]
+
+
+def dapt_views(
+    items: Sequence[Any],
+    labels: Sequence[int],
+    make_dataset: Callable[[list[Any]], Dataset],
+    num_workers: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) of each class group, the views DAPT's prototype generator sees.
+
+    Per class group (``dapt_class_groups``, items kept in their order), one data loader
+    with an unseeded random sampler and the whole group in one batch: it draws its worker
+    base seed and then the sampler's seed from the global torch generator, and the
+    training transform draws each image's crop and flip in the shuffled order (in the
+    main process, or in worker 0 seeded from that base seed). The random draws, hence the
+    views, are DAPT's when the global generators start where DAPT's did.
+    """
+    for group in dapt_class_groups(labels):
+        members = set(group)
+        subset = [item for item, label in zip(items, labels) if label in members]
+        loader = DataLoader(make_dataset(subset), batch_size=len(subset),
+                            sampler=RandomSampler(subset), num_workers=num_workers)
+        batch = next(iter(loader))  # the only batch; workers stop with the iterator
+        yield batch["img"], batch["label"]
+
+
+def compute_dapt_prototypes(
+    encode_images: Callable[[torch.Tensor], torch.Tensor],
+    groups: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    n_classes: int,
+    encode_batch_size: int,
+    progress: bool = True,
+) -> torch.Tensor:
+    """(C, D) fp32 prototypes from ``dapt_views`` groups, averaged as DAPT averages them.
+
+    Each class's normalised features are averaged in one fp32 mean, in drawn order; the
+    images are encoded ``encode_batch_size`` at a time, which bounds memory (DAPT encodes a
+    whole group at once).
+    """
+    prototypes: torch.Tensor | None = None
+    seen = torch.zeros(n_classes, dtype=torch.bool)
+    for images, labels in tqdm(groups, desc="prototypes", disable=not progress):
+        with torch.no_grad():
+            features = torch.cat([encode_images(images[start:start + encode_batch_size])
+                                  .float().cpu()
+                                  for start in range(0, len(images), encode_batch_size)])
+        features = features / features.norm(dim=-1, keepdim=True)
+        if prototypes is None:
+            prototypes = torch.zeros(n_classes, features.shape[1])
+        for label in labels.unique().tolist():
+            prototypes[label] = features[labels == label].mean(dim=0)
+            seen[label] = True
+    empty = (~seen).nonzero().flatten().tolist()
+    if prototypes is None or empty:
+        raise ValueError(f"no training image for classes {empty}: cannot build their prototypes")
+    return prototypes
+
+
 def images_digest(items: Iterable[tuple[str, int]]) -> str:
     """Fingerprint of the exact (image path, label) list the prototypes come from."""
     text = "\n".join(f"{path}\t{label}" for path, label in sorted(items))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ordered_digest(paths: Iterable[str]) -> str:
+    """Fingerprint of a list of image paths in its order."""
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
 
 
 def file_identity(path: str) -> dict[str, Any]:

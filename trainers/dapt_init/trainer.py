@@ -28,14 +28,16 @@ from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
                          prompts_name, read_checkpoint, save_checkpoint, save_prompts)
 from .clip_loading import load_clip
 from .config import check_input_size, validate_config
+from .dapt_values import stale_defaults_warning
 from .errors import DaptInitError
 from .grad_norms import term_gradient_norms
 from .loader_workers import cap_workers
 from .losses import LossTerms, dapt_loss
 from .model import DAPTModel, PromptSettings
-from .prototypes import (cache_file_name, compute_prototypes, file_identity, images_digest,
-                         load_cached_prototypes, save_prototypes)
-from .rng import capture_rng_state, preserved_rng, restore_rng_state
+from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_prototypes,
+                         dapt_views, file_identity, images_digest, load_cached_prototypes,
+                         ordered_digest, save_prototypes)
+from .rng import HostGenerators, capture_rng_state, preserved_rng, restore_rng_state
 from .runstate import RunIdentity, identity_differences, run_identity
 from .schedule import EpochLR
 
@@ -133,6 +135,8 @@ class DAPT_Init(TrainerX):
             self.model.text_encoder = nn.DataParallel(self.model.text_encoder)
 
         self._prototypes: torch.Tensor | None = None
+        # DAPT draws its prototype views right after building its model: keep that state.
+        self._generators_after_build = HostGenerators.capture()
         # Checkpoints this process wrote or resumed from (same run: the fingerprint matched);
         # only these are ever deleted, and a file a killed process left is replaced, not kept.
         self._written_checkpoints: set[str] = set()
@@ -142,6 +146,9 @@ class DAPT_Init(TrainerX):
     def before_train(self) -> None:
         if self.cfg.DATASET.NUM_SHOTS < 1:
             validate_config(self.cfg, training=True)  # raises, naming NUM_SHOTS
+        warning = stale_defaults_warning(self.cfg)
+        if warning:  # e.g. a host codebase that kept the toolbox's LR
+            print(warning)
         super().before_train()  # resumes, after checking the checkpoint is this run's
         self._keep_prompts(0, self._initial_prompts)
 
@@ -236,10 +243,7 @@ class DAPT_Init(TrainerX):
         print(f"Computing class prototypes ({key['view']} view of "
               f"{len(self.dm.dataset.train_x)} training images)")
         with preserved_rng(self.device):
-            loader = self._prototype_loader()
-            batches = ((batch["img"], batch["label"]) for batch in loader)
-            prototypes = compute_prototypes(self._frozen_image_features, batches,
-                                            self.num_classes, total=len(loader))
+            prototypes = self._compute_prototypes()
         if save_prototypes(path, key, prototypes):
             print(f"Saved class prototypes to {path}")
         return prototypes
@@ -248,17 +252,32 @@ class DAPT_Init(TrainerX):
         visual = self.model.image_encoder.visual  # CLIP's own forward: no prompts
         return visual(images.to(self.device, self.model.dtype))
 
-    def _prototype_loader(self) -> DataLoader:
-        """The few-shot training images, once each, in the configured view."""
-        view = self.cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW
-        transform = build_transform(self.cfg, is_train=(view == "train"))
-        return DataLoader(
-            DatasetWrapper(self.cfg, self.dm.dataset.train_x, transform=transform, is_train=False),
-            batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-            shuffle=False,
-            num_workers=self.cfg.DATALOADER.NUM_WORKERS,
+    def _compute_prototypes(self) -> torch.Tensor:
+        """The few-shot training images, once each, in the configured view, averaged.
+
+        ``dapt``: DAPT's generator's views and averaging, drawn from the generator state right
+        after the model build (the caller restores the training stream). ``test``: the
+        deterministic test-time view, in order.
+        """
+        cfg, train_x = self.cfg, self.dm.dataset.train_x
+        batch_size, workers = cfg.DATALOADER.TEST.BATCH_SIZE, cfg.DATALOADER.NUM_WORKERS
+        if cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW == "dapt":
+            self._generators_after_build.restore()
+            transform = build_transform(cfg, is_train=True)
+            groups = dapt_views(
+                train_x, [item.label for item in train_x],
+                lambda items: DatasetWrapper(cfg, items, transform=transform, is_train=True),
+                workers)
+            return compute_dapt_prototypes(self._frozen_image_features, groups,
+                                           self.num_classes, batch_size)
+        loader = DataLoader(
+            DatasetWrapper(cfg, train_x, transform=build_transform(cfg, is_train=False)),
+            batch_size=batch_size, shuffle=False, num_workers=workers,
             pin_memory=self.device.type == "cuda",
         )
+        batches = ((batch["img"], batch["label"]) for batch in loader)
+        return compute_prototypes(self._frozen_image_features, batches, self.num_classes,
+                                  total=len(loader))
 
     def _prototype_key(self) -> dict[str, Any]:
         cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
@@ -272,6 +291,16 @@ class DAPT_Init(TrainerX):
             "weights": file_identity(weights) if weights else "",
             "dtype": str(self.model.dtype),
             "view": node.PROTOTYPE_VIEW,
+            # DAPT's views are random draws: from which generator state, and in which process.
+            "generator": (self._generators_after_build.torch_digest()
+                           if node.PROTOTYPE_VIEW == "dapt" else ""),
+            "drawn_in_worker": (cfg.DATALOADER.NUM_WORKERS > 0
+                                if node.PROTOTYPE_VIEW == "dapt" else ""),
+            # The sampler permutes positions, so the order of the images matters too.
+            "image_order": (ordered_digest(d.impath for d in self.dm.dataset.train_x)
+                            if node.PROTOTYPE_VIEW == "dapt" else ""),
+            "device": self.device.type,  # features differ in the last bits across devices
+            "encode_batch_size": cfg.DATALOADER.TEST.BATCH_SIZE,
             "input": json.loads(json.dumps(cfg.INPUT, sort_keys=True, default=list)),
             "images": images_digest((d.impath, d.label) for d in self.dm.dataset.train_x),
         }
