@@ -97,7 +97,8 @@ def test_text_features_are_clips_eos_features_of_the_prompted_tokens_l2_normalis
     for name in CLASSES:
         ids = clip.tokenize(f"X X X X {name}.")[0]
         with torch.no_grad():
-            tokens = small_clip.token_embedding(ids).clone()
+            # The fixed token embeddings as DAPT builds them: in CLIP's fp16.
+            tokens = small_clip.token_embedding(ids).half().float()
             tokens[1:5] = ctx  # the K context slots after SOS
             x = tokens.unsqueeze(1) + small_clip.positional_embedding.unsqueeze(1)  # (77, 1, w)
             x = small_clip.ln_final(small_clip.transformer(x)[:, 0])

@@ -44,7 +44,8 @@ def reference_text_features(clip_model, txt_ctx: torch.Tensor) -> torch.Tensor:
     features = []
     for name in CLASSES:
         ids = clip.tokenize(f"{' '.join(['X'] * k)} {name}.")[0]
-        tokens = w["token_embedding.weight"][ids]
+        # The fixed token embeddings as DAPT builds them: in CLIP's fp16.
+        tokens = w["token_embedding.weight"][ids].half().to(w["token_embedding.weight"].dtype)
         x = torch.cat([tokens[:1], txt_ctx, tokens[1 + k:]]) + w["positional_embedding"]
         length = x.shape[0]
         allowed = torch.ones(length, length, dtype=torch.bool).tril()  # causal
