@@ -168,12 +168,13 @@ def test_multi_step_decays_by_gamma_at_each_milestone():
 
 
 def test_step_schedules_after_a_warm_up_without_recount_skip_the_warm_up_epochs():
-    # WARMUP_RECOUNT False: the step schedule's counter starts at W, so with W=2 and stepsize
-    # 3 the first decay comes one epoch after the base LR starts (counter 3).
-    cfg = optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=3, GAMMA=0.5, WARMUP_EPOCH=2,
+    # WARMUP_RECOUNT False: the step schedule's counter starts at W = 3 and the base LR holds
+    # there, although 3 is past the first step (2): torch's chained StepLR only decays when
+    # its counter reaches a multiple of the step size, at 4 and 6.
+    cfg = optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=2, GAMMA=0.5, WARMUP_EPOCH=3,
                     WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-3, WARMUP_RECOUNT=False,
                     MAX_EPOCH=8, LR=4.0)
-    assert lr_list(cfg) == pytest.approx([1e-3, 1e-3, 4.0, 2.0, 2.0, 2.0, 1.0, 1.0], rel=1e-12)
+    assert lr_list(cfg) == pytest.approx([1e-3, 1e-3, 1e-3, 4.0, 2.0, 2.0, 1.0, 1.0], rel=1e-12)
 
 
 @requires_toolbox
@@ -181,7 +182,7 @@ def test_step_schedules_after_a_warm_up_without_recount_skip_the_warm_up_epochs(
     {"WARMUP_TYPE": "linear", "WARMUP_EPOCH": 3, "WARMUP_MIN_LR": 1e-4},
     {"WARMUP_TYPE": "linear", "WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
     {"LR_SCHEDULER": "single_step", "STEPSIZE": 3, "GAMMA": 0.5},
-    {"LR_SCHEDULER": "single_step", "STEPSIZE": (4,), "WARMUP_EPOCH": 2, "WARMUP_RECOUNT": False},
+    {"LR_SCHEDULER": "single_step", "STEPSIZE": (4,), "WARMUP_EPOCH": 5, "WARMUP_RECOUNT": False},
     {"LR_SCHEDULER": "single_step", "STEPSIZE": 3, "WARMUP_EPOCH": 0},
     {"LR_SCHEDULER": "multi_step", "STEPSIZE": (2, 5, 5), "GAMMA": 0.1},
     {"LR_SCHEDULER": "multi_step", "STEPSIZE": (3, 6), "WARMUP_TYPE": "linear",
