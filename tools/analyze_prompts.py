@@ -491,28 +491,34 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_init_stats_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "init-stats", help="statistics of the text prompt tokens per init (analysis 2)",
-        description="Mean, std (sample, n-1), min and max of the text prompt tokens a training "
-                    "run starts from, per init method and seed (epoch 0 rows), and of the "
-                    "tokens saved in run folders (--from-runs).")
-    clip = parser.add_argument_group("CLIP and prompt settings (must match the training runs)")
+def add_clip_options(parser: argparse.ArgumentParser, title: str, note: str = "") -> None:
+    """The CLIP to load and the prompt settings initial prompts are built with (``note``
+    prefixes the prompt settings' help, e.g. the option they apply to)."""
+    clip = parser.add_argument_group(title)
     clip.add_argument("--backbone", default="ViT-B/16",
                       help="CLIP backbone clip downloads (MODEL.BACKBONE.NAME); default ViT-B/16")
     clip.add_argument("--clip-weights", default="", metavar="FILE",
                       help="local CLIP file (JIT archive or state dict), as "
                            "TRAINER.DAPT_INIT.CLIP_WEIGHTS; overrides --backbone")
     clip.add_argument("--txt-tokens", type=positive_int, default=16,
-                      help="TRAINER.DAPT_INIT.TXT_NUM_TOKENS (default 16)")
+                      help=f"{note}TRAINER.DAPT_INIT.TXT_NUM_TOKENS (default 16)")
     clip.add_argument("--vis-tokens", type=positive_int, default=16,
-                      help="TRAINER.DAPT_INIT.VIS_NUM_TOKENS (default 16); visual prompts are "
-                           "drawn before the text prompts, so this changes them too")
+                      help=f"{note}TRAINER.DAPT_INIT.VIS_NUM_TOKENS (default 16); visual prompts "
+                           "are drawn before the text prompts, so this changes them too")
     clip.add_argument("--noise-scale", type=non_negative_float, default=0.1,
-                      help="TRAINER.DAPT_INIT.INIT_NOISE_SCALE for same/diff (default 0.1)")
+                      help=f"{note}TRAINER.DAPT_INIT.INIT_NOISE_SCALE for same/diff (default 0.1)")
     clip.add_argument("--prec", choices=("fp32", "fp16"), default="fp32",
-                      help="dtype the prompts are stored in: fp32 (CPU, PREC fp32/amp; default) "
-                           "or fp16 (a GPU run with PREC fp16)")
+                      help=f"{note}dtype the prompts are stored in: fp32 (CPU, PREC fp32/amp; "
+                           "default) or fp16 (a GPU run with PREC fp16)")
+
+
+def add_init_stats_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "init-stats", help="statistics of the text prompt tokens per init (analysis 2)",
+        description="Mean, std (sample, n-1), min and max of the text prompt tokens a training "
+                    "run starts from, per init method and seed (epoch 0 rows), and of the "
+                    "tokens saved in run folders (--from-runs).")
+    add_clip_options(parser, "CLIP and prompt settings (must match the training runs)")
     parser.add_argument("--inits", nargs="+", choices=INIT_METHODS, default=list(INIT_METHODS),
                         help="init methods (default: all three)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],

@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import torch
 
-from tools.analyze_prompts import (TABLE_FORMATS, InitSettings, check_width,
-                                   initial_text_prompts, logged_run_info, non_negative_float,
+from tools.analyze_prompts import (TABLE_FORMATS, InitSettings, add_clip_options, check_width,
+                                   initial_text_prompts, logged_run_info,
                                    non_negative_int, positive_int, run_text_prompts,
                                    saved_epochs)
 from trainers.dapt_init.config import INIT_METHODS
@@ -137,20 +137,8 @@ def add_nearest_words_parser(subparsers: Any) -> None:
                     "prompts of an init (--init, --seeds), the k nearest tokens of CLIP's "
                     "vocabulary by Euclidean distance in token-embedding space, decoded with "
                     "clip's tokenizer (as CoOp's interpret_prompt.py).")
-    clip = parser.add_argument_group("CLIP (the runs' own; for --init also the prompt settings)")
-    clip.add_argument("--backbone", default="ViT-B/16",
-                      help="CLIP backbone clip downloads (MODEL.BACKBONE.NAME); default ViT-B/16")
-    clip.add_argument("--clip-weights", default="", metavar="FILE",
-                      help="local CLIP file, as TRAINER.DAPT_INIT.CLIP_WEIGHTS; overrides "
-                           "--backbone")
-    clip.add_argument("--txt-tokens", type=positive_int, default=16,
-                      help="--init: TRAINER.DAPT_INIT.TXT_NUM_TOKENS (default 16)")
-    clip.add_argument("--vis-tokens", type=positive_int, default=16,
-                      help="--init: TRAINER.DAPT_INIT.VIS_NUM_TOKENS (default 16)")
-    clip.add_argument("--noise-scale", type=non_negative_float, default=0.1,
-                      help="--init: TRAINER.DAPT_INIT.INIT_NOISE_SCALE (default 0.1)")
-    clip.add_argument("--prec", choices=("fp32", "fp16"), default="fp32",
-                      help="--init: dtype of the prompts (default fp32; fp16 as a GPU fp16 run)")
+    add_clip_options(parser, "CLIP (the runs' own; for --init also the prompt settings)",
+                     note="--init: ")
     parser.add_argument("--runs", nargs="+", type=Path, metavar="RUN_DIR",
                         help="run folders (train.py --output-dir); init and seed from log.txt")
     parser.add_argument("--epoch", type=non_negative_int,
