@@ -412,8 +412,6 @@ def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check_finished:
         return check_finished(args)
-    from datasets.fewshot import DatasetError
-
     try:
         main(args)
     except DaptInitError as error:  # DatasetError is one too

@@ -62,7 +62,6 @@ class PromptLearner(nn.Module):
         clip = import_clip()
         dtype = clip_model.dtype
         visual = clip_model.visual
-        vis_width = visual.conv1.weight.shape[0]
         patch_size = visual.conv1.weight.shape[-1]
         token_embedding = clip_model.token_embedding
 
