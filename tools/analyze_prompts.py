@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from trainers.dapt_init.checkpoint import (load_prompt_state, load_run_prompts,  # noqa: E402
-                                           prompt_epochs, read_prompts, run_prompts_path)
+                                           prompt_epochs, run_prompts_path)
 from trainers.dapt_init.config import INIT_METHODS  # noqa: E402
 from trainers.dapt_init.errors import DaptInitError  # noqa: E402
 
@@ -96,11 +96,6 @@ def chosen_epoch(run_dir: Path, epoch: int | None) -> int:
 def checkpoint_path(run_dir: Path, epoch: int | None) -> Path:
     """The file holding ``epoch``'s prompts (kept prompts first, else the checkpoint)."""
     return Path(run_prompts_path(str(run_dir), chosen_epoch(run_dir, epoch)))
-
-
-def saved_text_prompts(path: Path) -> torch.Tensor:
-    """The text prompt tokens ``txt_ctx`` of a kept prompts file or checkpoint, (K, width), fp32."""
-    return read_prompts(str(path))["txt_ctx"].float()
 
 
 def run_text_prompts(run_dir: Path, epoch: int) -> torch.Tensor:

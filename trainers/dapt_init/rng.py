@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import random
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -69,25 +68,9 @@ def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
             torch.cuda.set_rng_state_all(cuda)
 
 
-@dataclass(frozen=True)
-class HostGenerators:
-    """The process-wide CPU generators (torch, Python, NumPy) at one moment."""
-
-    torch_state: torch.Tensor
-    python_state: Any
-    numpy_state: Any
-
-    @classmethod
-    def capture(cls) -> "HostGenerators":
-        return cls(torch.random.get_rng_state(), random.getstate(), np.random.get_state())
-
-    def restore(self) -> None:
-        torch.random.set_rng_state(self.torch_state)
-        random.setstate(self.python_state)
-        np.random.set_state(self.numpy_state)
-
-    def torch_digest(self) -> str:
-        """Fingerprint of the torch state, the one DAPT's views draw from. Python's and
-        NumPy's states are left out: they differ between a run that draws its few-shot
-        split and one that loads it, and DAPT's transforms never draw from them."""
-        return hashlib.sha256(self.torch_state.numpy().tobytes()).hexdigest()
+def torch_state_digest(state: dict[str, Any]) -> str:
+    """Fingerprint of the torch CPU generator in a ``capture_rng_state`` snapshot: the one
+    DAPT's prototype views draw from. Python's and NumPy's states are left out: they differ
+    between a run that draws its few-shot split and one that loads it, and DAPT's transforms
+    never draw from them."""
+    return hashlib.sha256(state["torch_cpu"].numpy().tobytes()).hexdigest()

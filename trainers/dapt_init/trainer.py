@@ -37,7 +37,7 @@ from .model import DAPTModel, PromptSettings
 from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_prototypes,
                          dapt_views, file_identity, images_digest, load_cached_prototypes,
                          ordered_digest, save_prototypes)
-from .rng import HostGenerators, capture_rng_state, preserved_rng, restore_rng_state
+from .rng import capture_rng_state, preserved_rng, restore_rng_state, torch_state_digest
 from .runstate import RunIdentity, identity_differences, run_identity
 from .schedule import EpochLR
 
@@ -136,7 +136,7 @@ class DAPT_Init(TrainerX):
 
         self._prototypes: torch.Tensor | None = None
         # DAPT draws its prototype views right after building its model: keep that state.
-        self._generators_after_build = HostGenerators.capture()
+        self._generators_after_build = capture_rng_state(torch.device("cpu"))
         # Checkpoints this process wrote or resumed from (same run: the fingerprint matched);
         # only these are ever deleted, and a file a killed process left is replaced, not kept.
         self._written_checkpoints: set[str] = set()
@@ -262,7 +262,7 @@ class DAPT_Init(TrainerX):
         cfg, train_x = self.cfg, self.dm.dataset.train_x
         batch_size, workers = cfg.DATALOADER.TEST.BATCH_SIZE, cfg.DATALOADER.NUM_WORKERS
         if cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW == "dapt":
-            self._generators_after_build.restore()
+            restore_rng_state(self._generators_after_build, torch.device("cpu"))
             transform = build_transform(cfg, is_train=True)
             groups = dapt_views(
                 train_x, [item.label for item in train_x],
@@ -292,7 +292,7 @@ class DAPT_Init(TrainerX):
             "dtype": str(self.model.dtype),
             "view": node.PROTOTYPE_VIEW,
             # DAPT's views are random draws: from which generator state, and in which process.
-            "generator": (self._generators_after_build.torch_digest()
+            "generator": (torch_state_digest(self._generators_after_build)
                            if node.PROTOTYPE_VIEW == "dapt" else ""),
             "drawn_in_worker": (cfg.DATALOADER.NUM_WORKERS > 0
                                 if node.PROTOTYPE_VIEW == "dapt" else ""),
