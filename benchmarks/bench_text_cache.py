@@ -18,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.small_clip import small_clip_state_dict  # noqa: E402
+from trainers.dapt_init.clip_model import build_clip_model  # noqa: E402
 from trainers.dapt_init.model import DAPTModel, PromptSettings  # noqa: E402
 
 VIT_B16 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
@@ -26,11 +27,8 @@ VIT_B16 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_wid
 
 
 def build_model(size: str, classes: int, device: torch.device, precision: str) -> DAPTModel:
-    from trainers.dapt_init.clip_loading import import_clip
-
-    clip = import_clip()
     overrides = VIT_B16 if size == "vit-b16" else {}
-    clip_model = clip.build_model(small_clip_state_dict(0, **overrides))  # fp16, as shipped
+    clip_model = build_clip_model(small_clip_state_dict(0, **overrides))  # fp16, as shipped
     if precision == "fp32" or device.type == "cpu":
         clip_model.float()
     names = [f"class number {i}" for i in range(classes)]

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.small_clip import small_clip_state_dict  # noqa: E402
-from trainers.dapt_init.clip_loading import import_clip  # noqa: E402
+from trainers.dapt_init.clip_model import build_clip_model  # noqa: E402
 from trainers.dapt_init.losses import dapt_loss  # noqa: E402
 from trainers.dapt_init.model import DAPTModel, PromptSettings  # noqa: E402
 
@@ -53,9 +53,8 @@ def class_names(count: int) -> list[str]:
 
 
 def build_clip(size: str, precision: str, device: torch.device) -> torch.nn.Module:
-    clip = import_clip()
     overrides = VIT_B16 if size == "vit-b16" else {}
-    clip_model = clip.build_model(small_clip_state_dict(0, **overrides))  # fp16, as shipped
+    clip_model = build_clip_model(small_clip_state_dict(0, **overrides))  # fp16, as shipped
     if precision != "fp16":
         clip_model.float()
     return clip_model.to(device)

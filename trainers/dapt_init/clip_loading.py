@@ -2,7 +2,10 @@
 
 A local file (``TRAINER.DAPT_INIT.CLIP_WEIGHTS``) serves offline machines and the tests: a
 JIT archive as OpenAI ships it, or a plain state dict saved with ``torch.save``. Either way
-``clip.build_model`` rebuilds the model, in fp16 as CLIP ships.
+``clip_model.build_clip_model`` builds the network from the weights, in fp16 as CLIP ships.
+Of the ``clip`` package (openai-clip, or the copy a host codebase vendors) only the tokenizer
+and the downloader are used, the parts every CoOp-family copy leaves unchanged; the tokenizer
+is checked once against known token ids.
 """
 from __future__ import annotations
 
@@ -13,10 +16,14 @@ import zipfile
 
 import torch
 
+from .clip_model import build_clip_model
 from .config import VIT_RESOLUTIONS
 from .errors import DaptInitError
 
 CLIP_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "clip")
+# A sentence and its token ids under CLIP's BPE vocabulary (SOS ... EOS): a copy of clip whose
+# tokenizer gives other ids would feed the trainer other token embeddings.
+TOKENIZER_PROBE = ("a photo of a cat.", (49406, 320, 1125, 539, 320, 2368, 269, 49407))
 # The keys clip.build_model reads to infer a ViT CLIP's shape (a missing one is a KeyError
 # deep inside clip; naming them all up front is the useful message).
 SHAPE_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
@@ -40,7 +47,29 @@ def import_clip():
                 "run pip install 'setuptools<81'."
             ) from error
         raise
+    check_tokenizer(clip)
     return clip
+
+
+def check_tokenizer(clip) -> None:
+    """Refuse a copy of clip whose ``tokenize`` is not CLIP's (checked once per module)."""
+    if getattr(clip, "_dapt_init_tokenizer_ok", False):
+        return
+    text, expected = TOKENIZER_PROBE
+    try:
+        ids = clip.tokenize([text])[0]
+        found = tuple(int(i) for i in ids[:len(expected)])
+        padded = ids.shape[-1] == 77 and not ids[len(expected):].any()
+    except Exception as error:  # a changed signature or return type: name it, no traceback
+        found, padded = f"{error.__class__.__name__}: {_first_line(error)}", False
+    if found != expected or not padded:
+        raise DaptInitError(
+            f"the clip module at {getattr(clip, '__file__', clip.__name__)!r} tokenizes "
+            f"{text!r} as {found} instead of CLIP's {expected} padded to 77 tokens: its "
+            "tokenizer is modified; DAPT_Init needs CLIP's own (restore that copy's "
+            "simple_tokenizer.py, or put openai-clip first on the path)."
+        )
+    clip._dapt_init_tokenizer_ok = True
 
 
 def resolve_weights_file(backbone: str, weights_file: str = "") -> str:
@@ -109,15 +138,19 @@ def _name_keys(keys: list[str]) -> str:
 
 
 def build_clip(state_dict: dict[str, torch.Tensor], path: str) -> torch.nn.Module:
-    """``clip.build_model``, with missing or misshapen weights named instead of a traceback."""
-    clip = import_clip()
+    """The model, with missing, misshapen or non-finite weights named in one line."""
     missing = [key for key in SHAPE_KEYS if key not in state_dict]
     fix = "Use an OpenAI CLIP file (or its state dict) as clip ships it."
     if missing:
         raise DaptInitError(f"{path!r} is not a complete ViT CLIP: it lacks "
                             f"{_name_keys(missing)}. {fix}")
+    bad = next((key for key, value in state_dict.items() if isinstance(value, torch.Tensor)
+                and value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if bad:
+        raise DaptInitError(f"{path!r} is corrupt: the tensor {bad} holds NaN or infinite "
+                            f"values. {fix}")
     try:
-        return clip.build_model(state_dict)
+        return build_clip_model(state_dict)
     except (RuntimeError, ValueError, IndexError, KeyError) as error:
         # load_state_dict names the other missing keys; the rest are tensors of wrong shapes.
         text = str(error)

@@ -170,8 +170,8 @@ def choose_text_encoder(clip_model: nn.Module, requested: str) -> str:
     problems = [standard_block_problem(block, transformer.width) for block in blocks]
     problem = next((p for p in problems if p), None if blocks else "it has no resblocks")
     if problem:
-        print(f"Note: TRAINER.DAPT_INIT.TEXT_ENCODER shared_prefix needs openai-clip's text "
-              f"blocks, but this CLIP's are not ({problem}): using the full text encoder")
+        print(f"Note: TRAINER.DAPT_INIT.TEXT_ENCODER shared_prefix needs the trainer's own "
+              f"CLIP blocks, but {problem}: using the full text encoder")
         return "full"
     return "shared_prefix"
 

@@ -11,8 +11,9 @@ Two facts about DAPT's text side make most of the full path's work unnecessary:
 only the tokens after it up to the longest EOS; at every layer each class's tokens attend to the
 prefix's keys and values, as a decoder reuses a cached prefix. The gradient reaches the context
 tokens through that one prefix. It reads the weights of the CLIP model it is given and reuses
-its layer norms and MLPs; only the attention is written out here, so it needs CLIP's standard
-residual blocks (``standard_block_problem``); the model falls back to the full path otherwise.
+its layer norms and MLPs; only the attention is written out here, so it needs the residual
+blocks the trainer builds (``clip_model.py``, ``standard_block_problem``); the model falls back
+to the full path for any other.
 """
 from __future__ import annotations
 
@@ -22,38 +23,24 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-def _same_code(ours, theirs) -> bool:
-    code, other = getattr(ours, "__code__", None), getattr(theirs, "__code__", None)
-    return (code is not None and other is not None and code.co_code == other.co_code
-            and code.co_names == other.co_names and code.co_consts == other.co_consts)
+from .clip_model import ResidualAttentionBlock
 
 
 def standard_block_problem(block: nn.Module, width: int) -> str | None:
-    """Why ``block`` is not an openai-clip ``ResidualAttentionBlock`` we can read, or None.
+    """Why ``block`` is not a block this encoder can read, or None.
 
-    A host's vendored copy of clip qualifies when its block's ``forward`` and ``attention``
-    compile to the same code as openai-clip's (a copy, not a modified block such as one that
-    takes deep prompts).
+    It reads the weights of ``clip_model.ResidualAttentionBlock``, the block the trainer builds
+    itself (whatever clip a host vendors). A block of any other class may compute something
+    else, and so may one of ours changed after loading: both use the full path.
     """
-    from clip.model import ResidualAttentionBlock
-
     kind = type(block)
     if kind is not ResidualAttentionBlock:
-        for method in ("forward", "attention"):
-            if not _same_code(getattr(kind, method, None),
-                              getattr(ResidualAttentionBlock, method)):
-                return f"{kind.__module__}.{kind.__name__}.{method} differs from openai-clip's"
-    for name in ("attn", "ln_1", "mlp", "ln_2"):
-        if not isinstance(getattr(block, name, None), nn.Module):
-            return f"{kind.__name__} has no module '{name}'"
-    attn = block.attn
-    if not isinstance(attn, nn.MultiheadAttention):
-        return f"its attention is {type(attn).__name__}, not nn.MultiheadAttention"
-    if (not attn._qkv_same_embed_dim or attn.in_proj_bias is None or attn.bias_k is not None
-            or attn.add_zero_attn or attn.batch_first or attn.embed_dim != width):
-        return "its nn.MultiheadAttention is not configured as CLIP's"
-    mask = getattr(block, "attn_mask", None)
+        return (f"its blocks are {kind.__module__}.{kind.__qualname__}, not the trainer's own "
+                "(load CLIP through clip_loading.load_clip)")
+    replaced = [name for name in ("forward", "attention") if name in vars(block)]
+    if replaced:
+        return f"a block's {replaced[0]} was replaced after loading"
+    mask = block.attn_mask
     if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
         return "its attention has no causal mask"
     size = mask.shape[0]
