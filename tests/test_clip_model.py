@@ -67,6 +67,7 @@ def test_image_and_text_features_equal_clips(overrides, precision):
     tokens[1, :3] = torch.tensor([49406, 343, 49407])
     with torch.no_grad():
         assert torch.equal(ours.encode_image(images), theirs.encode_image(images))
+        assert torch.equal(ours.visual(images), theirs.visual(images))  # the prototypes' path
         assert torch.equal(ours.encode_text(tokens), theirs.encode_text(tokens))
         for mine, clips in zip(ours.transformer.resblocks, theirs.transformer.resblocks):
             x = torch.randn(77, 2, mine.attn.embed_dim)

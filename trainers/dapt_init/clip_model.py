@@ -81,7 +81,8 @@ class Transformer(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """CLIP's ViT. The trainer runs its own prompted forward over these modules (model.py)."""
+    """CLIP's ViT. ``forward`` is the unprompted one (class prototypes); training runs the
+    prompted forward of model.py over these modules."""
 
     def __init__(self, input_resolution: int, patch_size: int, width: int, layers: int,
                  output_dim: int):
@@ -98,6 +99,14 @@ class VisionTransformer(nn.Module):
         self.transformer = Transformer(width, layers, width // HEAD_WIDTH)
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Image features (B, output_dim), read at the CLS token."""
+        x = self.conv1(images).flatten(2).permute(0, 2, 1)  # (B, P, width)
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        x = self.transformer(self.ln_pre(x).permute(1, 0, 2)).permute(1, 0, 2)
+        return self.ln_post(x[:, 0, :]) @ self.proj
 
 
 @dataclass(frozen=True)
@@ -196,12 +205,7 @@ class ClipModel(nn.Module):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Unprompted image features (B, embed_dim), as CLIP computes them."""
-        visual = self.visual
-        x = visual.conv1(images.type(self.dtype)).flatten(2).permute(0, 2, 1)  # (B, P, w)
-        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
-        x = visual.transformer(visual.ln_pre(x).permute(1, 0, 2)).permute(1, 0, 2)
-        return visual.ln_post(x[:, 0, :]) @ visual.proj
+        return self.visual(images.type(self.dtype))
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Unprompted text features (N, embed_dim) of token ids (N, 77), read at EOS."""

@@ -204,6 +204,13 @@ class DAPT_Init(TrainerX):
         return term_gradient_norms(terms, node.VIS_BETA, node.TXT_BETA, learner.vis_ctx,
                                    learner.txt_ctx, loss_scale=scale)
 
+    def after_train(self) -> None:
+        # Older toolbox versions ended training with "Finished training", and parsers written
+        # for them (RPO's parse_test_res.py) wait for that exact line before reading results;
+        # the current toolbox prints "Finish training" next, which CoOp's and ours wait for.
+        print("Finished training")
+        super().after_train()
+
     def after_epoch(self) -> None:
         # One scheduler step per epoch, as DAPT and CoOp take it. Taking it here rather than
         # in the epoch's last batch keeps the LR printed for an epoch the LR it ran with.
