@@ -88,3 +88,24 @@ def test_bad_weights_are_refused_naming_the_tensor(tmp_path):
         with pytest.raises(DaptInitError, match=tensor.replace(".", r"\.")) as raised:
             load_clip("ViT-B/16", str(path))
         assert "\n" not in str(raised.value), name
+
+
+def test_a_clip_copy_with_another_tokenizer_is_refused_naming_it():
+    import types
+
+    from trainers.dapt_init.clip_loading import check_tokenizer
+
+    def shifted(texts, context_length=77):  # a vendored copy whose vocabulary was changed
+        tokens = torch.zeros(len(texts), context_length, dtype=torch.long)
+        tokens[:, :3] = torch.tensor([49406, 321, 49407])
+        return tokens
+
+    host_clip = types.ModuleType("clip.clip")
+    host_clip.__file__ = "/somewhere/host/clip/clip.py"
+    host_clip.tokenize = shifted
+    with pytest.raises(DaptInitError, match="/somewhere/host/clip/clip.py") as raised:
+        check_tokenizer(host_clip)
+    assert "tokenizer is modified" in str(raised.value) and "\n" not in str(raised.value)
+    from clip import clip as openai_clip
+
+    check_tokenizer(openai_clip)  # CLIP's own passes
