@@ -176,7 +176,7 @@ class InitSettings:
 def initial_text_prompts(init: str, seed: int, settings: InitSettings) -> torch.Tensor:
     """The text prompts a training run with this seed starts from, (K, width), in fp32.
 
-    Same order as train.py: seed torch, build CLIP (``clip.build_model`` draws from torch's
+    Same order as train.py: seed torch, build CLIP (which draws from torch's
     generator while initialising), then the PromptLearner (visual, then text prompts). The
     caller's random state is left as it was.
     """

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-# DAPT builds its prompts in clip_model.dtype, which clip.build_model makes fp16.
+# DAPT builds its prompts in clip_model.dtype, which CLIP's loading makes fp16.
 DAPT_DRAW_DTYPE = torch.float16
 TEXT_PROMPT_STD = 0.02  # DAPT / CoOp: N(0, 0.02^2 I)
 EOS_TOKEN_ID = 49407  # CLIP's end-of-text token
