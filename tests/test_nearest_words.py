@@ -99,3 +99,31 @@ def test_nothing_to_interpret_and_a_missing_epoch_are_one_error_line(tmp_path, s
                                 str(run_dir), "--epoch", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "epoch 1" in err
+
+
+def test_a_run_is_never_read_with_other_clip_weights_than_its_own(tmp_path, small_clip_file,
+                                                                   capsys):
+    """result.json records the run's weights: other weights are one error line, the run's own
+    (the same bytes, at another path too) are read."""
+    import json
+    import shutil
+
+    from tools.small_clip import save_small_clip
+    from trainers.dapt_init.runstate import clip_weights_identity
+
+    run_dir = tmp_path / "run"
+    (run_dir / "prompt_learner").mkdir(parents=True)
+    torch.save({"state_dict": {"txt_ctx": torch.zeros(2, 64), "vis_ctx": torch.zeros(1, 2, 64)},
+                "epoch": 1}, run_dir / "prompt_learner" / "model.pth.tar-1")
+    (run_dir / "log.txt").write_text("SEED: 1\nBuilding DAPT model (text prompt init: diff)\n")
+    (run_dir / "result.json").write_text(json.dumps(
+        {"clip": {"weights": clip_weights_identity("ViT-B/16", small_clip_file)}}))
+    other = save_small_clip(str(tmp_path / "other_clip.pt"), seed=1)
+    argv = ["nearest-words", "--runs", str(run_dir), "-k", "1", "--format", "csv"]
+
+    assert analyze_prompts.run([*argv, "--clip-weights", other]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "other_clip.pt" in err and small_clip_file in err
+    copy = shutil.copy(small_clip_file, tmp_path / "copy.pt")
+    assert analyze_prompts.run([*argv, "--clip-weights", str(copy)]) == 0
+    assert len(csv_rows(capsys.readouterr().out)) == 2

@@ -445,6 +445,11 @@ def tsne(args: argparse.Namespace) -> int:
     epochs = checked_epochs(runs, args.epoch)
 
     trainer = build_trainer_or_report(train_argv(args, overrides + list(args.opts)))
+    from trainers.dapt_init.runstate import check_run_weights
+
+    for run_dir in runs.values():
+        check_run_weights(str(run_dir), trainer.cfg.MODEL.BACKBONE.NAME,
+                          trainer.cfg.TRAINER.DAPT_INIT.CLIP_WEIGHTS)
     classnames = list(trainer.dm.dataset.classnames)
     if len(classnames) < 3:
         raise DaptInitError(f"t-SNE needs at least 3 classes; the data set has "

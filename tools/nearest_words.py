@@ -116,6 +116,10 @@ def nearest_words(args: argparse.Namespace) -> int:
         raise DaptInitError("nothing to interpret: give --runs RUN_DIR ... and/or "
                             "--init INIT ... (initial prompts).")
     sources = run_sources(args.runs or [], args.epoch)  # a missing checkpoint fails first
+    from trainers.dapt_init.runstate import check_run_weights
+
+    for run_dir in args.runs or []:
+        check_run_weights(str(run_dir), args.backbone, args.clip_weights)
     settings = InitSettings(args.backbone, args.clip_weights, args.txt_tokens, args.vis_tokens,
                             args.noise_scale, args.prec)
     sources += initial_sources(args.init or [], args.seeds, settings)

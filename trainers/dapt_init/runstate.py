@@ -161,6 +161,33 @@ def identity_differences(stored: Mapping[str, Any], current: RunIdentity) -> lis
     return changed
 
 
+def check_run_weights(run_dir: str, backbone: str, weights_file: str) -> None:
+    """Refuse to read a run's prompts with other CLIP weights than it was trained with.
+
+    Prompts live in one CLIP's embedding space: under other weights nearest words, text
+    features and t-SNE mean something else. A run without a result.json (not finished, or
+    written elsewhere) records no weights and is not checked.
+    """
+    path = os.path.join(run_dir, RESULT_FILE)
+    try:
+        with open(path) as file:
+            recorded = stored_weights(json.load(file))
+    except (OSError, ValueError, AttributeError):
+        return
+    if not recorded:
+        return
+    given = clip_weights_identity(backbone, weights_file, recorded) if (
+        not weights_file or os.path.isfile(weights_file)) else {"path": weights_file}
+    if not same_weights(recorded, given):
+        use = (f"--clip-weights {recorded['path']}" if "path" in recorded
+               else f"the backbone {recorded.get('name')!r} without --clip-weights")
+        raise DaptInitError(
+            f"{run_dir} was trained with CLIP weights {_weights_text(recorded)}, but "
+            f"{_weights_text(given)} were given: its prompts mean something else under other "
+            f"weights; use {use}."
+        )
+
+
 def _weights_text(weights: Mapping[str, Any] | None) -> str:
     if not weights:
         return "(not recorded)"
