@@ -339,7 +339,7 @@ def test_tsne_writes_one_panel_per_init_and_the_coordinates(trained_runs, tmp_pa
 
 
 @requires_toolbox
-def test_tsne_names_both_shapes_when_the_runs_used_another_clip(trained_runs, tmp_path):
+def test_tsne_names_both_weights_when_the_runs_used_another_clip(trained_runs, tmp_path):
     from tools.small_clip import save_small_clip
 
     workdir, runs = trained_runs
@@ -348,5 +348,7 @@ def test_tsne_names_both_shapes_when_the_runs_used_another_clip(trained_runs, tm
     command[command.index("TRAINER.DAPT_INIT.CLIP_WEIGHTS") + 1] = wide_clip
     done = run_train(command)
     assert done.returncode == 2
-    assert "txt_ctx: checkpoint (16, 64), model (16, 128)" in done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "was trained with CLIP weights" in error[0]
+    assert wide_clip in error[0] and str(workdir / "small_clip.pt") in error[0]
     assert "Traceback" not in done.stderr and not (tmp_path / "tsne.png").exists()

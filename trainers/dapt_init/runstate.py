@@ -179,8 +179,9 @@ def check_run_weights(run_dir: str, backbone: str, weights_file: str) -> None:
     given = clip_weights_identity(backbone, weights_file, recorded) if (
         not weights_file or os.path.isfile(weights_file)) else {"path": weights_file}
     if not same_weights(recorded, given):
-        use = (f"--clip-weights {recorded['path']}" if "path" in recorded
-               else f"the backbone {recorded.get('name')!r} without --clip-weights")
+        use = (f"the weights file {recorded['path']} (--clip-weights or "
+               "TRAINER.DAPT_INIT.CLIP_WEIGHTS)" if "path" in recorded
+               else f"the backbone {recorded.get('name')!r} and no weights file")
         raise DaptInitError(
             f"{run_dir} was trained with CLIP weights {_weights_text(recorded)}, but "
             f"{_weights_text(given)} were given: its prompts mean something else under other "
