@@ -98,7 +98,8 @@ class Rule:
 
 
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e7 else f"{value:g}"
+    # Whole bounds in full (SEED's 4294967295 must not print as 4.29497e+09).
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # Every toolbox key a DAPT_Init run reads (train or --eval-only), with what it may hold.
