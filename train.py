@@ -23,9 +23,11 @@ from typing import Any, Iterator
 import yaml
 from yacs.config import CfgNode
 
-# The toolbox imports wilds, whose 'outdated' dependency imports the deprecated pkg_resources:
-# a warning on every start that is about neither this project nor the user's setup.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+# openai-clip (and the toolbox's wilds, through 'outdated') import the deprecated
+# pkg_resources: a warning on every start that is about neither this project nor the user's
+# setup. Exactly that warning is silenced, before anything imports clip; all others show.
+warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API",
+                        category=UserWarning)
 
 from trainers.dapt_init import runstate
 from trainers.dapt_init.config import add_dapt_init_config, validate_config
@@ -307,7 +309,7 @@ def check_finished(args: argparse.Namespace) -> int:
             raise DaptInitError("--check-finished needs a DAPT_Init training or --eval-only "
                                 "command (one that writes result.json).")
     except DaptInitError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return runstate.OTHER_SETTINGS
     holder = runstate.lock_holder(cfg.OUTPUT_DIR)
     if holder is not None:
@@ -397,9 +399,23 @@ def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.Run
         lock.release()
 
 
+def one_line(text: str) -> str:
+    """A message as one line: some name several files, one per indented line ('Missing:' and
+    a list); those become a comma-separated list, other lines are joined by a space."""
+    out, previous_item = "", False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        item = raw[:1].isspace()
+        out += ("" if not out else ", " if item and previous_item else " ") + line
+        previous_item = item
+    return out
+
+
 def report(error: Exception) -> None:
     """One line on stderr, and in log.txt when the toolbox's logger already captures stdout."""
-    message = f"error: {error}"
+    message = f"error: {one_line(str(error))}"
     print(message, file=sys.stderr)
     log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger keeps its file here
     if log_file is not None:

@@ -291,8 +291,9 @@ def test_corrupt_test_image_is_found_before_training(capsys, workdir, tmp_path, 
     assert train.run(argv(workdir, output, root=own_data)) == 2
     captured = capsys.readouterr()
     line = one_error_line(captured.err)
-    assert line == "error: EuroSAT: 1 image(s) this run would read cannot be decoded:"
-    assert f"  test: {bad} (UnidentifiedImageError" in captured.err
+    assert line.startswith("error: EuroSAT: 1 image(s) this run would read cannot be decoded: "
+                           f"test: {bad} (UnidentifiedImageError")  # the list, on the one line
+    assert " Fix: " in line and captured.err.count("\n") == 1
     assert snapshot(output) == before == {}
     assert "epoch [" not in captured.out  # no training step ran
 

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from .errors import DaptInitError
+from .toolbox_keys import validate_toolbox_keys
 
 INIT_METHODS = ("random", "same", "diff")
 PRECISIONS = ("fp16", "fp32", "amp")
@@ -77,16 +78,26 @@ def _is_number(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def _positive_int(value: Any, key: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DaptInitError(f"{key} is {value!r}; it must be a whole number of at least 1, "
+# Sanity bounds on this trainer's keys: far above any published setting (DAPT: 16 tokens,
+# loss weights up to 100, t = 2; RPO: noise 0.1), far below what overflows or fills memory.
+# Text prompts share CLIP's 77-token context with SOS, EOS, '.' and at least one name token.
+MAX_VIS_TOKENS = 1024
+MAX_TXT_TOKENS = 73
+MAX_LOSS_WEIGHT = 1e4
+MAX_RBF_T = 1e4
+MAX_NOISE_SCALE = 100.0
+
+
+def _positive_int(value: Any, key: str, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+        raise DaptInitError(f"{key} is {value!r}; it must be a whole number from 1 to {high}, "
                             f"e.g. '{key} 16'.")
 
 
-def _non_negative(value: Any, key: str) -> None:
-    if not _is_number(value) or value < 0:
-        raise DaptInitError(f"{key} is {value!r}; it must be a finite number of at least 0, "
-                            f"e.g. '{key} 0.1'.")
+def _non_negative(value: Any, key: str, high: float) -> None:
+    if not _is_number(value) or not 0 <= value <= high:
+        raise DaptInitError(f"{key} is {value!r}; it must be a finite number from 0 to "
+                            f"{high:g}, e.g. '{key} 0.1'.")
 
 
 def _epoch_list(value: Any, key: str) -> None:
@@ -100,7 +111,10 @@ def _epoch_list(value: Any, key: str) -> None:
 
 
 def validate_config(cfg: Any, *, training: bool = True) -> None:
-    """Raise ``DaptInitError`` naming the first bad value; cheap, loads nothing."""
+    """Raise ``DaptInitError`` naming the first bad value; cheap, loads nothing.
+
+    The toolbox's own keys first (``toolbox_keys.TOOLBOX_KEYS``), then ``TRAINER.DAPT_INIT``."""
+    validate_toolbox_keys(cfg)
     node = cfg.TRAINER.DAPT_INIT
     prefix = "TRAINER.DAPT_INIT."
     _choice(node.INIT_METHOD, INIT_METHODS, prefix + "INIT_METHOD")
@@ -113,12 +127,12 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
         )
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
     _choice(node.TEXT_ENCODER, TEXT_ENCODERS, prefix + "TEXT_ENCODER")
-    _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE")
-    _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS")
-    _positive_int(node.TXT_NUM_TOKENS, prefix + "TXT_NUM_TOKENS")
-    _non_negative(node.VIS_BETA, prefix + "VIS_BETA")
-    _non_negative(node.TXT_BETA, prefix + "TXT_BETA")
-    _non_negative(node.TXT_RBF_T, prefix + "TXT_RBF_T")
+    _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE", MAX_NOISE_SCALE)
+    _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS", MAX_VIS_TOKENS)
+    _positive_int(node.TXT_NUM_TOKENS, prefix + "TXT_NUM_TOKENS", MAX_TXT_TOKENS)
+    _non_negative(node.VIS_BETA, prefix + "VIS_BETA", MAX_LOSS_WEIGHT)
+    _non_negative(node.TXT_BETA, prefix + "TXT_BETA", MAX_LOSS_WEIGHT)
+    _non_negative(node.TXT_RBF_T, prefix + "TXT_RBF_T", MAX_RBF_T)
     if not _is_number(node.VIS_DROPOUT) or not 0.0 <= node.VIS_DROPOUT < 1.0:
         raise DaptInitError(
             f"{prefix}VIS_DROPOUT is {node.VIS_DROPOUT!r}; it must be in [0, 1)."

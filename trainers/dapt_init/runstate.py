@@ -11,7 +11,9 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -110,10 +112,15 @@ def same_weights(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bo
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """What a result (or a checkpoint) is a result of."""
+    """What a result (or a checkpoint) is a result of.
+
+    ``data_root`` is where this command reads its data: not part of the fingerprint (a moved
+    data root is the same data), but the finished rule checks the data files a result
+    recorded (``data_record``) under it."""
 
     keys: dict[str, Any]
     weights: dict[str, Any]
+    data_root: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -128,7 +135,65 @@ def run_identity(cfg: Any, extra: Mapping[str, Any] | None = None,
                  known_weights: Mapping[str, Any] | None = None) -> RunIdentity:
     node = cfg.TRAINER.DAPT_INIT
     weights = clip_weights_identity(cfg.MODEL.BACKBONE.NAME, node.CLIP_WEIGHTS, known_weights)
-    return RunIdentity(fingerprint_keys(cfg, extra), weights)
+    return RunIdentity(fingerprint_keys(cfg, extra), weights, cfg.DATASET.ROOT)
+
+
+# ------------------------------------------------------------------------------------ data
+
+def _relative(path: str, root: str) -> str:
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(root or "."))
+
+
+def data_record(root: str, dataset: Any) -> dict[str, Any]:
+    """What data a run read, without its absolute location (a moved root still matches).
+
+    ``images``: SHA-256 over (split, image path relative to ``root``, label, class name) of
+    every train / val / test item, in order; ``counts`` per split; ``files``: the split file
+    the data set class read (its ``split_file`` under ``dataset_dir``, where it has one),
+    relative to ``root``, with its SHA-256. The finished rule re-hashes ``files`` under the
+    command's root: cheap (one JSON file), and it needs neither the toolbox nor the images.
+    """
+    digest, counts = hashlib.sha256(), {}
+    for split, items in (("train", dataset.train_x), ("val", dataset.val),
+                         ("test", dataset.test)):
+        counts[split] = len(items or [])
+        for item in items or []:
+            line = f"{split}\t{_relative(item.impath, root)}\t{item.label}\t{item.classname}\n"
+            digest.update(line.encode())
+    files = {}
+    split_file, folder = getattr(dataset, "split_file", None), getattr(dataset, "dataset_dir", None)
+    if isinstance(split_file, str) and folder and os.path.isfile(os.path.join(folder, split_file)):
+        path = os.path.join(folder, split_file)
+        files[_relative(path, root)] = _sha256_file(path)
+    return {"images": digest.hexdigest(), "counts": counts, "files": files}
+
+
+def data_differences(record: Mapping[str, Any], root: str) -> list[str]:
+    """The recorded data files that are missing or other bytes under ``root`` (a result
+    written before data was recorded has none to compare)."""
+    data = record.get("data")
+    files = data.get("files") if isinstance(data, Mapping) else None
+    if not isinstance(files, Mapping):
+        return []
+    changed = []
+    for relative, sha256 in sorted(files.items()):
+        path = os.path.join(root or ".", relative)
+        if not os.path.isfile(path):
+            changed.append(f"{relative} (missing under DATASET.ROOT {root!r})")
+        elif _sha256_file(path) != sha256:
+            changed.append(f"{relative} (other contents under DATASET.ROOT {root!r})")
+    return changed
+
+
+def non_finite_metrics(record: Mapping[str, Any]) -> str | None:
+    """Why a result's metrics are not usable numbers (missing, nan, inf), or None."""
+    metrics = record.get("metrics")
+    if not isinstance(metrics, Mapping) or not metrics:
+        return "no metrics"
+    bad = [f"{name} {value!r}" for name, value in metrics.items()
+           if isinstance(value, bool) or not isinstance(value, (int, float))
+           or not math.isfinite(value)]
+    return ", ".join(bad) or None
 
 
 def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -205,31 +270,69 @@ class Verdict:
     message: str
 
 
-def read_result(run_dir: str) -> dict[str, Any] | None:
+def load_result(run_dir: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None); (None, None) when there is no result.json; (None, problem) when it
+    is not a JSON object (damaged: a full disk, a hand edit, a copy cut short)."""
     path = os.path.join(run_dir, RESULT_FILE)
     if not os.path.isfile(path):
-        return None
+        return None, None
     try:
-        with open(path) as file:
+        with open(path, encoding="utf-8") as file:
             record = json.load(file)
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        return None, " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(record, dict):
+        return None, f"it holds a JSON {type(record).__name__}, not an object"
+    return record, None
+
+
+def read_result(run_dir: str) -> dict[str, Any] | None:
+    """The result record; {} for a damaged file, None when there is none."""
+    record, problem = load_result(run_dir)
+    return {} if problem else record
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def finished_verdict(run_dir: str, current: RunIdentity) -> Verdict:
-    """THE rule: finished for ``current`` iff result.json holds the same fingerprint and
-    weights; a result of other settings is an error naming the keys and the ways out."""
-    record = read_result(run_dir)
+    """THE rule: finished for ``current`` iff result.json holds the same fingerprint,
+    weights and data files, and finite metrics; a result of other settings is an error
+    naming the keys and the ways out."""
+    record, problem = load_result(run_dir)
+    path = os.path.join(run_dir, RESULT_FILE)
+    if problem:
+        return Verdict(OTHER_SETTINGS, (
+            f"{path} is corrupt ({problem}), so whether {run_dir} holds a finished run, and of "
+            f"which settings, is unknown. Move the file away (e.g. 'mv {path} {path}.corrupt') "
+            "to resume the run from its last checkpoint, or remove the folder to run it again."
+        ))
     if record is None:
         return Verdict(NOT_FINISHED, "")
-    if record.get("fingerprint") == current.fingerprint and same_weights(
+    fingerprint_ = record.get("fingerprint")
+    if fingerprint_ == current.fingerprint and same_weights(
             stored_weights(record), current.weights):
-        return Verdict(FINISHED, f"skip (finished): {run_dir}")
-    if "fingerprint" not in record:
+        data_changes = data_differences(record, current.data_root)
+        if not data_changes:
+            bad = non_finite_metrics(record)
+            if bad is None:
+                return Verdict(FINISHED, f"skip (finished): {run_dir}")
+            # Not a result: the run is redone (resumed from its checkpoint, the file kept
+            # as result.json-<time>), never skipped.
+            return Verdict(NOT_FINISHED, f"not finished: {path} holds no finite metrics "
+                                         f"({bad}); the run is tested again")
+        what = ("other data: the data files it recorded differ here: "
+                + "; ".join(data_changes))
+    elif "fingerprint" not in record:
         what = "no fingerprint (written by an older version), so its settings are unknown"
+    elif not isinstance(fingerprint_, str) or not _SHA256.fullmatch(fingerprint_):
+        what = (f"a fingerprint that this trainer never writes ({fingerprint_!r}: the file "
+                "was edited or damaged), so its settings are unknown")
     else:
-        what = "other settings: " + "; ".join(identity_differences(record, current))
+        changes = identity_differences(record, current)
+        what = ("other settings: " + "; ".join(changes) if changes else
+                "a fingerprint that does not match its own recorded keys (the file was edited "
+                "or damaged), so its settings are unknown")
     return Verdict(OTHER_SETTINGS, (
         f"{run_dir} holds a finished run with {what}. It is not reused: give this run its own "
         "folder (another OUTPUT_ROOT or TAG with the scripts, another --output-dir with "

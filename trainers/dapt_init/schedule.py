@@ -21,8 +21,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from .errors import DaptInitError
-
-SCHEDULERS = ("cosine", "single_step", "multi_step")
+from .toolbox_keys import SCHEDULERS  # one owner: the toolbox key table
 
 
 def successor_factor(kind: str, start: int, step: int, max_epoch: int, stepsize: Any,

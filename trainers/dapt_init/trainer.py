@@ -7,6 +7,7 @@ inference for the toolbox's ``test()`` contract, and no hard-coded device.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from contextlib import nullcontext
@@ -38,7 +39,7 @@ from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_proto
                          dapt_views, file_identity, images_digest, load_cached_prototypes,
                          ordered_digest, save_prototypes)
 from .rng import capture_rng_state, preserved_rng, restore_rng_state, torch_state_digest
-from .runstate import RunIdentity, identity_differences, run_identity
+from .runstate import RunIdentity, data_record, identity_differences, run_identity
 from .schedule import EpochLR
 
 RESULT_FILE = "result.json"
@@ -172,6 +173,9 @@ class DAPT_Init(TrainerX):
             out = self.model.features(images)
             terms = dapt_loss(out.logits, labels, out.image_features, out.text_features,
                               prototypes, node.VIS_BETA, node.TXT_BETA, node.TXT_RBF_T)
+        loss = terms.total.item()
+        if not math.isfinite(loss):  # before the toolbox's own check, which is a traceback
+            self._refuse_non_finite(f"the loss is {loss}", before_step=True)
         grad_norms = self._term_gradient_norms(terms) if self._logs_this_step() else {}
         if self.scaler is None:
             self.model_backward_and_update(terms.total)
@@ -181,14 +185,40 @@ class DAPT_Init(TrainerX):
             self.scaler.scale(terms.total).backward()
             self.scaler.step(self.optim)
             self.scaler.update()
+        if not self._prompts_finite():  # an update that overflowed (LR far too high)
+            self._refuse_non_finite(f"the update after a loss of {loss:.4g} made the prompts "
+                                    "non-finite", before_step=False)
         return {
-            "loss": terms.total.item(),
+            "loss": loss,
             "loss_ce": terms.ce.item(),
             "loss_intra": terms.intra.item(),
             "loss_inter": terms.inter.item(),
             "acc": compute_accuracy(out.logits, labels)[0].item(),
             **grad_norms,
         }
+
+    def _prompts_finite(self) -> bool:
+        learner = self.model.prompt_learner
+        return bool(torch.isfinite(learner.vis_ctx).all() and torch.isfinite(learner.txt_ctx).all())
+
+    def _refuse_non_finite(self, what: str, before_step: bool) -> None:
+        """Stop a diverged run: no later checkpoint, no result.json; earlier ones stay."""
+        where = (f"epoch {self.epoch + 1}/{self.max_epoch}, batch {self.batch_idx + 1}/"
+                 f"{self.num_batches}")
+        optim, node = self.cfg.OPTIM, self.cfg.TRAINER.DAPT_INIT
+        if before_step and not self._prompts_finite():
+            cause = ("the prompts were already non-finite when this step began: the checkpoint "
+                     "this run resumed from is damaged, or it was written by a run that "
+                     "diverged. Remove this run folder and train again")
+        else:
+            cause = (f"the likely cause is a learning rate or loss weights too high for these "
+                     f"settings (OPTIM.LR {optim.LR:g}, TRAINER.DAPT_INIT.VIS_BETA "
+                     f"{node.VIS_BETA:g}, TXT_BETA {node.TXT_BETA:g}, PREC {self.precision}). "
+                     "Lower them and run again in another --output-dir")
+        raise DaptInitError(
+            f"training stopped at {where}: {what}; {cause}. No result.json was written; the "
+            f"checkpoints of earlier epochs in {self.output_dir} are kept."
+        )
 
     def _logs_this_step(self) -> bool:
         """LOG_GRAD_NORMS on, and a step the toolbox prints (its rule in run_epoch)."""
@@ -337,6 +367,12 @@ class DAPT_Init(TrainerX):
         loader = self.val_loader if split == "val" and self.val_loader is not None else None
         if loader is None:
             split, loader = "test", self.test_loader
+        if final and not self._prompts_finite():
+            raise DaptInitError(
+                f"the prompts to test (epoch {self.trained_epochs}) are not finite, so no "
+                "result is written: they come from a checkpoint that is damaged or was saved "
+                "by a run that diverged. Train again in a new --output-dir."
+            )
         self.set_model_mode("eval")
         self.evaluator.reset()
         print(f"Evaluate on the *{split}* set")
@@ -353,6 +389,10 @@ class DAPT_Init(TrainerX):
 
     def _write_result(self, split: str, metrics: dict[str, float]) -> None:
         cfg, identity = self.cfg, self.identity()
+        bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+        if bad:  # a number that means nothing must not end as a finished run
+            raise DaptInitError(f"the {split} metrics are not finite ({bad}), so no result.json "
+                                "is written. Train again in a new --output-dir.")
         record = {
             "format": RESULT_FORMAT,
             "trainer": cfg.TRAINER.NAME,
@@ -369,6 +409,9 @@ class DAPT_Init(TrainerX):
             "clip": {"weights": identity.weights, "loaded": getattr(self, "clip_loaded", None)},
             "fingerprint": identity.fingerprint,
             "fingerprint_keys": identity.keys,
+            # The data read, by relative path: the finished rule checks it under the next
+            # command's DATASET.ROOT (a root with other data is not this run's).
+            "data": data_record(cfg.DATASET.ROOT, self.dm.dataset),
         }
         path = os.path.join(self.output_dir, RESULT_FILE)
         if os.path.exists(path):  # keep an earlier result, as the toolbox keeps earlier logs
