@@ -236,7 +236,8 @@ class DAPT_Init(TrainerX):
     def _load_or_compute_prototypes(self) -> torch.Tensor:
         key = self._prototype_key()
         path = os.path.join(self._prototype_cache_dir(), cache_file_name(key))
-        cached = load_cached_prototypes(path, key)
+        shape = (self.num_classes, self.clip_loaded["embed_dim"])
+        cached = load_cached_prototypes(path, key, shape)
         if cached is not None:
             print(f"Loaded class prototypes from {path}")
             return cached
