@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import io
 import os
 import sys
@@ -355,7 +356,7 @@ def main(args: argparse.Namespace) -> None:
 def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None) -> None:
     import torch
     from dassl.engine import build_trainer
-    from dassl.utils import collect_env_info, set_random_seed, setup_logger
+    from dassl.utils import collect_env_info, set_random_seed
 
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
@@ -384,7 +385,7 @@ def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.Run
             return
         for path in runstate.remove_stale_temporaries(cfg.OUTPUT_DIR):
             print(f"Removed {path} (left by a killed run)")
-        setup_logger(cfg.OUTPUT_DIR)
+        start_log(cfg.OUTPUT_DIR)
         log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
         if log_file is not None:
             log_file.write(early.kept.getvalue())
@@ -413,14 +414,62 @@ def one_line(text: str) -> str:
     return out
 
 
-def report(error: Exception) -> None:
-    """One line on stderr, and in log.txt when the toolbox's logger already captures stdout."""
+def start_log(output_dir: str) -> None:
+    """The toolbox's logger (stdout to the console and ``log.txt``), but never over an earlier
+    log: a re-run logs to ``log.txt-<time>`` as the toolbox names it, and a second re-run in
+    the same second to ``log.txt-<time>-1`` (the toolbox would overwrite the first)."""
+    import time
+
+    from dassl.utils.logger import Logger
+    from trainers.dapt_init.atomic import unused_path
+
+    path = os.path.join(output_dir, "log.txt")
+    if os.path.exists(path):
+        path = unused_path(path + time.strftime("-%Y-%m-%d-%H-%M-%S"))
+    logger = Logger()
+    logger.file = open(path, "x")  # exclusive: fails rather than replace a file
+    sys.stdout = logger
+
+
+def report(error: Exception | str) -> None:
+    """One line on stderr, and in log.txt when the toolbox's logger already captures stdout
+    (unless that file cannot take it: a full disk)."""
     message = f"error: {one_line(str(error))}"
     print(message, file=sys.stderr)
     log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger keeps its file here
     if log_file is not None:
-        log_file.write(message + "\n")
-        log_file.flush()
+        try:
+            log_file.write(message + "\n")
+            log_file.flush()
+        except (OSError, ValueError):
+            stop_log_file()
+
+
+def stop_log_file() -> None:
+    """Detach log.txt from stdout (its unwritten tail is dropped), so a full disk does not
+    raise again at every print and at exit."""
+    logger = sys.stdout
+    log_file = getattr(logger, "file", None)
+    if log_file is None:
+        return
+    logger.file = None
+    try:
+        log_file.close()
+    except OSError:  # close flushes, which fails on a full disk; the file is closed anyway
+        pass
+
+
+# Errors of the machine, not of the command: the run stops with one line and resumes later.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
+
+
+def environment_message(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    return (f"{error.strerror or error}{where}. The run stopped there; the files it wrote are "
+            "whole (each is written atomically). Free space or fix that file system (or give "
+            "--output-dir / TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR another one) and run the "
+            "same command again: it resumes from its last checkpoint.")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -432,6 +481,16 @@ def run(argv: list[str] | None = None) -> int:
         main(args)
     except DaptInitError as error:  # DatasetError is one too
         report(error)
+        return 2
+    except KeyboardInterrupt:
+        report("interrupted (SIGINT). Checkpoints are written atomically: run the same command "
+               "again and it resumes from its last finished epoch.")
+        return INTERRUPTED
+    except OSError as error:
+        if error.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        stop_log_file()  # its file system is likely the full one
+        report(environment_message(error))
         return 2
     return 0
 

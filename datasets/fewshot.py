@@ -27,7 +27,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 # One atomic writer and one list of class subsets for the repository (the drop-in unit
 # carries both).
@@ -371,12 +371,18 @@ def subsample_classes(
     from 0, as CoCoOp does; ``all`` returns the splits unchanged; None splits stay None."""
     if subsample == "all":
         return list(splits)
-    labels = sorted({record.label for record in splits[0] or []})
+    relabel = _subsample_relabel(subsample, splits[0])
+    labels = {record.label for record in splits[0] or []}
+    print(f"Subsampling {subsample} classes: {len(relabel)} of {len(labels)}")
+    return [None if split is None else _keep_classes(split, relabel) for split in splits]
+
+
+def _subsample_relabel(subsample: str, records: Sequence[Record] | None) -> dict[int, int]:
+    """Old label -> new label of the base or new half (CoCoOp's rule)."""
+    labels = sorted({record.label for record in records or []})
     half = math.ceil(len(labels) / 2)
     selected = labels[:half] if subsample == "base" else labels[half:]
-    relabel = {label: new_label for new_label, label in enumerate(selected)}
-    print(f"Subsampling {subsample} classes: {len(selected)} of {len(labels)}")
-    return [None if split is None else _keep_classes(split, relabel) for split in splits]
+    return {label: new_label for new_label, label in enumerate(selected)}
 
 
 def _keep_classes(records: list[Record], relabel: Mapping[int, int]) -> list[Record]:
@@ -428,9 +434,12 @@ def _key_changes(stored: Any, key: Mapping[str, Any]) -> list[str]:
 
 
 def load_fewshot_cache(
-    path: Path, key: Mapping[str, Any]
+    path: Path, key: Mapping[str, Any],
+    check: Callable[[list[Record], list[Record] | None], str | None] | None = None,
 ) -> tuple[list[Record], list[Record] | None] | None:
-    """The cached (train, val) if ``path`` holds exactly ``key``; else None, saying why."""
+    """The cached (train, val) if ``path`` holds exactly ``key`` and ``check`` finds nothing
+    wrong with its content; else None, saying why in one line (the caller draws again and
+    replaces the file atomically)."""
     if not path.is_file():
         return None
     try:
@@ -445,8 +454,42 @@ def load_fewshot_cache(
         print(f"Ignoring few-shot cache {path}: it does not match this setting "
               f"({'; '.join(changes)}). Drawing the subset again.")
         return None
+    # A right key does not make right content (a hand-edited or foreign file): the records
+    # must be a draw the sampler could have made from this split.
+    problem = check(train, val) if check is not None else None
+    if problem:
+        print(f"Ignoring few-shot cache {path}: its content is not a draw from this split "
+              f"({problem}). Drawing the subset again and replacing it.")
+        return None
     print(f"Loading few-shot subset from {path}")
     return train, val
+
+
+def draw_problem(records: Sequence[Record], source: Sequence[Record], shots: int,
+                 what: str) -> str | None:
+    """What makes ``records`` impossible as a draw of ``shots`` per class from ``source``
+    (an image not in it, hence possibly outside the data root or missing; a label or class
+    name that is not the split's; a repeat; a class with the wrong count), else None."""
+    pool = set(source)
+    available: dict[int, int] = {}
+    for record in source:
+        available[record.label] = available.get(record.label, 0) + 1
+    counts: dict[int, int] = {}
+    seen: set[Record] = set()
+    for record in records:
+        if record not in pool:
+            return (f"{what} entry [{record.path!r}, {record.label!r}, {record.classname!r}] "
+                    "is not an image of the split with that label and class name")
+        if record in seen:
+            return f"{what} lists {record.path!r} twice"
+        seen.add(record)
+        counts[record.label] = counts.get(record.label, 0) + 1
+    for label, count in sorted(available.items()):
+        expected = min(shots, count)
+        if counts.get(label, 0) != expected:
+            return (f"{what} has {counts.get(label, 0)} image(s) of class {label}; a draw of "
+                    f"{shots} shot(s) has {expected}")
+    return None
 
 
 def save_fewshot_cache(
@@ -503,7 +546,20 @@ def select_fewshot(
     warn_short_classes(name, splits.train, num_shots)
     key = fewshot_key(name, num_shots, seed, subsample, splits)
     cache = fewshot_cache_path(dataset_dir, num_shots, seed, subsample)
-    cached = load_fewshot_cache(cache, key) if seed >= 0 else None
+    train_source, val_source = splits.train, splits.val
+    if subsample != "all":  # the cache holds the relabelled half
+        relabel = _subsample_relabel(subsample, splits.train)
+        train_source = _keep_classes(splits.train, relabel)
+        val_source = None if splits.val is None else _keep_classes(splits.val, relabel)
+
+    def check(train: list[Record], val: list[Record] | None) -> str | None:
+        if (val is None) != (val_source is None):
+            return "val is missing" if val is None else "val is given for a split without one"
+        return (draw_problem(train, train_source, num_shots, "train")
+                or (draw_problem(val, val_source, min(num_shots, MAX_VAL_SHOTS), "val")
+                    if val is not None and val_source is not None else None))
+
+    cached = load_fewshot_cache(cache, key, check) if seed >= 0 else None
     if cached is not None:
         train, val = cached
         # Base/new classes are decided by the training labels (CoCoOp); the full train split has

@@ -58,6 +58,36 @@ PathOf = Callable[[str, str, int, int], str]
 
 
 # ----------------------------------------------------------------------------------------------
+# The generator writes only into folders it made
+# ----------------------------------------------------------------------------------------------
+
+# A data set folder this tool made holds this file; one without it may hold a real data set.
+MARKER = ".made_by_tiny_data"
+
+
+class FolderNotOurs(Exception):
+    """The target data set folder exists and was not made by this tool: nothing is written."""
+
+
+def claim_dataset_dir(dataset_dir: Path) -> Path:
+    """``dataset_dir``, made and marked as this tool's; refused (nothing written) when it exists
+    without the marker, so a real data set under the same root is never overwritten. An empty
+    folder is taken over; a folder this tool made may be regenerated."""
+    dataset_dir = Path(dataset_dir)
+    if dataset_dir.exists() and not (dataset_dir / MARKER).is_file():
+        if not dataset_dir.is_dir() or any(dataset_dir.iterdir()):
+            raise FolderNotOurs(
+                f"{dataset_dir} already exists and was not made by tools/tiny_data.py (it has "
+                f"no {MARKER}): refusing to write a tiny data set over it. Give --root a folder "
+                "that holds no real data set (e.g. --root /tmp/tiny_data)."
+            )
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    # Written before any image, so an interrupted generation can be run again.
+    (dataset_dir / MARKER).write_text("tools/tiny_data.py\n", encoding="utf-8")
+    return dataset_dir
+
+
+# ----------------------------------------------------------------------------------------------
 # Images
 # ----------------------------------------------------------------------------------------------
 
@@ -119,7 +149,7 @@ def write_lines(path: Path, lines: Sequence[str]) -> None:
 def make_tiny_eurosat(root: Path, images_per_class: int = 6, image_size: int = 32,
                       seed: int = 0) -> Path:
     """``eurosat/2750/<Class>/<Class>_<n>.jpg`` and ``split_zhou_EuroSAT.json`` (10 classes)."""
-    dataset_dir = Path(root) / "eurosat"
+    dataset_dir = claim_dataset_dir(Path(root) / "eurosat")
     splits = write_class_images(
         dataset_dir / "2750", list(EUROSAT_CLASSES.items()),
         lambda split, key, n, _: os.path.join(key, f"{key}_{n}.jpg"),
@@ -131,7 +161,7 @@ def make_tiny_eurosat(root: Path, images_per_class: int = 6, image_size: int = 3
 def make_tiny_oxford_pets(root: Path, images_per_class: int = 6, image_size: int = 32,
                           seed: int = 0) -> Path:
     """``oxford_pets/images/<Breed>_<n>.jpg``, ``annotations/`` and the split file."""
-    dataset_dir = Path(root) / "oxford_pets"
+    dataset_dir = claim_dataset_dir(Path(root) / "oxford_pets")
     classes = [(breed, breed.lower()) for breed in PETS_BREEDS]
     splits = write_class_images(dataset_dir / "images", classes,
                                 lambda split, key, n, _: f"{key}_{n}.jpg",
@@ -150,7 +180,7 @@ def make_tiny_oxford_pets(root: Path, images_per_class: int = 6, image_size: int
 def make_tiny_dtd(root: Path, images_per_class: int = 6, image_size: int = 32,
                   seed: int = 0) -> Path:
     """``dtd/images/<class>/<class>_<nnnn>.jpg``, ``labels/``, ``imdb/`` and the split file."""
-    dataset_dir = Path(root) / "dtd"
+    dataset_dir = claim_dataset_dir(Path(root) / "dtd")
     splits = write_class_images(dataset_dir / "images", [(c, c) for c in DTD_CLASSES],
                                 lambda split, key, n, _: os.path.join(key, f"{key}_{n:04d}.jpg"),
                                 images_per_class, image_size, seed)
@@ -164,7 +194,7 @@ def make_tiny_dtd(root: Path, images_per_class: int = 6, image_size: int = 32,
 def make_tiny_food101(root: Path, images_per_class: int = 6, image_size: int = 32,
                       seed: int = 0) -> Path:
     """``food-101/images/<class>/<id>.jpg``, ``meta/`` and the split file."""
-    dataset_dir = Path(root) / "food-101"
+    dataset_dir = claim_dataset_dir(Path(root) / "food-101")
     splits = write_class_images(dataset_dir / "images", [(c, c) for c in FOOD_CLASSES],
                                 lambda split, key, n, i: os.path.join(key, f"{100000 + i}.jpg"),
                                 images_per_class, image_size, seed)
@@ -179,7 +209,7 @@ def make_tiny_food101(root: Path, images_per_class: int = 6, image_size: int = 3
 def make_tiny_caltech101(root: Path, images_per_class: int = 6, image_size: int = 32,
                          seed: int = 0) -> Path:
     """``caltech-101/101_ObjectCategories/<folder>/image_<nnnn>.jpg`` and the split file."""
-    dataset_dir = Path(root) / "caltech-101"
+    dataset_dir = claim_dataset_dir(Path(root) / "caltech-101")
     splits = write_class_images(dataset_dir / "101_ObjectCategories",
                                 list(CALTECH_CLASSES.items()),
                                 lambda split, key, n, _: os.path.join(key, f"image_{n:04d}.jpg"),
@@ -191,7 +221,7 @@ def make_tiny_caltech101(root: Path, images_per_class: int = 6, image_size: int 
 def make_tiny_oxford_flowers(root: Path, images_per_class: int = 6, image_size: int = 32,
                              seed: int = 0) -> Path:
     """``oxford_flowers/jpg/image_<nnnnn>.jpg``, ``cat_to_name.json`` and the split file."""
-    dataset_dir = Path(root) / "oxford_flowers"
+    dataset_dir = claim_dataset_dir(Path(root) / "oxford_flowers")
     splits = write_class_images(dataset_dir / "jpg", [(c, c) for c in FLOWER_CLASSES],
                                 lambda split, key, n, i: f"image_{i:05d}.jpg",
                                 images_per_class, image_size, seed)
@@ -205,7 +235,7 @@ def make_tiny_stanford_cars(root: Path, images_per_class: int = 6, image_size: i
                             seed: int = 0) -> Path:
     """``stanford_cars/cars_train|cars_test/<nnnnn>.jpg``; split paths are relative to the
     data set folder, as in CoOp's file."""
-    dataset_dir = Path(root) / "stanford_cars"
+    dataset_dir = claim_dataset_dir(Path(root) / "stanford_cars")
     folder = {"train": "cars_train", "val": "cars_train", "test": "cars_test"}
     splits = write_class_images(
         dataset_dir, [(c, c) for c in CAR_CLASSES],
@@ -219,7 +249,7 @@ def make_tiny_stanford_cars(root: Path, images_per_class: int = 6, image_size: i
 def make_tiny_sun397(root: Path, images_per_class: int = 6, image_size: int = 32,
                      seed: int = 0) -> Path:
     """``sun397/SUN397/<letter>/<class>/sun_<id>.jpg``, ``ClassName.txt`` and the split file."""
-    dataset_dir = Path(root) / "sun397"
+    dataset_dir = claim_dataset_dir(Path(root) / "sun397")
     splits = write_class_images(dataset_dir / "SUN397", list(SUN_CLASSES.items()),
                                 lambda split, key, n, i: os.path.join(key, f"sun_tiny{i:06d}.jpg"),
                                 images_per_class, image_size, seed)
@@ -231,7 +261,7 @@ def make_tiny_sun397(root: Path, images_per_class: int = 6, image_size: int = 32
 def make_tiny_ucf101(root: Path, images_per_class: int = 6, image_size: int = 32,
                      seed: int = 0) -> Path:
     """``ucf101/UCF-101-midframes/<Action_Name>/v_<ActionName>_gNN_c01.jpg`` and the split."""
-    dataset_dir = Path(root) / "ucf101"
+    dataset_dir = claim_dataset_dir(Path(root) / "ucf101")
     splits = write_class_images(
         dataset_dir / "UCF-101-midframes", [(c, c) for c in UCF_CLASSES],
         lambda split, key, n, _: os.path.join(key, f"v_{key.replace('_', '')}_g{n:02d}_c01.jpg"),
@@ -248,7 +278,7 @@ def make_tiny_ucf101(root: Path, images_per_class: int = 6, image_size: int = 32
 def make_tiny_fgvc_aircraft(root: Path, images_per_class: int = 6, image_size: int = 32,
                             seed: int = 0) -> Path:
     """``fgvc_aircraft/images/<id>.jpg``, ``variants.txt`` and ``images_variant_<split>.txt``."""
-    dataset_dir = Path(root) / "fgvc_aircraft"
+    dataset_dir = claim_dataset_dir(Path(root) / "fgvc_aircraft")
     splits = write_class_images(dataset_dir / "images", [(v, v) for v in AIRCRAFT_VARIANTS],
                                 lambda split, key, n, i: f"{1000000 + i:07d}.jpg",
                                 images_per_class, image_size, seed)
@@ -267,7 +297,7 @@ def make_tiny_imagenet(root: Path, images_per_class: int = 6, image_size: int = 
                        seed: int = 0) -> Path:
     """``imagenet/images/train|val/<wnid>/*.JPEG`` and ``classnames.txt`` (5 classes);
     val gets about a third as many images as train."""
-    dataset_dir = Path(root) / "imagenet"
+    dataset_dir = claim_dataset_dir(Path(root) / "imagenet")
     rng = np.random.default_rng(seed)
     n_val = max(1, images_per_class // 3)
     val_index = 0
@@ -300,7 +330,7 @@ def _make_class_folder_test_set(
 def make_tiny_imagenetv2(root: Path, images_per_class: int = 6, image_size: int = 32,
                          seed: int = 0) -> Path:
     """``imagenetv2/imagenetv2-matched-frequency-format-val/<label>/*.jpeg`` + classnames.txt."""
-    return _make_class_folder_test_set(Path(root) / "imagenetv2",
+    return _make_class_folder_test_set(claim_dataset_dir(Path(root) / "imagenetv2"),
                                        "imagenetv2-matched-frequency-format-val",
                                        lambda label, wnid: str(label),
                                        lambda n: f"tiny{n:04d}.jpeg",
@@ -310,7 +340,8 @@ def make_tiny_imagenetv2(root: Path, images_per_class: int = 6, image_size: int 
 def make_tiny_imagenet_sketch(root: Path, images_per_class: int = 6, image_size: int = 32,
                               seed: int = 0) -> Path:
     """``imagenet-sketch/images/<wnid>/sketch_<n>.JPEG`` + classnames.txt."""
-    return _make_class_folder_test_set(Path(root) / "imagenet-sketch", "images",
+    return _make_class_folder_test_set(claim_dataset_dir(Path(root) / "imagenet-sketch"),
+                                       "images",
                                        lambda label, wnid: wnid, lambda n: f"sketch_{n}.JPEG",
                                        images_per_class, image_size, seed)
 
@@ -318,7 +349,8 @@ def make_tiny_imagenet_sketch(root: Path, images_per_class: int = 6, image_size:
 def make_tiny_imagenet_a(root: Path, images_per_class: int = 6, image_size: int = 32,
                          seed: int = 0) -> Path:
     """``imagenet-adversarial/imagenet-a/<wnid>/*.jpg``, its README.txt, classnames.txt."""
-    dataset_dir = _make_class_folder_test_set(Path(root) / "imagenet-adversarial", "imagenet-a",
+    dataset_dir = _make_class_folder_test_set(claim_dataset_dir(Path(root) / "imagenet-adversarial"),
+                                              "imagenet-a",
                                               lambda label, wnid: wnid,
                                               lambda n: f"0.{n:06d}.jpg",
                                               images_per_class, image_size, seed)
@@ -329,7 +361,8 @@ def make_tiny_imagenet_a(root: Path, images_per_class: int = 6, image_size: int 
 def make_tiny_imagenet_r(root: Path, images_per_class: int = 6, image_size: int = 32,
                          seed: int = 0) -> Path:
     """``imagenet-rendition/imagenet-r/<wnid>/art_<n>.jpg``, its README.txt, classnames.txt."""
-    dataset_dir = _make_class_folder_test_set(Path(root) / "imagenet-rendition", "imagenet-r",
+    dataset_dir = _make_class_folder_test_set(claim_dataset_dir(Path(root) / "imagenet-rendition"),
+                                              "imagenet-r",
                                               lambda label, wnid: wnid, lambda n: f"art_{n}.jpg",
                                               images_per_class, image_size, seed)
     write_lines(dataset_dir / "imagenet-r" / "README.txt", ["tiny ImageNet-R"])
@@ -375,7 +408,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = sorted(MAKERS) if args.dataset == "all" else [args.dataset]
     for name in names:
-        folder = make_tiny(name, args.root, args.images_per_class, args.image_size, args.seed)
+        try:
+            folder = make_tiny(name, args.root, args.images_per_class, args.image_size,
+                               args.seed)
+        except FolderNotOurs as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:  # a root that is a file, read-only, full
+            print(f"error: cannot write tiny {name} under {args.root} "
+                  f"({error.strerror or error}: {error.filename}). Give --root a folder you can "
+                  "write to.", file=sys.stderr)
+            return 2
         print(f"Wrote tiny {name} to {folder}")
     return 0
 

@@ -49,6 +49,15 @@ declare -A DAPT_RESERVED_KEYS=(
 
 # ------------------------------------------------------------------------------------ messages
 
+# Ctrl-C between runs: one line, status 130; finished runs are skipped on the next call.
+DAPT_INTERRUPTED=130
+dapt_on_interrupt() {
+    printf 'error: interrupted (SIGINT); run the same command again: finished runs are' >&2
+    printf ' skipped and an unfinished one resumes from its last checkpoint\n' >&2
+    exit "$DAPT_INTERRUPTED"
+}
+trap dapt_on_interrupt INT
+
 dapt_die() {
     printf 'error: %s\n' "$*" >&2
     exit 2
@@ -381,15 +390,28 @@ dapt_run_step() {
     printf ' %q' "$@"
     printf '\n'
     status=0
+    # While train.py runs, Ctrl-C is its to report (one line, status 130); the script only
+    # stops after it.
+    trap ':' INT
     "$@" || status=$?
+    trap dapt_on_interrupt INT
+    if ((status == DAPT_INTERRUPTED)); then
+        exit "$status"
+    fi
     if ((status == 2)); then
-        # Started by another process between the check and this run? Then it is not a failure.
+        # Refused because another process holds the folder, or finished it meanwhile (two
+        # identical sweeps)? Then it is not a failure: running elsewhere, or done elsewhere.
         check=0
         dapt_check_run "$dir" "$@" >/dev/null 2>&1 || check=$?
         if ((check == DAPT_RUNNING_ELSEWHERE)); then
             DAPT_ELSEWHERE+=("$dir")
             return 0
         fi
+        if ((check == DAPT_FINISHED)); then
+            printf 'done elsewhere: %s (another process finished this run meanwhile)\n' "$dir"
+            return 0
+        fi
+        exit "$status"  # train.py refused it with one error line naming the fix
     fi
     if ((status != 0)); then
         printf 'error: exit status %s from the run in %s; fix the cause and re-run the same' \

@@ -1,6 +1,7 @@
 """Write files so that a killed process leaves either the old file or the new one."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -16,7 +17,12 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
     handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     os.close(handle)
     try:
-        write(tmp_path)
+        try:
+            write(tmp_path)
+        except OSError as error:
+            if error.filename is None:  # a buffered write names no file: name the target
+                raise OSError(error.errno, error.strerror, path) from None
+            raise
         with open(tmp_path, "rb") as written:
             os.fsync(written.fileno())  # on disk before the rename makes it visible
         os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp makes 0600; match open()
@@ -27,6 +33,16 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
         raise
 
 
+def unused_path(path: str) -> str:
+    """``path``, or ``path-1``, ``path-2``, ... : the first name no file has, so a file kept
+    aside (an earlier result or log) never replaces another kept in the same second."""
+    candidate, number = path, 0
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = f"{path}-{number}"
+    return candidate
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -34,7 +50,16 @@ def _current_umask() -> int:
 
 
 def torch_save_atomically(obj: Any, path: str) -> None:
-    write_atomically(path, lambda tmp: torch.save(obj, tmp))
+    # Serialised in memory first, then written as plain bytes: a full disk then raises
+    # OSError(ENOSPC) naming the file, where torch.save's own writer raises a RuntimeError.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as file:
+            file.write(buffer.getbuffer())
+
+    write_atomically(path, write)
 
 
 def json_dump_atomically(obj: Any, path: str) -> None:

@@ -48,15 +48,59 @@ def save_checkpoint(state: dict[str, Any], folder: str, file_name: str, latest: 
     return path
 
 
-def latest_checkpoint(folder: str) -> str | None:
-    """Path named by the folder's resume pointer, or None when there is nothing to resume."""
-    pointer = os.path.join(folder, LATEST_POINTER)
+def _pointer_problem(pointer: str) -> tuple[str | None, str]:
+    """(checkpoint path, "") when the resume pointer names a checkpoint file beside it, else
+    (None, what is wrong with the pointer)."""
+    if not os.path.lexists(pointer):
+        return None, "is missing"
     if not os.path.isfile(pointer):
+        return None, "is not a file"
+    try:
+        with open(pointer, "rb") as file:
+            name = file.readline(256).decode("utf-8", errors="replace").strip()
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    path = os.path.join(os.path.dirname(pointer), name)
+    if not _CHECKPOINT_FILE.fullmatch(name):
+        return None, f"holds {name[:60]!r}, not a checkpoint file name"
+    if not os.path.isfile(path):
+        return None, f"names {name}, which is not there"
+    return path, ""
+
+
+def latest_checkpoint(folder: str) -> str | None:
+    """The checkpoint a run in ``folder`` resumes from, or None when it holds none.
+
+    Normally the one the resume pointer names. A pointer that is missing, garbled or names no
+    file must never make a run start over and write over the checkpoints that are there, so
+    then the newest checkpoint that loads is taken, with a note; if none loads, the run is
+    refused naming the pointer and the fix.
+    """
+    pointer = os.path.join(folder, LATEST_POINTER)
+    path, problem = _pointer_problem(pointer)
+    if path is not None:
+        return path
+    epochs = sorted(_epochs_matching(folder, _CHECKPOINT_FILE), reverse=True)
+    if not epochs:
+        if os.path.lexists(pointer):
+            print(f"Note: resume pointer {pointer} {problem} and no checkpoint is beside it; "
+                  "nothing to resume")
         return None
-    with open(pointer) as file:
-        name = file.readline().strip()
-    path = os.path.join(folder, name)
-    return path if name and os.path.isfile(path) else None
+    for epoch in epochs:
+        candidate = os.path.join(folder, checkpoint_name(epoch))
+        try:
+            read_checkpoint(candidate)
+        except DaptInitError:
+            continue
+        print(f"Note: resume pointer {pointer} {problem}; resuming from the newest checkpoint "
+              f"that loads, {candidate}")
+        return candidate
+    raise DaptInitError(
+        f"resume pointer {pointer} {problem}, and none of the checkpoints beside it loads "
+        f"({', '.join(checkpoint_name(e) for e in epochs)}), so the run is not restarted over "
+        f"them. Fix: put a good checkpoint's file name in {pointer}, or delete {folder} to "
+        "train this run from scratch."
+    )
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:

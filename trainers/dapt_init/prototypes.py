@@ -144,8 +144,25 @@ def cache_file_name(key: dict[str, Any]) -> str:
     return f"{dataset}_{key.get('shots')}shot_seed{key.get('seed')}_{digest}.pt"
 
 
-def load_cached_prototypes(path: str, key: dict[str, Any]) -> torch.Tensor | None:
-    """The cached prototypes if ``path`` holds them for exactly ``key``, else None (says why)."""
+def prototypes_problem(prototypes: Any, shape: tuple[int, int]) -> str | None:
+    """What makes ``prototypes`` unusable as (C, D) class means of unit vectors, else None."""
+    if not isinstance(prototypes, torch.Tensor) or not prototypes.is_floating_point():
+        return f"it holds {type(prototypes).__name__}, not a float tensor"
+    if tuple(prototypes.shape) != tuple(shape):
+        return f"shape {tuple(prototypes.shape)}, expected {tuple(shape)} (classes, feature size)"
+    if not bool(torch.isfinite(prototypes).all()):
+        return "it holds NaN or infinite values"
+    # A mean of unit vectors has norm at most 1 (fp32 rounding aside).
+    if float(prototypes.float().norm(dim=-1).max()) > 1.0 + 1e-3:
+        return "a row's norm exceeds 1, so it is no mean of normalised features"
+    return None
+
+
+def load_cached_prototypes(path: str, key: dict[str, Any],
+                           shape: tuple[int, int] | None = None) -> torch.Tensor | None:
+    """The cached prototypes if ``path`` holds them for exactly ``key`` and, when ``shape`` is
+    given, their content is plausible (shape, finite, norms); else None, saying why in one line
+    (the caller recomputes and replaces the file atomically)."""
     if not os.path.exists(path):
         return None
     try:
@@ -159,6 +176,11 @@ def load_cached_prototypes(path: str, key: dict[str, Any]) -> torch.Tensor | Non
         changed = sorted(k for k in set(key) | set(stored_key) if key.get(k) != stored_key.get(k))
         print(f"Prototype cache {path} was written for another key "
               f"(differs in: {', '.join(changed)}); recomputing")
+        return None
+    # A right key does not make right content: checked here, where it is loaded.
+    problem = prototypes_problem(prototypes, shape) if shape is not None else None
+    if problem:
+        print(f"Prototype cache {path} is damaged ({problem}); recomputing and replacing it")
         return None
     return prototypes.float()
 

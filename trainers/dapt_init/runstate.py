@@ -370,7 +370,14 @@ class RunLock:
     def __init__(self, run_dir: str) -> None:
         os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, LOCK_FILE)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:  # a folder or an unwritable file where the lock goes
+            raise DaptInitError(
+                f"cannot take the run folder's lock {self.path} ({error.strerror or error}); it "
+                "must be a plain file this process can write: remove it (rmdir if it is a "
+                "folder) and run the same command again."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:

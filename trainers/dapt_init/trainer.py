@@ -18,13 +18,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dassl.data.data_manager import DatasetWrapper
+from dassl.data.data_manager import DataManager, DatasetWrapper
 from dassl.data.transforms import build_transform
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
-from .atomic import json_dump_atomically
+from .atomic import json_dump_atomically, unused_path
 from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
                          prompts_name, read_checkpoint, save_checkpoint, save_prompts)
 from .clip_loading import load_clip
@@ -74,6 +74,47 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
+class UnreadableImage(DaptInitError):
+    """An image the run reads cannot be decoded (it changed after the start-up check)."""
+
+    def __init__(self, message: str) -> None:
+        # Raised in a loader worker, torch re-raises it in the main process as this type with
+        # the worker's traceback as the message: keep the original one line, its last line.
+        if "Original Traceback" in message:
+            last = [line for line in message.splitlines() if line.strip()][-1]
+            message = last.split(": ", 1)[-1]
+        super().__init__(message)
+
+
+def _unreadable(path: str) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.convert("RGB")
+    except Exception as error:  # PIL raises many types for bad files; all mean "unreadable"
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+class CheckedDatasetWrapper(DatasetWrapper):
+    """The toolbox's dataset wrapper; an image that fails to load is named in one line."""
+
+    def __getitem__(self, idx: int) -> dict:
+        try:
+            return super().__getitem__(idx)
+        except Exception:
+            path = self.data_source[idx].impath
+            problem = _unreadable(path)  # only on failure: the usual path pays nothing
+            if problem is None:
+                raise
+            raise UnreadableImage(
+                f"image {path} cannot be read now ({problem}); it decoded when the run "
+                "started, so the file changed on disk. Replace it with a good copy and run the "
+                "same command again: the run resumes from its last checkpoint."
+            ) from None
+
+
 @TRAINER_REGISTRY.register()
 class DAPT_Init(TrainerX):
     """DAPT with a choice of text-prompt initialisation (TRAINER.DAPT_INIT.INIT_METHOD)."""
@@ -89,7 +130,13 @@ class DAPT_Init(TrainerX):
         validate_config(cfg, training=False)
 
     def build_data_loader(self) -> None:
-        super().build_data_loader()
+        # The toolbox's build_data_loader, with loaders whose datasets name an image that
+        # cannot be read (one line) instead of failing deep in a loader worker.
+        dm = DataManager(self.cfg, dataset_wrapper=CheckedDatasetWrapper)
+        self.train_loader_x, self.train_loader_u = dm.train_loader_x, dm.train_loader_u
+        self.val_loader, self.test_loader = dm.val_loader, dm.test_loader
+        self.num_classes, self.num_source_domains = dm.num_classes, dm.num_source_domains
+        self.lab2cname, self.dm = dm.lab2cname, dm
         # Workers beyond an epoch's batch count are started every epoch and never used; fewer
         # give bit-identical data (loader_workers.py says why).
         for loader in (self.train_loader_x, self.train_loader_u, self.val_loader,
@@ -273,7 +320,8 @@ class DAPT_Init(TrainerX):
     def _load_or_compute_prototypes(self) -> torch.Tensor:
         key = self._prototype_key()
         path = os.path.join(self._prototype_cache_dir(), cache_file_name(key))
-        cached = load_cached_prototypes(path, key)
+        shape = (self.num_classes, self.clip_loaded["embed_dim"])
+        cached = load_cached_prototypes(path, key, shape)
         if cached is not None:
             print(f"Loaded class prototypes from {path}")
             return cached
@@ -303,12 +351,13 @@ class DAPT_Init(TrainerX):
             transform = build_transform(cfg, is_train=True)
             groups = dapt_views(
                 train_x, [item.label for item in train_x],
-                lambda items: DatasetWrapper(cfg, items, transform=transform, is_train=True),
+                lambda items: CheckedDatasetWrapper(cfg, items, transform=transform,
+                                                   is_train=True),
                 workers)
             return compute_dapt_prototypes(self._frozen_image_features, groups,
                                            self.num_classes, batch_size)
         loader = DataLoader(
-            DatasetWrapper(cfg, train_x, transform=build_transform(cfg, is_train=False)),
+            CheckedDatasetWrapper(cfg, train_x, transform=build_transform(cfg, is_train=False)),
             batch_size=batch_size, shuffle=False, num_workers=workers,
             pin_memory=self.device.type == "cuda",
         )
@@ -416,7 +465,7 @@ class DAPT_Init(TrainerX):
         path = os.path.join(self.output_dir, RESULT_FILE)
         if os.path.exists(path):  # keep an earlier result, as the toolbox keeps earlier logs
             stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(os.path.getmtime(path)))
-            os.replace(path, f"{path}-{stamp}")
+            os.replace(path, unused_path(f"{path}-{stamp}"))
         json_dump_atomically(record, path)
         print(f"Result saved to {path}")
 
