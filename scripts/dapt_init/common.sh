@@ -17,6 +17,10 @@
 #   PYTHON       python interpreter that runs train.py (default: python, else python3)
 #   TAG          appended to the <cfg>_<shots>shots folder ("<cfg>_<shots>shots_<TAG>"), so a
 #                sweep over epochs or LRs gets folders of its own
+#   TRIAL        1: a trial on any CPU, nothing downloaded: the demo's small random CLIP and tiny
+#                EuroSAT (<repository>/demo_output, made when missing), the demo config (3
+#                epochs), seeds "1 2", runs tagged "trial" under <repository>/output_trial
+#   DEMO_DIR     the demo's folder for TRIAL=1 (default <repository>/demo_output)
 
 if [[ -n "${DAPT_COMMON_SOURCED:-}" ]]; then
     return 0
@@ -46,6 +50,10 @@ declare -A DAPT_RESERVED_KEYS=(
     [DATASET.ROOT]="DATA_ROOT"
     [TRAINER.NAME]="the script ($DAPT_TRAINER)"
 )
+
+# TRIAL=1 (dapt_apply_trial below): where the demo keeps its small CLIP and tiny data.
+# DEMO_DIR names another (tools/demo.py --workdir DIR).
+DAPT_TRIAL_DIR=${DEMO_DIR:-$DAPT_REPO_ROOT/demo_output}
 
 # ------------------------------------------------------------------------------------ messages
 
@@ -260,6 +268,9 @@ dapt_cfg_epochs() {
 # ------------------------------------------------------------------------------- environment
 
 dapt_require_data_root() {  # DATA_ROOT must name a folder; made absolute
+    if [[ -n "${DAPT_TRIAL:-}" && -z "${DATA_ROOT:-}" ]]; then
+        dapt_trial_data
+    fi
     [[ -n "${DATA_ROOT:-}" ]] ||
         dapt_die "DATA_ROOT is not set; export DATA_ROOT=/path/to/datasets (the folder that" \
             "holds eurosat/, oxford_pets/, ...)"
@@ -410,9 +421,53 @@ dapt_finish() {
     exit 0
 }
 
+# ------------------------------------------------------------------------------------- trial
+
+# dapt_apply_trial: TRIAL=1 changes the defaults, never what the user set: CFG demo_small (the
+# demo's 3-epoch recipe for a 32-px CLIP), SEEDS "1 2", OUTPUT_ROOT <repository>/output_trial,
+# and "trial" added to TAG, so a trial never takes the real study's folders (parse_test_res.py
+# shows the tag, and marks the small CLIP's rows wherever they meet a --reference).
+dapt_apply_trial() {
+    case "${TRIAL:-}" in
+        "" | 0) return 0 ;;
+        1) ;;
+        *) dapt_die "TRIAL must be 1 (a trial with the demo's small CLIP and tiny data) or 0," \
+            "got '$TRIAL'" ;;
+    esac
+    DAPT_TRIAL=1
+    CFG=${CFG:-demo_small}
+    DAPT_DEFAULT_SEEDS="1 2"
+    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_REPO_ROOT/output_trial}
+    [[ "_${TAG:-}_" == *_trial_* ]] || TAG="${TAG:+${TAG}_}trial"
+}
+
+# dapt_trial_data: DATA_ROOT for a trial, the demo's tiny data (made by tools/demo.py when
+# missing, with its small CLIP).
+dapt_trial_data() {
+    DATA_ROOT="$DAPT_TRIAL_DIR/data"
+    if [[ ! -f "$DATA_ROOT/eurosat/split_zhou_EuroSAT.json" || ! -f "$DAPT_TRIAL_DIR/small_clip.pt" ]]; then
+        dapt_resolve_python
+        printf 'trial: making the demo'"'"'s small CLIP and tiny EuroSAT in %s\n' "$DAPT_TRIAL_DIR"
+        "$DAPT_PYTHON" "$DAPT_REPO_ROOT/tools/demo.py" --prepare-only --workdir "$DAPT_TRIAL_DIR" ||
+            dapt_die "could not make the trial's data and CLIP in $DAPT_TRIAL_DIR (see above)"
+    fi
+}
+
+# dapt_trial_overrides: a trial's runs load the demo's small CLIP (unless the overrides name
+# other weights).
+dapt_trial_overrides() {
+    local i
+    [[ -n "${DAPT_TRIAL:-}" ]] || return 0
+    for ((i = 0; i < ${#DAPT_OVERRIDES[@]}; i += 2)); do
+        [[ "${DAPT_OVERRIDES[i]}" != TRAINER.DAPT_INIT.CLIP_WEIGHTS ]] || return 0
+    done
+    DAPT_OVERRIDES+=(TRAINER.DAPT_INIT.CLIP_WEIGHTS "$DAPT_TRIAL_DIR/small_clip.pt")
+}
+
 # dapt_prepare_run: the checks every run script makes after its arguments (seeds, data root,
 # output root, interpreter).
 dapt_prepare_run() {
+    dapt_trial_overrides
     dapt_check_seeds
     dapt_check_tag
     if [[ -n "${DAPT_CHECK_ONLY:-}" && -z "${DATA_ROOT:-}" ]]; then
@@ -482,3 +537,5 @@ dapt_train_hint() {
     printf ' %q' "$@"
     dapt_overrides_text
 }
+
+dapt_apply_trial
