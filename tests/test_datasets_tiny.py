@@ -112,3 +112,17 @@ def test_the_default_tiny_eurosat_has_four_training_images_a_class(tmp_path: Pat
     split = json.loads((dataset_dir / "split_zhou_EuroSAT.json").read_text())
     per_class = [sum(1 for _, label, _ in split["train"] if label == c) for c in range(10)]
     assert per_class == [4] * 10
+
+
+def test_tiny_data_and_the_demos_preparation_print_no_warnings(tmp_path: Path):
+    # Both import the toolbox (through datasets/), whose dependencies warn about pkg_resources
+    # and try to reach PyPI; a newcomer's first commands should print only what they did.
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "OUTDATED_IGNORE")}
+    for command in (["tools/tiny_data.py", "eurosat", "--root", str(tmp_path / "data")],
+                    ["tools/demo.py", "--prepare-only", "--workdir", str(tmp_path / "demo")]):
+        result = subprocess.run([sys.executable, *command], cwd=REPO, env=env,
+                                capture_output=True, text=True, check=False, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "demo" / "small_clip.pt").is_file()
+    assert (tmp_path / "demo" / "data" / "eurosat" / "split_zhou_EuroSAT.json").is_file()

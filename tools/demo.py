@@ -64,9 +64,16 @@ def main() -> int:
     command = demo_command(workdir, args.init, args.seed, args.shots)
     print("+ " + " ".join(command), flush=True)
     status = subprocess.call(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    print("\nDemo finished. The CLIP had random weights and the images are noise: the accuracy "
-          "above means nothing. It shows the pipeline runs end to end; see log.txt and "
-          f"result.json under {workdir / 'output'}.")
+    run_dir = command[command.index("--output-dir") + 1]
+    if status != 0:
+        print(f"\nDemo failed (exit status {status}); the error is above.\n", file=sys.stderr)
+        return status
+    # Short lines and a blank line after: the closing words stay apart from what comes next
+    # (the README runs the demo for several inits in a row).
+    print("\nDemo finished: the real pipeline ran end to end; its log.txt and result.json are in\n"
+          f"  {run_dir}\n"
+          "The CLIP had random weights and the images are noise: the accuracy means nothing.\n"
+          "Next, a trial sweep and its table: TRIAL=1 bash scripts/dapt_init/sweep.sh\n")
     return status
 
 

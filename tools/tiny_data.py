@@ -25,10 +25,11 @@ from PIL import Image
 # Run as a script, the repository root is not on sys.path; the shared split-file code lives in
 # datasets/fewshot.py.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-with warnings.catch_warnings():  # importing datasets imports the toolbox, whose dependency
-    # 'outdated' warns that pkg_resources is deprecated: not the user's concern
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-    from datasets.fewshot import Record, Splits, write_split_file  # noqa: E402
+# Importing datasets imports the toolbox, whose dependency 'outdated' warns that pkg_resources
+# is deprecated: not the user's concern. A lasting filter, not catch_warnings(): leaving that
+# block would also drop the filter 'outdated' sets on import for its own (offline) warnings.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+from datasets.fewshot import Record, Splits, write_split_file  # noqa: E402
 
 SPLITS = ("train", "val", "test")
 
