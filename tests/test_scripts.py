@@ -49,6 +49,7 @@ if [[ " $* " == *" --check-finished "* ]]; then  # train.py's finished rule, unr
     exit 0
 fi
 printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
+[[ -z "${FAKE_CWD:-}" ]] || pwd >>"$FAKE_CWD"
 lock=""
 if [[ -n "${FAKE_LOCKS:-}" ]]; then
     lock="$FAKE_LOCKS/gpu_${CUDA_VISIBLE_DEVICES-none}"
@@ -532,6 +533,43 @@ def test_trial_runs_the_demo_clip_and_config_into_folders_of_their_own(fake):
     assert command in done.stdout
     assert "DATA_ROOT is not set" not in done.stdout
     assert fake.run("main.sh", "eurosat", "diff", "4", TRIAL="yes").returncode == 2
+
+
+def test_codebase_runs_a_host_train_py_with_its_configs_and_the_same_rules(fake):
+    # A CoOp-family host after the drop-in steps: its own train.py (no --check-finished) and
+    # configs, with DAPT_Init's trainer configs copied in.
+    host = fake.root / "CoOp"
+    (host / "configs/datasets").mkdir(parents=True)
+    (host / "configs/datasets/eurosat.yaml").write_text("DATASET:\n  NAME: EuroSAT\n")
+    (host / "configs/trainers/DAPT_Init").mkdir(parents=True)
+    for config in (REPO / "configs/trainers/DAPT_Init").glob("*.yaml"):
+        (host / "configs/trainers/DAPT_Init" / config.name).write_text(config.read_text())
+    (host / "train.py").write_text("# CoOp's train.py\n")
+    env = {"CODEBASE": str(host), "OUTPUT_ROOT": "", "FAKE_CWD": str(fake.root / "cwd.log"),
+           "SEEDS": "1 2"}
+    done = fake.run("main.sh", "eurosat", "diff", "4", **env)
+    assert done.returncode == 0, done.stderr
+    assert (fake.root / "cwd.log").read_text().split() == [str(host)] * 2
+    for seed, (_, args) in enumerate(fake.calls(), start=1):
+        assert args[:2] == ["train.py", "--root"]
+        assert arg(args, "--config-file") == "configs/trainers/DAPT_Init/vit_b16_ep100.yaml"
+        assert arg(args, "--output-dir") == str(
+            host / f"output/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed{seed}")
+    # Without --check-finished in the host's train.py, a result.json means finished.
+    done = fake.run("main.sh", "eurosat", "diff", "4", **env)
+    assert done.returncode == 0 and len(fake.calls()) == 2
+    assert done.stdout.count("skip (finished): ") == 2
+    assert "settings were not compared" in done.stdout
+    # The sweep loops there too; the host's datasets are the ones with a config.
+    done = fake.run("sweep.sh", "--dry-run", DATASETS="eurosat", **env)
+    summary = "30 jobs (1 datasets x 3 inits x 5 shots x 2 seeds): 2 finished, 28 to run"
+    assert summary in done.stdout
+    done = fake.run("main.sh", "oxford_pets", "diff", "4", **env)
+    assert done.returncode == 2 and "valid datasets: eurosat" in done.stderr
+    done = fake.run("main.sh", "eurosat", "diff", "4", CODEBASE=str(fake.root / "nowhere"))
+    assert done.returncode == 2 and error_lines(done) == [
+        f"error: CODEBASE='{fake.root / 'nowhere'}' has no train.py; point it at the root of the "
+        "codebase that holds the drop-in unit (its train.py, trainers/dapt_init/ and configs/)"]
 
 
 # ------------------------------------------------------------- real train.py (needs Dassl)

@@ -21,6 +21,9 @@
 #                EuroSAT (<repository>/demo_output, made when missing), the demo config (3
 #                epochs), seeds "1 2", runs tagged "trial" under <repository>/output_trial
 #   DEMO_DIR     the demo's folder for TRIAL=1 (default <repository>/demo_output)
+#   CODEBASE     a CoOp-family codebase holding the drop-in unit (README, "Drop into another
+#                CoOp-family codebase"): its train.py, configs/ and output/ are used instead of
+#                this repository's, so the same scripts loop seeds and shots there
 
 if [[ -n "${DAPT_COMMON_SOURCED:-}" ]]; then
     return 0
@@ -35,8 +38,11 @@ DAPT_DEFAULT_SEEDS="1 2 3"
 DAPT_SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 DAPT_REPO_ROOT="$(cd -- "$DAPT_SCRIPT_DIR/../.." && pwd)"
 DAPT_CALLER_DIR="$PWD"
+# The codebase whose train.py and configs/ run (dapt_apply_codebase: CODEBASE, else this one).
+DAPT_CODEBASE=$DAPT_REPO_ROOT
 DAPT_TRAINER_CONFIGS="$DAPT_REPO_ROOT/configs/trainers/$DAPT_TRAINER"
 DAPT_DATASET_CONFIGS="$DAPT_REPO_ROOT/configs/datasets"
+DAPT_HAS_CHECK_FINISHED=1  # train.py answers --check-finished (a host's may not)
 
 # Config keys the scripts set from their arguments: an override would make the run disagree
 # with its folder name, so they are refused.
@@ -281,7 +287,7 @@ dapt_require_data_root() {  # DATA_ROOT must name a folder; made absolute
 }
 
 dapt_resolve_output_root() {  # OUTPUT_ROOT made absolute (default <repository>/output)
-    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_REPO_ROOT/output}
+    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_CODEBASE/output}
     [[ "$OUTPUT_ROOT" == /* ]] || OUTPUT_ROOT="$DAPT_CALLER_DIR/$OUTPUT_ROOT"
     OUTPUT_ROOT=${OUTPUT_ROOT%/}
 }
@@ -356,6 +362,14 @@ dapt_check_run() {
     local dir=$1 status=0
     shift
     [[ -e "$dir" ]] || return "$DAPT_NOT_FINISHED"
+    if [[ -z "$DAPT_HAS_CHECK_FINISHED" ]]; then
+        # A host's train.py without the finished rule: a result.json is all there is to go by.
+        [[ -f "$dir/result.json" ]] || return "$DAPT_NOT_FINISHED"
+        printf 'skip (finished): %s (result.json present; %s/train.py has no' "$dir" \
+            "$DAPT_CODEBASE"
+        printf ' --check-finished, so its settings were not compared)\n'
+        return "$DAPT_FINISHED"
+    fi
     "$1" "$2" --check-finished "${@:3}" || status=$?
     return "$status"
 }
@@ -421,6 +435,27 @@ dapt_finish() {
     exit 0
 }
 
+# ---------------------------------------------------------------------------------- codebase
+
+# dapt_apply_codebase: CODEBASE (a host with the drop-in unit) supplies train.py, the dataset
+# and trainer configs and the default output root; every rule stays in these scripts.
+dapt_apply_codebase() {
+    [[ -n "${CODEBASE:-}" ]] || return 0
+    [[ -f "$CODEBASE/train.py" ]] ||
+        dapt_die "CODEBASE='$CODEBASE' has no train.py; point it at the root of the codebase" \
+            "that holds the drop-in unit (its train.py, trainers/dapt_init/ and configs/)"
+    DAPT_CODEBASE=$(cd -- "$CODEBASE" && pwd)
+    DAPT_TRAINER_CONFIGS="$DAPT_CODEBASE/configs/trainers/$DAPT_TRAINER"
+    DAPT_DATASET_CONFIGS="$DAPT_CODEBASE/configs/datasets"
+    [[ -d "$DAPT_TRAINER_CONFIGS" ]] ||
+        dapt_die "CODEBASE='$CODEBASE' has no configs/trainers/$DAPT_TRAINER/; copy" \
+            "$DAPT_REPO_ROOT/configs/trainers/$DAPT_TRAINER/ there (drop-in step 3)"
+    DAPT_HAS_CHECK_FINISHED=""
+    if grep -q -e '--check-finished' "$DAPT_CODEBASE/train.py"; then
+        DAPT_HAS_CHECK_FINISHED=1
+    fi
+}
+
 # ------------------------------------------------------------------------------------- trial
 
 # dapt_apply_trial: TRIAL=1 changes the defaults, never what the user set: CFG demo_small (the
@@ -437,7 +472,7 @@ dapt_apply_trial() {
     DAPT_TRIAL=1
     CFG=${CFG:-demo_small}
     DAPT_DEFAULT_SEEDS="1 2"
-    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_REPO_ROOT/output_trial}
+    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_CODEBASE/output_trial}
     [[ "_${TAG:-}_" == *_trial_* ]] || TAG="${TAG:+${TAG}_}trial"
 }
 
@@ -445,7 +480,8 @@ dapt_apply_trial() {
 # missing, with its small CLIP).
 dapt_trial_data() {
     DATA_ROOT="$DAPT_TRIAL_DIR/data"
-    if [[ ! -f "$DATA_ROOT/eurosat/split_zhou_EuroSAT.json" || ! -f "$DAPT_TRIAL_DIR/small_clip.pt" ]]; then
+    if [[ ! -f "$DATA_ROOT/eurosat/split_zhou_EuroSAT.json" ||
+        ! -f "$DAPT_TRIAL_DIR/small_clip.pt" ]]; then
         dapt_resolve_python
         printf 'trial: making the demo'"'"'s small CLIP and tiny EuroSAT in %s\n' "$DAPT_TRIAL_DIR"
         "$DAPT_PYTHON" "$DAPT_REPO_ROOT/tools/demo.py" --prepare-only --workdir "$DAPT_TRIAL_DIR" ||
@@ -479,9 +515,10 @@ dapt_prepare_run() {
     dapt_resolve_python
 }
 
-# dapt_enter_repo GPU: run from the repository root; a given GPU becomes the only visible one.
+# dapt_enter_repo GPU: run from the codebase's root (this repository's unless CODEBASE); a given
+# GPU becomes the only visible one.
 dapt_enter_repo() {
-    cd "$DAPT_REPO_ROOT"
+    cd "$DAPT_CODEBASE"
     if [[ -n "$1" ]]; then
         export CUDA_VISIBLE_DEVICES="$1"
     fi
@@ -538,4 +575,5 @@ dapt_train_hint() {
     dapt_overrides_text
 }
 
+dapt_apply_codebase
 dapt_apply_trial

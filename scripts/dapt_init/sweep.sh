@@ -38,6 +38,7 @@ Environment (lists are space-separated):
   OUTPUT_ROOT  output folder (default: <repository>/output)
   SWEEP_LOG_DIR  per-job logs (default: $OUTPUT_ROOT/sweep_logs)
   PYTHON       interpreter for train.py (default: python)
+  CODEBASE     another CoOp-family codebase with the drop-in unit (see main.sh --help)
   TRIAL        1: a trial on any CPU with the demo'"'"'s small CLIP and tiny data (see main.sh
                --help), into <repository>/output_trial, tagged "trial"
   --slurm only: SWEEP_JOB_NAME (dapt_init), SWEEP_TIME (24:00:00), SWEEP_CPUS (8),
@@ -85,7 +86,7 @@ read_list() {  # read_list NAME DEFAULT: the words of $NAME (or DEFAULT) into LI
     read -r -a LIST <<<"${!1:-$2}"
     ((${#LIST[@]} > 0)) || dapt_die "$1 is empty"
 }
-if [[ -n "${DAPT_TRIAL:-}" ]]; then  # the demo's data is a tiny EuroSAT with 4 training images a class
+if [[ -n "${DAPT_TRIAL:-}" ]]; then  # the demo's data: a tiny EuroSAT, 4 training images a class
     read_list DATASETS "eurosat"
 else
     read_list DATASETS "eurosat oxford_pets"
@@ -303,7 +304,10 @@ EOF
         printf 'export DATA_ROOT=%q\n' "$DATA_ROOT"
     fi
     printf 'export OUTPUT_ROOT=%q\n' "$OUTPUT_ROOT"
-    for name in CFG PYTHON TAG; do
+    if [[ -n "${CODEBASE:-}" ]]; then
+        printf 'export CODEBASE=%q\n' "$DAPT_CODEBASE"
+    fi
+    for name in CFG PYTHON TAG TRIAL; do
         if [[ -n "${!name:-}" ]]; then
             printf 'export %s=%q\n' "$name" "${!name}"
         fi
@@ -422,7 +426,8 @@ finish_job() {  # finish_job SLOT STATUS
     if [[ "$status" == 0 ]]; then
         printf '[done] %s: job %d: %s\n' "$name" "$index" "$(job_text "${JOBS[index]}")"
     elif [[ "$status" == "$DAPT_RUNNING_ELSEWHERE" ]]; then  # not a failure: another process has it
-        printf '[running elsewhere] %s: job %d: %s\n' "$name" "$index" "$(job_text "${JOBS[index]}")"
+        printf '[running elsewhere] %s: job %d: %s\n' "$name" "$index" \
+            "$(job_text "${JOBS[index]}")"
         ELSEWHERE+=("$index")
     else
         printf '[FAILED] %s: job %d: %s: exit status %s (log: %s)\n' "$name" "$index" \
