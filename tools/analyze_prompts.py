@@ -329,7 +329,9 @@ def train_argv(args: argparse.Namespace, overrides: Sequence[str]) -> list[str]:
                         ("--config-file", args.config_file)]:
         if value:
             argv += [flag, value]
-    return argv + list(overrides)
+    # No loader is ever iterated (text features need no images); workers would only make torch
+    # warn about more worker processes than CPUs. Last, so no override brings them back.
+    return argv + list(overrides) + ["DATALOADER.NUM_WORKERS", "0"]
 
 
 def build_trainer_from(argv: Sequence[str]) -> Any:
@@ -464,10 +466,7 @@ def tsne(args: argparse.Namespace) -> int:
         raise DaptInitError("--runs needs at least one INIT=RUN_DIR.")
     epochs = checked_epochs(runs, args.epoch)
 
-    # No loader is ever iterated here (text features need no images); workers would only make
-    # torch warn about more worker processes than CPUs. Last, so no override brings them back.
-    trainer = build_trainer_or_report(train_argv(args, overrides + list(args.opts)
-                                                 + ["DATALOADER.NUM_WORKERS", "0"]))
+    trainer = build_trainer_or_report(train_argv(args, overrides + list(args.opts)))
     classnames = list(trainer.dm.dataset.classnames)
     if len(classnames) < 3:
         raise DaptInitError(f"t-SNE needs at least 3 classes; the data set has "
