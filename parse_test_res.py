@@ -522,10 +522,60 @@ def recorded_vis_init(run_dir: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# The published CLIP weights: the SHA-256 that clip's download URL carries for each backbone
+# (clip refuses a download that does not match; tests/test_parse_test_res.py holds this table
+# to clip's own). A run that recorded a local file with another hash used other weights.
+PUBLISHED_CLIP_SHA256 = {
+    "ViT-B/32": "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    "ViT-B/16": "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+    "ViT-L/14": "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+    "ViT-L/14@336px": "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
+}
+TRAINER_CONFIGS = Path(__file__).resolve().parent / "configs" / "trainers"
+CONFIG_MAX_EPOCH = re.compile(r"^\s*MAX_EPOCH:\s*(\d+)", re.MULTILINE)
+NOT_AS_PUBLISHED = "not as published"  # the column that says why, beside a --reference
+
+
+def config_max_epoch(trainer: str, config: str) -> int | None:
+    """MAX_EPOCH of configs/trainers/<trainer>/<config>.yaml, when that file is here."""
+    try:
+        text = (TRAINER_CONFIGS / trainer / f"{config}.yaml").read_text()
+    except OSError:
+        return None
+    found = CONFIG_MAX_EPOCH.findall(text)
+    return int(found[-1]) if found else None
+
+
+def unpublished_setting(run_dir: Path, key: RunKey) -> tuple[str, ...]:
+    """Why a DAPT_Init run is not the published recipe its reference numbers come from: CLIP
+    weights other than the backbone's published file, or other epochs than its config's.
+    Read from result.json; a run without one (older runs, other trainers) says nothing."""
+    try:
+        record = json.loads((run_dir / RESULT_JSON_NAME).read_text())
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(record, dict):
+        return ()
+    reasons = []
+    backbone = record.get("backbone")
+    weights = (record.get("clip") or {}).get("weights") if isinstance(record.get("clip"),
+                                                                      dict) else None
+    if isinstance(weights, dict) and "sha256" in weights:
+        if weights["sha256"] != PUBLISHED_CLIP_SHA256.get(backbone):
+            reasons.append(f"not {backbone}'s published weights")
+    keys = record.get("fingerprint_keys")
+    epochs = keys.get("OPTIM.MAX_EPOCH") if isinstance(keys, dict) else None
+    expected = config_max_epoch(key.trainer, key.config)
+    if isinstance(epochs, int) and expected is not None and epochs != expected:
+        reasons.append(f"{epochs} of {key.config}'s {expected} epochs")
+    return tuple(reasons)
+
+
 @dataclass
 class StudyRun:
     key: RunKey
     outcome: RunOutcome
+    unpublished: tuple[str, ...] = ()  # unpublished_setting(): empty for the published recipe
 
 
 def collect_study(root: Path, keyword: str,
@@ -542,7 +592,8 @@ def collect_study(root: Path, keyword: str,
         else:
             outcome = read_run(seed_folder, keyword, test_log)
             recorded = recorded_vis_init(seed_folder)
-            runs.append(StudyRun(replace(key, vis_init=recorded or key.vis_init), outcome))
+            key = replace(key, vis_init=recorded or key.vis_init)
+            runs.append(StudyRun(key, outcome, unpublished_setting(seed_folder, key)))
         named_outcomes.append((relative.as_posix(), outcome))
     return runs, named_outcomes
 
@@ -643,6 +694,8 @@ class GridTable:
     rows: list[tuple[Method, int]]
     datasets: list[str]
     values: dict[tuple[str, int, str], list[float]]  # (method label, shots, dataset) -> values
+    # (method label, shots) -> why some of the row's runs are not the published recipe
+    unpublished: dict[tuple[str, int], set[str]] = field(default_factory=dict)
 
     def summary(self, method: Method, shots: int, dataset: str) -> Summary | None:
         values = self.values.get((method.label, shots, dataset))
@@ -652,6 +705,7 @@ class GridTable:
 def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
                      methods: dict[RunKey, Method]) -> GridTable:
     values: dict[tuple[str, int, str], list[float]] = defaultdict(list)
+    unpublished: dict[tuple[str, int], set[str]] = defaultdict(set)
     rows: set[tuple[Method, int]] = set()
     datasets: set[str] = set()
     for run in runs:
@@ -659,11 +713,13 @@ def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
             continue
         method = method_of(run.key, methods)
         values[(method.label, run.key.shots, run.key.dataset)].append(run.outcome.value)
+        unpublished[(method.label, run.key.shots)].update(run.unpublished)
         rows.add((method, run.key.shots))
         datasets.add(run.key.dataset)
     # Shots ascending (1, 2, 4, 8, 16) within each method.
     ordered_rows = sorted(rows, key=lambda row: (row[0].sort_key, row[0].label, row[1]))
-    return GridTable(title, ordered_rows, sorted(datasets, key=dataset_sort_key), dict(values))
+    return GridTable(title, ordered_rows, sorted(datasets, key=dataset_sort_key), dict(values),
+                     {row: reasons for row, reasons in unpublished.items() if reasons})
 
 
 # ---- Study mode: reference accuracies --------------------------------------------------------
@@ -794,6 +850,11 @@ def grid_text_table(table: GridTable, use_ci95: bool, table_format: str,
             for reference in references:
                 row += reference_cells(summary, reference.value(method, shots, dataset))
         rows.append(row)
+    if references and table.unpublished:
+        # Beside published numbers, a trial (small CLIP, fewer epochs) must say it is one.
+        headers.append(NOT_AS_PUBLISHED)
+        for row, (method, shots) in zip(rows, table.rows):
+            row.append("; ".join(sorted(table.unpublished.get((method.label, shots), ()))) or "-")
     return TextTable(table.title, headers, rows)
 
 
@@ -905,8 +966,12 @@ def draw_grid_figure(table: GridTable, use_ci95: bool, keyword: str,
                       for shots, mean, spread in plot_points(table, method, dataset, use_ci95)]
             if points:
                 xs, means, downs, ups = zip(*points)
+                unpublished = references and any(
+                    (method.label, shots) in table.unpublished for method_, shots in table.rows
+                    if method_ == method)
+                label = f"{method.label} ({NOT_AS_PUBLISHED})" if unpublished else method.label
                 axis.errorbar(xs, means, yerr=[downs, ups], marker="o", capsize=CAPSIZE,
-                              label=method.label, color=color)
+                              label=label, color=color)
                 plotted[(dataset, method.label)] = points
             for marker, reference in zip(REFERENCE_MARKERS, references):
                 marks = [(shots * factor, value) for shots in all_shots
@@ -1024,11 +1089,18 @@ def run_study_mode(options: argparse.Namespace) -> int:
                                              table_format)
     wanted = [options.table] if options.table else list(TABLE_KINDS)
     print_tables([tables[kind] for kind in wanted if tables[kind].rows], table_format)
+    sys.stdout.flush()  # the tables before the notes on stderr, also when both go to one file
     plotted = plot_if_possible(grids["fewshot"], options, references) if options.plot else True
     for reference in references:
         print(f"Reference {reference.name} ({reference.path}): {len(reference.values)} values, "
               f"{matched_cells(reference, list(grids.values()))} beside measured cells",
               file=sys.stderr)
+    unpublished = set().union(*(grid.unpublished.get((method.label, shots), set())
+                                for grid in grids.values() for method, shots in grid.rows))
+    if references and unpublished:
+        print(f"Note: rows marked '{NOT_AS_PUBLISHED}' were not made with the published recipe "
+              f"({'; '.join(sorted(unpublished))}): their difference from a reference says "
+              "nothing about the method.", file=sys.stderr)
     report_problems(named_outcomes)
     complete = sum(outcome.complete for _, outcome in named_outcomes)
     print(f"{complete} complete runs, {len(named_outcomes) - complete} skipped, under {root}",

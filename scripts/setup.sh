@@ -23,9 +23,17 @@ command -v "$PYTHON" >/dev/null 2>&1 || FAIL_STATUS=2 fail "no '$PYTHON' on PATH
     FAIL_STATUS=2 fail "$("$PYTHON" -V 2>&1) is too old: DAPT_Init needs Python 3.10 or newer (set PYTHON=python3.11, or use such a virtual environment)"
 "$PYTHON" -m pip --version >/dev/null 2>&1 || FAIL_STATUS=2 fail "$PYTHON has no pip: install it (python -m ensurepip) or use a virtual environment"
 
-pip_quiet=(--disable-pip-version-check --quiet)
+# pip install showing what it fetches and installs as it goes (a first install downloads torch:
+# minutes, which --quiet spent in silence) but not the lines for what is installed already, so
+# a second run stays short. Returns pip's status.
+pip_install_shown() {
+    "$PYTHON" -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 |
+        { grep --line-buffered -v -e '^Requirement already satisfied' -e '^  Using cached' || true; }
+    return "${PIPESTATUS[0]}"
+}
+
 echo "[1/3] requirements.txt and the toolbox's runtime imports (requirements-toolbox.txt)"
-"$PYTHON" -m pip install "${pip_quiet[@]}" -r requirements.txt -r requirements-toolbox.txt ||
+pip_install_shown -r requirements.txt -r requirements-toolbox.txt ||
     fail "step 1/3: pip could not install requirements.txt / requirements-toolbox.txt (its output is above; no access to the package index?)"
 
 echo "[2/3] the Dassl toolbox, pinned to upstream commit c61a1b5 (0.6.3)"

@@ -352,3 +352,29 @@ def test_tsne_names_both_weights_when_the_runs_used_another_clip(trained_runs, t
     assert len(error) == 1 and "was trained with CLIP weights" in error[0]
     assert wide_clip in error[0] and str(workdir / "small_clip.pt") in error[0]
     assert "Traceback" not in done.stderr and not (tmp_path / "tsne.png").exists()
+
+
+def test_tsne_class_names_stay_inside_their_panel():
+    # Points at the corners and edges of the embedding, with EuroSAT's longest names.
+    import matplotlib.pyplot as plt
+
+    names = ["Herbaceous Vegetation Land", "Permanent Crop Land", "Residential Buildings",
+             "Industrial Buildings", "Annual Crop Land", "Highway or Road"]
+    xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [5.0, 0.0], [10.0, 5.0]])
+    generator = torch.Generator().manual_seed(0)
+    features = torch.nn.functional.normalize(torch.randn(len(names), 8, generator=generator), dim=1)
+    panels = [analyze_prompts.Panel("diff", Path("run"), 1, features)]
+    fig = analyze_prompts.draw_panels(panels, [xy], names, label_points=True)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        axis = fig.axes[0]
+        box = axis.get_window_extent(renderer)
+        labels = list(axis.texts)
+        assert len(labels) == len(names)
+        for text in labels:
+            extent = text.get_window_extent(renderer)
+            assert (box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0
+                    and extent.y1 <= box.y1), text.get_text()
+    finally:
+        plt.close(fig)

@@ -82,7 +82,7 @@ def test_tiny_layouts_match_the_real_ones(tmp_path: Path, name, expected):
 
 
 def test_fgvc_lists_hold_image_id_then_variant(tmp_path: Path):
-    dataset_dir = make_tiny("fgvc_aircraft", tmp_path)
+    dataset_dir = make_tiny("fgvc_aircraft", tmp_path, images_per_class=6)
     lines = (dataset_dir / "images_variant_test.txt").read_text().splitlines()
     assert "1000005 707-320" in lines  # class 0: ids 1-3 train, 4 val, 5-6 test
     assert any(line.endswith(" Cessna 172") for line in lines)
@@ -104,3 +104,25 @@ def test_cli_writes_eurosat(tmp_path: Path):
 def test_every_config_name_has_a_maker():
     configs = {p.stem for p in (REPO / "configs" / "datasets").glob("*.yaml")}
     assert configs == set(MAKERS)
+
+
+def test_the_default_tiny_eurosat_has_four_training_images_a_class(tmp_path: Path):
+    # The README's examples and TRIAL=1 sweeps ask for up to 4 shots: no class may fall short.
+    dataset_dir = make_tiny_eurosat(tmp_path)
+    split = json.loads((dataset_dir / "split_zhou_EuroSAT.json").read_text())
+    per_class = [sum(1 for _, label, _ in split["train"] if label == c) for c in range(10)]
+    assert per_class == [4] * 10
+
+
+def test_tiny_data_and_the_demos_preparation_print_no_warnings(tmp_path: Path):
+    # Both import the toolbox (through datasets/), whose dependencies warn about pkg_resources
+    # and try to reach PyPI; a newcomer's first commands should print only what they did.
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "OUTDATED_IGNORE")}
+    for command in (["tools/tiny_data.py", "eurosat", "--root", str(tmp_path / "data")],
+                    ["tools/demo.py", "--prepare-only", "--workdir", str(tmp_path / "demo")]):
+        result = subprocess.run([sys.executable, *command], cwd=REPO, env=env,
+                                capture_output=True, text=True, check=False, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "demo" / "small_clip.pt").is_file()
+    assert (tmp_path / "demo" / "data" / "eurosat" / "split_zhou_EuroSAT.json").is_file()

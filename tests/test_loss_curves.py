@@ -164,3 +164,28 @@ def test_a_folder_without_training_lines_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "no training lines" in err
     assert not out.exists()
+
+
+def test_identical_curves_stay_visible_each_with_its_own_style():
+    # Three settings logging the very same values (as text inits do for the intra term).
+    import matplotlib.pyplot as plt
+
+    from tools.loss_curves import Line, draw_lines
+
+    series = {"loss_intra": {1: 0.5, 2: 0.25, 3: 0.125}}
+    lines = [Line(label, [], series, {"loss_intra": {1: 0.0, 2: 0.0, 3: 0.0}},
+                  {"loss_intra": {1: 1, 2: 1, 3: 1}}) for label in ("random", "same", "diff")]
+    figure = draw_lines(lines)
+    try:
+        drawn = figure.axes[0].get_lines()
+        assert [line.get_label() for line in drawn] == ["random", "same", "diff"]
+        assert all(list(line.get_ydata()) == [0.5, 0.25, 0.125] for line in drawn)
+        assert len({(line.get_linestyle(), line.get_marker()) for line in drawn}) == 3
+        # Drawn first = wider and larger markers: each shows around the ones above it.
+        widths = [line.get_linewidth() for line in drawn]
+        sizes = [line.get_markersize() for line in drawn]
+        assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+        assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+        assert all(line.get_markerfacecolor() == "none" for line in drawn)
+    finally:
+        plt.close(figure)

@@ -82,8 +82,11 @@ def test_initial_prompts_of_an_init_and_the_table_format(small_clip_file, capsys
     status = analyze_prompts.run(["nearest-words", "--clip-weights", small_clip_file,
                                   "--init", "diff", "--noise-scale", "0", "-k", "2"])
     table = capsys.readouterr().out.splitlines()
-    assert status == 0 and len(table) == 2 + K  # header, rule, one row per context vector
-    assert "<|endoftext|> (0.0000)" in table[2]
+    # title, header, rule, one row per context vector; a column per rank
+    assert status == 0 and len(table) == 3 + K
+    assert table[0] == "initial: init diff, seed 1, epoch 0"
+    assert "| 0.0000 - " in table[3] and "| <|endoftext|> " in table[3]
+    assert max(len(line) for line in table) <= 100
 
 
 def test_nothing_to_interpret_and_a_missing_epoch_are_one_error_line(tmp_path, small_clip_file,

@@ -258,3 +258,46 @@ def test_result_json_vis_init_is_read(tmp_path):
     assert parser.recorded_vis_init(run_dir) == "same"
     (run_dir / "result.json").write_text(json.dumps({"format": "x"}))
     assert parser.recorded_vis_init(run_dir) is None
+
+
+def test_published_clip_hashes_are_clips_own():
+    clip = pytest.importorskip("clip.clip")
+    for backbone, sha256 in parser.PUBLISHED_CLIP_SHA256.items():
+        assert clip._MODELS[backbone].split("/")[-2] == sha256
+
+
+def test_runs_not_made_as_published_say_so_beside_the_reference(tmp_path, capsys):
+    # diff: a local CLIP file with other bytes, trained 2 of the config's 100 epochs (a trial);
+    # same: the published file given locally and the config's epochs; random: clip's download.
+    published = parser.PUBLISHED_CLIP_SHA256["ViT-B/16"]
+    for init, weights, epochs in (("diff", {"path": "/x/small_clip.pt", "sha256": "ab" * 32}, 2),
+                                  ("same", {"path": "/x/ViT-B-16.pt", "sha256": published}, 100),
+                                  ("random", {"name": "ViT-B/16"}, 100)):
+        run_dir = fewshot_run_dir(tmp_path, "eurosat", init, 4, 1)
+        write_log(run_dir, training_log(50.0))
+        write_result_json(run_dir, 50.0, init_method=init, clip={"weights": weights},
+                          fingerprint_keys={"OPTIM.MAX_EPOCH": epochs})
+    status, out, err = study(capsys, "--study", tmp_path, "--format", "csv",
+                             "--reference", REPORT_CSV)
+    assert status == 0
+    header, *rows = csv_table(out)
+    assert header[-1] == "not as published"
+    marks = {row[0]: row[-1] for row in rows}
+    assert marks == {"random": "-", "same": "-",
+                     "diff": "2 of vit_b16_ep100's 100 epochs; not ViT-B/16's published weights"}
+    diff_row = next(row for row in rows if row[0] == "diff")
+    assert diff_row[header.index("EuroSAT report_seed1")] == "60.60"  # still compared, and marked
+    assert "rows marked 'not as published'" in err
+
+    # Without a reference nothing is compared, so no column is added.
+    status, out, _ = study(capsys, "--study", tmp_path, "--format", "csv")
+    assert "not as published" not in out
+
+    # The plot's legend says it too.
+    runs, _ = parser.collect_study(tmp_path, "accuracy", False)
+    table = parser.build_grid_table(runs, "fewshot", "t",
+                                    parser.label_methods(run.key for run in runs))
+    reference = parser.load_reference(str(REPORT_CSV), "accuracy")
+    figure, _ = parser.draw_grid_figure(table, False, "accuracy", [reference])
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert "diff (not as published)" in labels and "random" in labels

@@ -50,7 +50,23 @@ def test_ready_data_set_exits_0(tmp_path: Path, capsys):
     make_tiny("eurosat", tmp_path)
     assert main(["--root", str(tmp_path), "--dataset", "EuroSAT"]) == 0
     out = capsys.readouterr().out
-    assert "status:  ready" in out and "(train 30 / val 10 / test 20)" in out
+    assert "status:  ready" in out and "(train 40 / val 20 / test 20)" in out
+    assert "present: 2750/ (10 folders)" in out
+
+
+def test_a_survey_checks_the_data_sets_present_and_lists_the_others(tmp_path: Path, capsys):
+    # The root a newcomer has: one data set prepared. Ready, so the check passes.
+    make_tiny("eurosat", tmp_path)
+    assert main(["--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("== ") == 1 and "== EuroSAT" in out and "status:  ready" in out
+    assert "NOT READY" not in out
+    others = [spec.name for spec in prepare_data.SPECS if spec.name != "EuroSAT"]
+    assert f"Not present (no folder, not checked): {', '.join(others)}" in out
+    assert f"--root {tmp_path} --dataset NAME" in out
+    # A present data set that is not ready still fails the survey.
+    (tmp_path / "eurosat" / "split_zhou_EuroSAT.json").unlink()
+    assert main(["--root", str(tmp_path)]) == 1
 
 
 def test_corrupt_split_file_is_named_in_the_report(tmp_path: Path, capsys):

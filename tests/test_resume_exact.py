@@ -231,5 +231,5 @@ def test_a_locked_run_is_running_elsewhere_for_the_scripts(workdir, reference, s
     assert f"running elsewhere: {reference} is in use by PID {os.getpid()}" in main.stdout
     assert "job 0 [running-elsewhere]" in dry.stdout
     assert sweep.returncode == 0, sweep.stderr
-    assert "running elsewhere: job 0: eurosat diff 2 1" in sweep.stdout
+    assert "running elsewhere: job 0: eurosat init=diff shots=2 seed=1" in sweep.stdout
     assert "1 running elsewhere (not failures" in sweep.stdout

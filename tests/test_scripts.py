@@ -26,12 +26,14 @@ SCRIPTS = REPO / "scripts" / "dapt_init"
 SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON", "TARGETS",
               "DATASETS", "INITS", "SHOTS", "GPUS", "SWEEP_LOG_DIR", "SWEEP_JOB_NAME",
               "SWEEP_TIME", "SWEEP_CPUS", "SWEEP_MAX_PARALLEL", "SWEEP_SBATCH",
-              "CUDA_VISIBLE_DEVICES", "SLURM_ARRAY_TASK_ID", "VIS_INIT", "VIS_INITS")
+              "CUDA_VISIBLE_DEVICES", "SLURM_ARRAY_TASK_ID", "VIS_INIT", "VIS_INITS", "TAG",
+              "EPOCHS", "TRIAL", "DEMO_DIR", "CODEBASE")
 
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 # Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
 # run (result.json) in --output-dir, or fails with status 7 when FAKE_FAIL is in that folder.
-# A --check-finished call (the scripts' skip test) says "finished" when result.json exists.
+# A --check-finished call (the scripts' skip test) says "finished" when result.json exists,
+# "other settings" (status 2) when the folder holds a file named other_settings.
 # With FAKE_LOCKS it also holds a per-GPU lock while it runs and waits (up to 20 s) until
 # FAKE_BARRIER calls have started, so a pool that ran jobs one after another would time out.
 set -u
@@ -41,11 +43,13 @@ for arg in "$@"; do
     prev=$arg
 done
 if [[ " $* " == *" --check-finished "* ]]; then  # train.py's finished rule, unrecorded
+    [[ ! -f "$out/other_settings" ]] || { echo "error: finished with other settings" >&2; exit 2; }
     [[ -f "$out/result.json" ]] || exit 3
     echo "skip (finished): $out"
     exit 0
 fi
 printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
+[[ -z "${FAKE_CWD:-}" ]] || pwd >>"$FAKE_CWD"
 lock=""
 if [[ -n "${FAKE_LOCKS:-}" ]]; then
     lock="$FAKE_LOCKS/gpu_${CUDA_VISIBLE_DEVICES-none}"
@@ -463,12 +467,109 @@ def test_sweep_finishes_the_other_jobs_then_reports_the_failed_ones(fake):
     done = fake.run("sweep.sh", **env)
     assert done.returncode == 1
     assert "sweep: 1 of 4 jobs run failed:" in done.stderr
-    assert "job 1: oxford_pets random 8 2: exit status 7 (log: " in done.stderr
+    assert "job 1: oxford_pets init=random shots=8 seed=2: exit status 7 (log: " in done.stderr
     for init, seed in (("random", 1), ("diff", 1), ("diff", 2)):
         assert (fake.out / f"oxford_pets/DAPT_Init/{init}/vit_b16_8shots/seed{seed}"
                 / "result.json").exists()
     failed_log = fake.out / "sweep_logs/oxford_pets_random_8shots_seed2.log"
     assert "fake failure" in failed_log.read_text()
+
+
+def test_sweep_dry_run_counts_every_job_once(fake):
+    fake.finish(fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed7")
+    other = fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed8"
+    fake.finish(other)
+    (other / "other_settings").write_text("")
+    done = fake.run("sweep.sh", "--dry-run", DATASETS="dtd", INITS="same diff", SHOTS="2",
+                    SEEDS="7 8")
+    assert "job 1 [other-settings]" in done.stdout
+    assert ("4 jobs (1 datasets x 2 inits x 1 shots x 2 seeds): 1 finished, 2 to run, "
+            "1 finished with other settings") in done.stdout
+
+
+def test_sweep_without_a_gpu_runs_on_the_cpu_and_names_each_jobs_fields(fake):
+    # nvidia-smi that lists no GPU (as on a machine without a driver): the default pool is the CPU.
+    bin_dir = fake.root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    done = fake.run("sweep.sh", DATASETS="eurosat", INITS="diff", SHOTS="1", SEEDS="1 2", PATH=path)
+    assert done.returncode == 0, done.stderr
+    assert [gpu for gpu, _ in fake.calls()] == ["unset", "unset"]  # no CUDA_VISIBLE_DEVICES
+    assert "sweep: 2 jobs, 2 to run on the CPU, one at a time" in done.stdout
+    assert "[done] cpu: job 1: eurosat init=diff shots=1 seed=2" in done.stdout
+
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-1)'\n")
+    done = fake.run("sweep.sh", DATASETS="eurosat", INITS="same", SHOTS="1", SEEDS="1", PATH=path)
+    assert "on GPUs 0" in done.stdout and fake.calls()[-1][0] == "0"
+
+
+def test_trial_runs_the_demo_clip_and_config_into_folders_of_their_own(fake):
+    # A demo folder as tools/demo.py --prepare-only leaves it (contents do not matter here).
+    demo = fake.root / "demo"
+    (demo / "data/eurosat").mkdir(parents=True)
+    (demo / "data/eurosat/split_zhou_EuroSAT.json").write_text("{}")
+    (demo / "small_clip.pt").write_text("")
+    env = {"TRIAL": "1", "DEMO_DIR": str(demo), "DATA_ROOT": ""}
+    done = fake.run("main.sh", "eurosat", "diff", "4", **env)
+    assert done.returncode == 0, done.stderr
+    calls = [args for _, args in fake.calls()]
+    assert [arg(a, "--output-dir") for a in calls] == [
+        str(fake.out / f"eurosat/DAPT_Init/diff/demo_small_4shots_trial/seed{k}") for k in (1, 2)]
+    for args in calls:
+        assert arg(args, "--root") == str(demo / "data")
+        assert arg(args, "--config-file") == "configs/trainers/DAPT_Init/demo_small.yaml"
+        assert arg(args, "TRAINER.DAPT_INIT.CLIP_WEIGHTS") == str(demo / "small_clip.pt")
+    # The user's choices win; the tag always says trial.
+    done = fake.run("main.sh", "eurosat", "diff", "4", SEEDS="3", TAG="lr", CFG="vit_b16_ep100",
+                    **env)
+    assert arg(fake.calls()[-1][1], "--output-dir") == str(
+        fake.out / "eurosat/DAPT_Init/diff/vit_b16_ep100_4shots_lr_trial/seed3")
+    # The sweep's trial grid, and commands that say TRIAL=1.
+    done = fake.run("sweep.sh", "--dry-run", **env)
+    assert "18 jobs (1 datasets x 3 inits x 3 shots x 2 seeds)" in done.stdout
+    command = "TRIAL=1 TAG=trial SEEDS=1 bash scripts/dapt_init/main.sh eurosat random 1 GPU"
+    assert command in done.stdout
+    assert "DATA_ROOT is not set" not in done.stdout
+    assert fake.run("main.sh", "eurosat", "diff", "4", TRIAL="yes").returncode == 2
+
+
+def test_codebase_runs_a_host_train_py_with_its_configs_and_the_same_rules(fake):
+    # A CoOp-family host after the drop-in steps: its own train.py (no --check-finished) and
+    # configs, with DAPT_Init's trainer configs copied in.
+    host = fake.root / "CoOp"
+    (host / "configs/datasets").mkdir(parents=True)
+    (host / "configs/datasets/eurosat.yaml").write_text("DATASET:\n  NAME: EuroSAT\n")
+    (host / "configs/trainers/DAPT_Init").mkdir(parents=True)
+    for config in (REPO / "configs/trainers/DAPT_Init").glob("*.yaml"):
+        (host / "configs/trainers/DAPT_Init" / config.name).write_text(config.read_text())
+    (host / "train.py").write_text("# CoOp's train.py\n")
+    env = {"CODEBASE": str(host), "OUTPUT_ROOT": "", "FAKE_CWD": str(fake.root / "cwd.log"),
+           "SEEDS": "1 2"}
+    done = fake.run("main.sh", "eurosat", "diff", "4", **env)
+    assert done.returncode == 0, done.stderr
+    assert (fake.root / "cwd.log").read_text().split() == [str(host)] * 2
+    for seed, (_, args) in enumerate(fake.calls(), start=1):
+        assert args[:2] == ["train.py", "--root"]
+        assert arg(args, "--config-file") == "configs/trainers/DAPT_Init/vit_b16_ep100.yaml"
+        assert arg(args, "--output-dir") == str(
+            host / f"output/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed{seed}")
+    # Without --check-finished in the host's train.py, a result.json means finished.
+    done = fake.run("main.sh", "eurosat", "diff", "4", **env)
+    assert done.returncode == 0 and len(fake.calls()) == 2
+    assert done.stdout.count("skip (finished): ") == 2
+    assert "settings were not compared" in done.stdout
+    # The sweep loops there too; the host's datasets are the ones with a config.
+    done = fake.run("sweep.sh", "--dry-run", DATASETS="eurosat", **env)
+    summary = "30 jobs (1 datasets x 3 inits x 5 shots x 2 seeds): 2 finished, 28 to run"
+    assert summary in done.stdout
+    done = fake.run("main.sh", "oxford_pets", "diff", "4", **env)
+    assert done.returncode == 2 and "valid datasets: eurosat" in done.stderr
+    done = fake.run("main.sh", "eurosat", "diff", "4", CODEBASE=str(fake.root / "nowhere"))
+    assert done.returncode == 2 and error_lines(done) == [
+        f"error: CODEBASE='{fake.root / 'nowhere'}' has no train.py; point it at the root of the "
+        "codebase that holds the drop-in unit (its train.py, trainers/dapt_init/ and configs/)"]
 
 
 # ------------------------------------------------------------- real train.py (needs Dassl)

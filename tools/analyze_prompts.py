@@ -32,6 +32,7 @@ import csv
 import io
 import re
 import sys
+import textwrap
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,7 +329,9 @@ def train_argv(args: argparse.Namespace, overrides: Sequence[str]) -> list[str]:
                         ("--config-file", args.config_file)]:
         if value:
             argv += [flag, value]
-    return argv + list(overrides)
+    # No loader is ever iterated (text features need no images); workers would only make torch
+    # warn about more worker processes than CPUs. Last, so no override brings them back.
+    return argv + list(overrides) + ["DATALOADER.NUM_WORKERS", "0"]
 
 
 def build_trainer_from(argv: Sequence[str]) -> Any:
@@ -383,8 +386,22 @@ def embed_2d(features: torch.Tensor, perplexity: float, random_state: int):
     return tsne.fit_transform(features.double().numpy())
 
 
+LABEL_WIDTH = 16  # characters per line of a class name in the t-SNE panels
+
+
 def plot_panels(panels: Sequence[Panel], points: Sequence[Any], classnames: Sequence[str],
                 out: Path, label_points: bool) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = draw_panels(panels, points, classnames, label_points)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
+def draw_panels(panels: Sequence[Panel], points: Sequence[Any], classnames: Sequence[str],
+                label_points: bool) -> Any:
+    """The t-SNE figure: one panel per init, each class a point (and its name)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -394,17 +411,22 @@ def plot_panels(panels: Sequence[Panel], points: Sequence[Any], classnames: Sequ
     for ax, panel, xy in zip(axes[0], panels, points):
         ax.scatter(xy[:, 0], xy[:, 1], c=range(len(classnames)), cmap="tab20", s=36)
         if label_points:
+            # Each name grows towards the panel's centre and long names wrap, so no name runs
+            # past the axes (EuroSAT's "Herbaceous Vegetation Land" did).
+            x_mid, y_mid = (xy.min(axis=0) + xy.max(axis=0)) / 2
             for name, (x, y) in zip(classnames, xy):
-                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                right, top = x > x_mid, y > y_mid
+                ax.annotate(textwrap.fill(name, LABEL_WIDTH), (x, y), fontsize=7,
+                            xytext=(-3 if right else 3, -3 if top else 3),
+                            textcoords="offset points", ha="right" if right else "left",
+                            va="top" if top else "bottom")
         ax.set_title(f"{panel.init} (epoch {panel.epoch})\nmean pairwise cos "
                      f"{mean_pairwise_cosine(panel.features):.3f}")
         ax.set_xticks([])  # t-SNE axes have no units
         ax.set_yticks([])
         ax.margins(0.2)  # room for the class names
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
+    return fig
 
 
 def write_coordinates(panels: Sequence[Panel], points: Sequence[Any],

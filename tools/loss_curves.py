@@ -200,7 +200,33 @@ def present_panels(lines: Sequence[Line]) -> list[tuple[str, str]]:
     return [(name, title) for name, title in TERMS + GRAD_TERMS if name in names]
 
 
+# Settings often share a curve exactly (the intra term sees only the visual prompts, so text
+# inits of one seed log the same values): each line gets its own dash pattern and hollow marker,
+# and the lines drawn first are wider and their markers larger, so every one shows around the
+# lines drawn over it.
+LINE_STYLES = ("-", "--", ":", "-.")
+LINE_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def line_style(index: int, count: int) -> dict[str, Any]:
+    """matplotlib keywords of line ``index`` of ``count`` in a panel."""
+    from_top = count - 1 - index  # 0 for the line drawn last (on top)
+    return {"linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+            "marker": LINE_MARKERS[index % len(LINE_MARKERS)], "markerfacecolor": "none",
+            "linewidth": 1.2 + 0.9 * from_top, "markersize": 4.0 + 2.5 * from_top}
+
+
 def plot_lines(lines: Sequence[Line], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure = draw_lines(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=80)
+    plt.close(figure)
+
+
+def draw_lines(lines: Sequence[Line]) -> Any:
+    """The figure: one panel per logged term, one styled line per setting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -231,8 +257,10 @@ def plot_lines(lines: Sequence[Line], out: Path) -> None:
             epochs = sorted(series)
             means = [series[e] for e in epochs]
             color = palette[index % len(palette)]
-            axis.plot(epochs, means, marker="." if len(epochs) < 30 else None, color=color,
-                      label=line.label)
+            style = line_style(index, len(lines))
+            if len(epochs) >= 30:  # markers would hide a long curve
+                style["marker"] = None
+            axis.plot(epochs, means, color=color, label=line.label, **style)
             if len(line.runs) > 1:
                 # Every term, norm and accuracy is >= 0 (accuracy <= 100): cut the band there.
                 top = 100.0 if name == "acc" else math.inf
@@ -252,9 +280,7 @@ def plot_lines(lines: Sequence[Line], out: Path) -> None:
     figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3),
                   fontsize="small", frameon=False)
     figure.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(labels) / 3) / rows, 1, 1))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=80)
-    plt.close(figure)
+    return figure
 
 
 CSV_HEADER = ["statistic", "setting", "seed", "run_dir", "source", "n", "epoch"]

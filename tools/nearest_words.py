@@ -101,14 +101,22 @@ def render(rows: Sequence[Sequence[Any]], table_format: str) -> str:
         return buffer.getvalue().rstrip("\n")
     from tabulate import tabulate
 
-    # Readable form: one row per context position, the k tokens "token (distance)" side by side.
-    grouped: dict[tuple, list[str]] = {}
+    # Readable form, about 80 characters wide for k = 5 (one row of everything took ~200): per
+    # source a title line (its folder is long), then per context position the distances of
+    # the nearest and the k-th token and the k tokens, nearest first (csv: every distance).
+    grouped: dict[tuple, dict[int, list[tuple[str, float]]]] = {}
     for source, init, seed, epoch, position, _, _, token, _, distance in rows:
-        grouped.setdefault((source, init, seed, epoch, position), []).append(
-            f"{token} ({distance:.4f})")
-    table = [[*key, ", ".join(words)] for key, words in grouped.items()]
-    return tabulate(table, headers=["source", "init", "seed", "epoch", "position",
-                                    "nearest tokens (distance)"], tablefmt=table_format)
+        grouped.setdefault((source, init, seed, epoch), {}).setdefault(position, []).append(
+            (token, distance))
+    blocks = []
+    for (source, init, seed, epoch), positions in grouped.items():
+        table = [[position, f"{found[0][1]:.4f}" if len(found) == 1
+                  else f"{found[0][1]:.4f} - {found[-1][1]:.4f}",
+                  " ".join(token for token, _ in found)] for position, found in positions.items()]
+        blocks.append(f"{source}: init {init}, seed {seed}, epoch {epoch}\n" + tabulate(
+            table, headers=["position", "distance", "nearest tokens, nearest first"],
+            tablefmt=table_format, disable_numparse=True, colalign=("right", "left", "left")))
+    return "\n\n".join(blocks)
 
 
 def nearest_words(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Check a data root for the CoOp-family data sets and, where the sources are public, fetch them.
 
-    python tools/prepare_data.py --root /data                        # report on all fifteen
+    python tools/prepare_data.py --root /data                        # survey all fifteen
     python tools/prepare_data.py --root /data --dataset eurosat      # one (config or class name)
     python tools/prepare_data.py --root /data --dataset EuroSAT --download
 
@@ -12,8 +12,11 @@ renames the parts into place, so an interrupted run never leaves a half-extracte
 archive already sitting in the data set folder (fetched by hand) is used instead of a download.
 Data sets whose licence needs a person (ImageNet, ...) get the exact manual steps.
 
-Exit status: 0 when every data set checked is ready, 1 when any is not (so scripts can test
-it), 2 for a bad command line.
+Without ``--dataset`` it surveys the root: the data sets present get the full report and
+those without a folder one line (all fifteen get the full report when none is present).
+
+Exit status: 0 when every data set checked is ready (in a survey: every one present, and at
+least one), 1 when any is not (so scripts can test it), 2 for a bad command line.
 """
 from __future__ import annotations
 
@@ -258,7 +261,11 @@ def find_spec(name: str) -> Spec:
 def _describe_folder(path: Path) -> str:
     entries = [entry for entry in os.scandir(path) if not entry.name.startswith(".")]
     folders = sum(entry.is_dir() for entry in entries)
-    return f"{folders} folders, {len(entries) - folders} files"
+    files = len(entries) - folders
+    # Only what is there: "10 folders, 0 files" read like a fault for a folder of class folders.
+    parts = [f"{folders} folder{'s' * (folders != 1)}" if folders else "",
+             f"{files} file{'s' * (files != 1)}" if files else ""]
+    return ", ".join(part for part in parts if part) or "empty"
 
 
 def check_entries(spec: Spec, dataset_dir: Path) -> tuple[list[str], list[str], list[str]]:
@@ -491,6 +498,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(os.path.abspath(os.path.expanduser(str(args.root))))
     specs = SPECS if args.dataset.lower() == "all" else (find_spec(args.dataset),)
     print(f"Data root: {root}\n")
+    absent = []
+    if args.dataset.lower() == "all" and not args.download:
+        # A survey: a root usually holds the few data sets its user works on. Those without a
+        # folder get one line, not fifteen "NOT READY" reports, and do not fail the check.
+        absent = [spec for spec in specs if not (root / spec.folder).is_dir()]
+        if len(absent) < len(specs):
+            specs = tuple(spec for spec in specs if spec not in absent)
+        else:
+            absent = []
     ready = []
     for spec in specs:
         if args.download:
@@ -504,6 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo = [spec.name for spec, ok in zip(specs, ready) if not ok]
     print(f"Ready: {', '.join(done) or 'none'}")
     print(f"Not ready: {', '.join(todo) or 'none'}")
+    if absent:
+        print(f"Not present (no folder, not checked): {', '.join(s.name for s in absent)}")
+        print(f"Check or fetch one: python tools/prepare_data.py --root {root} --dataset NAME "
+              "[--download]")
     return 0 if all(ready) else 1
 
 

@@ -17,6 +17,13 @@
 #   PYTHON       python interpreter that runs train.py (default: python, else python3)
 #   TAG          appended to the <cfg>_<shots>shots folder ("<cfg>_<shots>shots_<TAG>"), so a
 #                sweep over epochs or LRs gets folders of its own
+#   TRIAL        1: a trial on any CPU, nothing downloaded: the demo's small random CLIP and tiny
+#                EuroSAT (<repository>/demo_output, made when missing), the demo config (3
+#                epochs), seeds "1 2", runs tagged "trial" under <repository>/output_trial
+#   DEMO_DIR     the demo's folder for TRIAL=1 (default <repository>/demo_output)
+#   CODEBASE     a CoOp-family codebase holding the drop-in unit (README, "Drop into another
+#                CoOp-family codebase"): its train.py, configs/ and output/ are used instead of
+#                this repository's, so the same scripts loop seeds and shots there
 
 if [[ -n "${DAPT_COMMON_SOURCED:-}" ]]; then
     return 0
@@ -31,8 +38,11 @@ DAPT_DEFAULT_SEEDS="1 2 3"
 DAPT_SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 DAPT_REPO_ROOT="$(cd -- "$DAPT_SCRIPT_DIR/../.." && pwd)"
 DAPT_CALLER_DIR="$PWD"
+# The codebase whose train.py and configs/ run (dapt_apply_codebase: CODEBASE, else this one).
+DAPT_CODEBASE=$DAPT_REPO_ROOT
 DAPT_TRAINER_CONFIGS="$DAPT_REPO_ROOT/configs/trainers/$DAPT_TRAINER"
 DAPT_DATASET_CONFIGS="$DAPT_REPO_ROOT/configs/datasets"
+DAPT_HAS_CHECK_FINISHED=1  # train.py answers --check-finished (a host's may not)
 
 # Config keys the scripts set from their arguments: an override would make the run disagree
 # with its folder name, so they are refused.
@@ -46,6 +56,10 @@ declare -A DAPT_RESERVED_KEYS=(
     [DATASET.ROOT]="DATA_ROOT"
     [TRAINER.NAME]="the script ($DAPT_TRAINER)"
 )
+
+# TRIAL=1 (dapt_apply_trial below): where the demo keeps its small CLIP and tiny data.
+# DEMO_DIR names another (tools/demo.py --workdir DIR).
+DAPT_TRIAL_DIR=${DEMO_DIR:-$DAPT_REPO_ROOT/demo_output}
 
 # ------------------------------------------------------------------------------------ messages
 
@@ -269,6 +283,9 @@ dapt_cfg_epochs() {
 # ------------------------------------------------------------------------------- environment
 
 dapt_require_data_root() {  # DATA_ROOT must name a folder; made absolute
+    if [[ -n "${DAPT_TRIAL:-}" && -z "${DATA_ROOT:-}" ]]; then
+        dapt_trial_data
+    fi
     [[ -n "${DATA_ROOT:-}" ]] ||
         dapt_die "DATA_ROOT is not set; export DATA_ROOT=/path/to/datasets (the folder that" \
             "holds eurosat/, oxford_pets/, ...)"
@@ -279,7 +296,7 @@ dapt_require_data_root() {  # DATA_ROOT must name a folder; made absolute
 }
 
 dapt_resolve_output_root() {  # OUTPUT_ROOT made absolute (default <repository>/output)
-    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_REPO_ROOT/output}
+    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_CODEBASE/output}
     [[ "$OUTPUT_ROOT" == /* ]] || OUTPUT_ROOT="$DAPT_CALLER_DIR/$OUTPUT_ROOT"
     OUTPUT_ROOT=${OUTPUT_ROOT%/}
 }
@@ -354,6 +371,14 @@ dapt_check_run() {
     local dir=$1 status=0
     shift
     [[ -e "$dir" ]] || return "$DAPT_NOT_FINISHED"
+    if [[ -z "$DAPT_HAS_CHECK_FINISHED" ]]; then
+        # A host's train.py without the finished rule: a result.json is all there is to go by.
+        [[ -f "$dir/result.json" ]] || return "$DAPT_NOT_FINISHED"
+        printf 'skip (finished): %s (result.json present; %s/train.py has no' "$dir" \
+            "$DAPT_CODEBASE"
+        printf ' --check-finished, so its settings were not compared)\n'
+        return "$DAPT_FINISHED"
+    fi
     "$1" "$2" --check-finished "${@:3}" || status=$?
     return "$status"
 }
@@ -432,9 +457,75 @@ dapt_finish() {
     exit 0
 }
 
+# ---------------------------------------------------------------------------------- codebase
+
+# dapt_apply_codebase: CODEBASE (a host with the drop-in unit) supplies train.py, the dataset
+# and trainer configs and the default output root; every rule stays in these scripts.
+dapt_apply_codebase() {
+    [[ -n "${CODEBASE:-}" ]] || return 0
+    [[ -f "$CODEBASE/train.py" ]] ||
+        dapt_die "CODEBASE='$CODEBASE' has no train.py; point it at the root of the codebase" \
+            "that holds the drop-in unit (its train.py, trainers/dapt_init/ and configs/)"
+    DAPT_CODEBASE=$(cd -- "$CODEBASE" && pwd)
+    DAPT_TRAINER_CONFIGS="$DAPT_CODEBASE/configs/trainers/$DAPT_TRAINER"
+    DAPT_DATASET_CONFIGS="$DAPT_CODEBASE/configs/datasets"
+    [[ -d "$DAPT_TRAINER_CONFIGS" ]] ||
+        dapt_die "CODEBASE='$CODEBASE' has no configs/trainers/$DAPT_TRAINER/; copy" \
+            "$DAPT_REPO_ROOT/configs/trainers/$DAPT_TRAINER/ there (drop-in step 3)"
+    DAPT_HAS_CHECK_FINISHED=""
+    if grep -q -e '--check-finished' "$DAPT_CODEBASE/train.py"; then
+        DAPT_HAS_CHECK_FINISHED=1
+    fi
+}
+
+# ------------------------------------------------------------------------------------- trial
+
+# dapt_apply_trial: TRIAL=1 changes the defaults, never what the user set: CFG demo_small (the
+# demo's 3-epoch recipe for a 32-px CLIP), SEEDS "1 2", OUTPUT_ROOT <repository>/output_trial,
+# and "trial" added to TAG, so a trial never takes the real study's folders (parse_test_res.py
+# shows the tag, and marks the small CLIP's rows wherever they meet a --reference).
+dapt_apply_trial() {
+    case "${TRIAL:-}" in
+        "" | 0) return 0 ;;
+        1) ;;
+        *) dapt_die "TRIAL must be 1 (a trial with the demo's small CLIP and tiny data) or 0," \
+            "got '$TRIAL'" ;;
+    esac
+    DAPT_TRIAL=1
+    CFG=${CFG:-demo_small}
+    DAPT_DEFAULT_SEEDS="1 2"
+    OUTPUT_ROOT=${OUTPUT_ROOT:-$DAPT_CODEBASE/output_trial}
+    [[ "_${TAG:-}_" == *_trial_* ]] || TAG="${TAG:+${TAG}_}trial"
+}
+
+# dapt_trial_data: DATA_ROOT for a trial, the demo's tiny data (made by tools/demo.py when
+# missing, with its small CLIP).
+dapt_trial_data() {
+    DATA_ROOT="$DAPT_TRIAL_DIR/data"
+    if [[ ! -f "$DATA_ROOT/eurosat/split_zhou_EuroSAT.json" ||
+        ! -f "$DAPT_TRIAL_DIR/small_clip.pt" ]]; then
+        dapt_resolve_python
+        printf 'trial: making the demo'"'"'s small CLIP and tiny EuroSAT in %s\n' "$DAPT_TRIAL_DIR"
+        "$DAPT_PYTHON" "$DAPT_REPO_ROOT/tools/demo.py" --prepare-only --workdir "$DAPT_TRIAL_DIR" ||
+            dapt_die "could not make the trial's data and CLIP in $DAPT_TRIAL_DIR (see above)"
+    fi
+}
+
+# dapt_trial_overrides: a trial's runs load the demo's small CLIP (unless the overrides name
+# other weights).
+dapt_trial_overrides() {
+    local i
+    [[ -n "${DAPT_TRIAL:-}" ]] || return 0
+    for ((i = 0; i < ${#DAPT_OVERRIDES[@]}; i += 2)); do
+        [[ "${DAPT_OVERRIDES[i]}" != TRAINER.DAPT_INIT.CLIP_WEIGHTS ]] || return 0
+    done
+    DAPT_OVERRIDES+=(TRAINER.DAPT_INIT.CLIP_WEIGHTS "$DAPT_TRIAL_DIR/small_clip.pt")
+}
+
 # dapt_prepare_run: the checks every run script makes after its arguments (seeds, data root,
 # output root, interpreter).
 dapt_prepare_run() {
+    dapt_trial_overrides
     dapt_check_seeds
     dapt_check_tag
     if [[ -n "${DAPT_CHECK_ONLY:-}" && -z "${DATA_ROOT:-}" ]]; then
@@ -446,9 +537,10 @@ dapt_prepare_run() {
     dapt_resolve_python
 }
 
-# dapt_enter_repo GPU: run from the repository root; a given GPU becomes the only visible one.
+# dapt_enter_repo GPU: run from the codebase's root (this repository's unless CODEBASE); a given
+# GPU becomes the only visible one.
 dapt_enter_repo() {
-    cd "$DAPT_REPO_ROOT"
+    cd "$DAPT_CODEBASE"
     if [[ -n "$1" ]]; then
         export CUDA_VISIBLE_DEVICES="$1"
     fi
@@ -504,3 +596,6 @@ dapt_train_hint() {
     printf ' %q' "$@"
     dapt_overrides_text
 }
+
+dapt_apply_codebase
+dapt_apply_trial

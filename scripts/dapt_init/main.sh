@@ -29,8 +29,15 @@ Environment:
   PYTHON       interpreter for train.py (default: python)
   TAG          appended to the run folder: <cfg>_<SHOTS>shots_<TAG> (e.g. TAG=ep25 for a
                25-epoch variant: -- OPTIM.MAX_EPOCH 25)
+  CODEBASE     another CoOp-family codebase with the drop-in unit: its train.py, configs/
+               and output/ are used (default: this repository)
+  TRIAL        1: try it on any CPU with nothing downloaded: the demo'"'"'s small random CLIP and
+               tiny EuroSAT (<repository>/demo_output, made when missing; DATA_ROOT not
+               needed), config demo_small (3 epochs), seeds "1 2", folders tagged "trial" under
+               <repository>/output_trial. Its accuracy means nothing.
 
-Example: DATA_ROOT=/data bash scripts/dapt_init/main.sh eurosat diff 4 0'
+Examples: TRIAL=1 bash scripts/dapt_init/main.sh eurosat diff 4
+          DATA_ROOT=/data bash scripts/dapt_init/main.sh eurosat diff 4 0'
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"

@@ -21,22 +21,26 @@ Words after "--" are KEY VALUE config overrides passed to every run.
               and submit it with sbatch)
 
 Environment (lists are space-separated):
-  DATASETS     default "eurosat oxford_pets"
+  DATASETS     default "eurosat oxford_pets" (TRIAL=1: "eurosat")
   INITS        default "random same diff"
   VIS_INITS    visual-prompt inits (random, same, diff), default "$VIS_INIT" or "random";
                not random adds "_vis-<v>" to a run'"'"'s init folder (main.sh'"'"'s VIS_INIT)
-  SHOTS        default "1 2 4 8 16"
-  SEEDS        default "1 2 3"
+  SHOTS        default "1 2 4 8 16" (TRIAL=1: "1 2 4")
+  SEEDS        default "1 2 3" (TRIAL=1: "1 2")
   EPOCHS       optional epoch grid, e.g. "25 50 100": each job runs once per value N with
                OPTIM.MAX_EPOCH N into its own folder, tagged "ep<N>" (<cfg>_<shots>shots_ep<N>)
   TAG          appended to every run folder (with EPOCHS: "<TAG>_ep<N>")
-  GPUS         GPUs to use, one job each at a time (default "0"); e.g. "0 1 2 3"
+  GPUS         GPUs to use, one job each at a time (default "0", or "cpu" where nvidia-smi
+               lists no GPU: one job at a time on the CPU); e.g. "0 1 2 3"
                (name a GPU twice, "0 0 1 1", to run two jobs on each)
   DATA_ROOT    (required to run; baked into the --slurm script when set) data set folder
   CFG          trainer config for every job (default: chosen by shots, as in main.sh)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   SWEEP_LOG_DIR  per-job logs (default: $OUTPUT_ROOT/sweep_logs)
   PYTHON       interpreter for train.py (default: python)
+  CODEBASE     another CoOp-family codebase with the drop-in unit (see main.sh --help)
+  TRIAL        1: a trial on any CPU with the demo'"'"'s small CLIP and tiny data (see main.sh
+               --help), into <repository>/output_trial, tagged "trial"
   --slurm only: SWEEP_JOB_NAME (dapt_init), SWEEP_TIME (24:00:00), SWEEP_CPUS (8),
                SWEEP_MAX_PARALLEL (array throttle, e.g. 8), SWEEP_SBATCH (extra sbatch
                options, e.g. "--partition=gpu --account=lab"). Tasks ask for --requeue and
@@ -44,6 +48,8 @@ Environment (lists are space-separated):
                resumes from its checkpoint bit for bit, and keeps the output of the first attempt.
 
 Examples:
+  TRIAL=1 bash scripts/dapt_init/sweep.sh     # a few minutes on a CPU; then:
+  python parse_test_res.py --study output_trial
   DATA_ROOT=/data GPUS="0 1 2 3" bash scripts/dapt_init/sweep.sh
   DATASETS=eurosat SHOTS="1 2" bash scripts/dapt_init/sweep.sh --dry-run
   DATASETS=eurosat INITS=diff VIS_INITS="random same diff" bash scripts/dapt_init/sweep.sh --dry-run
@@ -80,11 +86,15 @@ read_list() {  # read_list NAME DEFAULT: the words of $NAME (or DEFAULT) into LI
     read -r -a LIST <<<"${!1:-$2}"
     ((${#LIST[@]} > 0)) || dapt_die "$1 is empty"
 }
-read_list DATASETS "eurosat oxford_pets"
+if [[ -n "${DAPT_TRIAL:-}" ]]; then  # the demo's data: a tiny EuroSAT, 4 training images a class
+    read_list DATASETS "eurosat"
+else
+    read_list DATASETS "eurosat oxford_pets"
+fi
 DATASET_LIST=("${LIST[@]}")
 read_list INITS "random same diff"
 INIT_LIST=("${LIST[@]}")
-read_list SHOTS "1 2 4 8 16"
+read_list SHOTS "$([[ -n "${DAPT_TRIAL:-}" ]] && echo "1 2 4" || echo "1 2 4 8 16")"
 SHOTS_LIST=("${LIST[@]}")
 dapt_check_seeds
 dapt_check_tag
@@ -120,8 +130,16 @@ for dataset in "${DATASET_LIST[@]}"; do
         CFG_OF["$dataset $shots"]=$DAPT_CFG
     done
 done
+# The default pool: GPU 0 where nvidia-smi lists one, else one job at a time on the CPU.
+default_gpus() {
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+        echo 0
+    else
+        echo cpu
+    fi
+}
 if [[ "$MODE" == run ]]; then
-    read_list GPUS "0"
+    read_list GPUS "$(default_gpus)"
     GPU_LIST=("${LIST[@]}")
     for gpu in "${GPU_LIST[@]}"; do
         dapt_check_gpu "$gpu"
@@ -204,8 +222,8 @@ job_command() {  # job_command JOB GPU: its main.sh command, as text
     tag=$(job_tag "$epochs")
     job_overrides "$epochs"
     [[ "$vis_init" == random ]] || vis_text="VIS_INIT=$vis_init "
-    printf '%sSEEDS=%s %sbash scripts/dapt_init/main.sh %s %s %s %s' "${tag:+TAG=$tag }" \
-        "$seed" "$vis_text" "$dataset" "$init" "$shots" "$2"
+    printf '%s%sSEEDS=%s %sbash scripts/dapt_init/main.sh %s %s %s%s' "${DAPT_TRIAL:+TRIAL=1 }" \
+        "${tag:+TAG=$tag }" "$seed" "$vis_text" "$dataset" "$init" "$shots" "${2:+ $2}"
     if ((${#JOB_OVERRIDES[@]} > 0)); then
         printf ' --'
         printf ' %q' "${JOB_OVERRIDES[@]}"
@@ -224,17 +242,24 @@ grid_text() {  # "2 datasets x 3 inits [x 2 visual inits] x 5 shots x 3 seeds [x
 
 # ------------------------------------------------------------------------------------ dry run
 if [[ "$MODE" == dry-run ]]; then
-    n_finished=0
+    declare -A n_state=([finished]=0 [todo]=0 [other-settings]=0 [running-elsewhere]=0)
     for ((j = 0; j < N_JOBS; j++)); do
         state=$(job_state "${JOBS[j]}")
-        if [[ "$state" == finished ]]; then
-            n_finished=$((n_finished + 1))
-        fi
+        n_state[$state]=$((n_state[$state] + 1))
         printf 'job %d [%s]: %s\n' "$j" "$state" "$(job_command "${JOBS[j]}" GPU)"
     done
-    printf '%d jobs (%s): %d finished, %d to run\n' "$N_JOBS" "$(grid_text)" "$n_finished" \
-        "$((N_JOBS - n_finished))"
-    if [[ -z "${DATA_ROOT:-}" ]]; then
+    # Every job in exactly one count: a folder finished with other settings is neither done
+    # nor going to run (main.sh refuses it, naming the keys).
+    summary="${n_state[finished]} finished, ${n_state[todo]} to run"
+    if ((n_state[other-settings] > 0)); then
+        summary+=", ${n_state[other-settings]} finished with other settings (refused: run main.sh"
+        summary+=" for one of them to see the keys; another TAG or OUTPUT_ROOT keeps both)"
+    fi
+    if ((n_state[running-elsewhere] > 0)); then
+        summary+=", ${n_state[running-elsewhere]} running elsewhere"
+    fi
+    printf '%d jobs (%s): %s\n' "$N_JOBS" "$(grid_text)" "$summary"
+    if [[ -z "${DATA_ROOT:-}" && -z "${DAPT_TRIAL:-}" ]]; then
         echo "note: DATA_ROOT is not set; the jobs need it"
     fi
     exit 0
@@ -279,7 +304,10 @@ EOF
         printf 'export DATA_ROOT=%q\n' "$DATA_ROOT"
     fi
     printf 'export OUTPUT_ROOT=%q\n' "$OUTPUT_ROOT"
-    for name in CFG PYTHON TAG; do
+    if [[ -n "${CODEBASE:-}" ]]; then
+        printf 'export CODEBASE=%q\n' "$DAPT_CODEBASE"
+    fi
+    for name in CFG PYTHON TAG TRIAL; do
         if [[ -n "${!name:-}" ]]; then
             printf 'export %s=%q\n' "$name" "${!name}"
         fi
@@ -350,6 +378,24 @@ job_log() {  # job_log JOB
     printf '%s' "$SWEEP_LOG_DIR/${name}_seed${seed}.log"
 }
 
+job_text() {  # job_text JOB: the job with its fields named (eurosat init=diff shots=4 seed=1)
+    local job=$1 dataset init shots seed extra_1 extra_2 vis_init epochs word
+    eval "$READ_JOB"
+    printf '%s init=%s' "$dataset" "$init"
+    [[ "$vis_init" == random ]] || printf ' vis_init=%s' "$vis_init"
+    printf ' shots=%s seed=%s' "$shots" "$seed"
+    [[ "$epochs" == - ]] || printf ' epochs=%s' "$epochs"
+}
+
+slot_name() {  # slot_name SLOT: "gpu N" or "cpu"
+    local gpu=${GPU_LIST[$1]}
+    if [[ "$gpu" == cpu ]]; then
+        printf 'cpu'
+    else
+        printf 'gpu %s' "$gpu"
+    fi
+}
+
 start_job() {  # start_job INDEX SLOT
     local index=$1 slot=$2 gpu=${GPU_LIST[$2]} job=${JOBS[$1]} dataset init shots seed extra_1
     local extra_2 vis_init epochs word log tag
@@ -357,7 +403,8 @@ start_job() {  # start_job INDEX SLOT
     log=$(job_log "$job")
     tag=$(job_tag "$epochs")
     job_overrides "$epochs"
-    printf '[start] gpu %s: job %d: %s (log: %s)\n' "$gpu" "$index" \
+    [[ "$gpu" != cpu ]] || gpu=""  # main.sh without a GPU: CUDA_VISIBLE_DEVICES left alone
+    printf '[start] %s: job %d: %s (log: %s)\n' "$(slot_name "$slot")" "$index" \
         "$(job_command "${JOBS[index]}" "$gpu")" "$log"
     (
         status=0
@@ -373,16 +420,18 @@ start_job() {  # start_job INDEX SLOT
 }
 
 finish_job() {  # finish_job SLOT STATUS
-    local slot=$1 status=$2 index=${SLOT_JOB[$1]} gpu=${GPU_LIST[$1]}
+    local slot=$1 status=$2 index=${SLOT_JOB[$1]} name
+    name=$(slot_name "$slot")
     unset 'SLOT_JOB[$slot]' 'SLOT_PID[$slot]'
     if [[ "$status" == 0 ]]; then
-        printf '[done] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+        printf '[done] %s: job %d: %s\n' "$name" "$index" "$(job_text "${JOBS[index]}")"
     elif [[ "$status" == "$DAPT_RUNNING_ELSEWHERE" ]]; then  # not a failure: another process has it
-        printf '[running elsewhere] gpu %s: job %d: %s\n' "$gpu" "$index" "${JOBS[index]}"
+        printf '[running elsewhere] %s: job %d: %s\n' "$name" "$index" \
+            "$(job_text "${JOBS[index]}")"
         ELSEWHERE+=("$index")
     else
-        printf '[FAILED] gpu %s: job %d: %s: exit status %s (log: %s)\n' "$gpu" "$index" \
-            "${JOBS[index]}" "$status" "$(job_log "${JOBS[index]}")"
+        printf '[FAILED] %s: job %d: %s: exit status %s (log: %s)\n' "$name" "$index" \
+            "$(job_text "${JOBS[index]}")" "$status" "$(job_log "${JOBS[index]}")"
         FAILED+=("$index:$status")
     fi
 }
@@ -391,15 +440,21 @@ PENDING=()
 for ((j = 0; j < N_JOBS; j++)); do
     state=$(job_state "${JOBS[j]}")
     if [[ "$state" == finished ]]; then
-        printf 'skip (finished): job %d: %s\n' "$j" "${JOBS[j]}"
+        printf 'skip (finished): job %d: %s\n' "$j" "$(job_text "${JOBS[j]}")"
     elif [[ "$state" == running-elsewhere ]]; then
-        printf 'running elsewhere: job %d: %s\n' "$j" "${JOBS[j]}"
+        printf 'running elsewhere: job %d: %s\n' "$j" "$(job_text "${JOBS[j]}")"
         ELSEWHERE+=("$j")
     else  # todo, or other settings: main.sh then fails with the reason in the job's log
         PENDING+=("$j")
     fi
 done
-printf 'sweep: %d jobs, %d to run on GPUs %s\n' "$N_JOBS" "${#PENDING[@]}" "${GPU_LIST[*]}"
+if [[ " ${GPU_LIST[*]} " == *" cpu "* ]]; then
+    where="on the CPU ($(dapt_join ' ' "${GPU_LIST[@]}") slots)"
+    ((${#GPU_LIST[@]} > 1)) || where="on the CPU, one at a time"
+else
+    where="on GPUs ${GPU_LIST[*]}"
+fi
+printf 'sweep: %d jobs, %d to run %s\n' "$N_JOBS" "${#PENDING[@]}" "$where"
 if ((${#PENDING[@]} > 0)); then
     mkdir -p -- "$SWEEP_LOG_DIR"
 fi
@@ -428,7 +483,7 @@ if ((${#FAILED[@]} > 0)); then
     printf 'sweep: %d of %d jobs run failed:\n' "${#FAILED[@]}" "$N_RAN" >&2
     for entry in "${FAILED[@]}"; do
         index=${entry%%:*}
-        printf '  job %d: %s: exit status %s (log: %s)\n' "$index" "${JOBS[index]}" \
+        printf '  job %d: %s: exit status %s (log: %s)\n' "$index" "$(job_text "${JOBS[index]}")" \
             "${entry#*:}" "$(job_log "${JOBS[index]}")" >&2
     done
     exit 1

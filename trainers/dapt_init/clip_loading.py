@@ -83,7 +83,17 @@ def resolve_weights_file(backbone: str, weights_file: str = "") -> str:
         raise DaptInitError(
             f"unknown CLIP backbone {backbone!r}; choose one of {', '.join(VIT_RESOLUTIONS)}."
         )
-    return clip._download(clip._MODELS[backbone], CLIP_CACHE)
+    try:
+        return clip._download(clip._MODELS[backbone], CLIP_CACHE)
+    except OSError as error:  # urllib's URLError, a refused or timed-out connection
+        # Offline machines are common: one line naming both ways on, not urllib's traceback.
+        reason = getattr(error, "reason", None) or error
+        raise DaptInitError(
+            f"CLIP {backbone} is not in {CLIP_CACHE} and cannot be downloaded ({reason}); "
+            "give a local copy with TRAINER.DAPT_INIT.CLIP_WEIGHTS /path/to/"
+            f"{os.path.basename(clip._MODELS[backbone])}, or try the scripts offline with the "
+            "demo's small CLIP and tiny data: TRIAL=1 bash scripts/dapt_init/main.sh ..."
+        ) from None
 
 
 def is_torchscript_archive(path: str) -> bool:
