@@ -17,6 +17,7 @@ import os
 import runpy
 import sys
 import traceback
+from typing import Callable
 
 
 def kill_after(epoch: int) -> None:
@@ -33,24 +34,19 @@ def kill_after(epoch: int) -> None:
     module.DAPT_Init.after_epoch = after_epoch
 
 
-def run_child(run: dict) -> int:
+def run_forked(body: Callable[[], int]) -> int:
+    """``body()`` in a forked child, as a fresh process would run it after the imports; its
+    exit status, or -signal when it was killed. A crash ends the child, never the caller."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            log = os.open(run["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            if run.get("kill_after_epoch"):
-                kill_after(run["kill_after_epoch"])
-            sys.argv = ["train.py", *run["argv"]]
-            runpy.run_path("train.py", run_name="__main__")
-            code = 0
+            code = body()
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        except BaseException:  # noqa: B902  (a crash ends the child, never the driver)
+        except BaseException:  # noqa: B902
             traceback.print_exc()
         finally:
             sys.stdout.flush()
@@ -58,6 +54,20 @@ def run_child(run: dict) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def run_child(run: dict) -> int:
+    def body() -> int:
+        log = os.open(run["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        if run.get("kill_after_epoch"):
+            kill_after(run["kill_after_epoch"])
+        sys.argv = ["train.py", *run["argv"]]
+        runpy.run_path("train.py", run_name="__main__")
+        return 0
+
+    return run_forked(body)
 
 
 def main() -> int:

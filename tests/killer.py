@@ -28,7 +28,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,24 +107,15 @@ def install_options(options: list[str], train_args: list[str], output_dir: str) 
 
 def run_step(options: list[str], train_args: list[str], output_dir: str) -> int:
     """One train.py process (forked); its exit status, or -signal when killed."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            install_options(options, train_args, output_dir)
-            import train
+    from tests.host_driver import run_forked
 
-            code = train.run(train_args)
-        except BaseException:  # noqa: B902  (a crash must end the child, not run the driver)
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    def body() -> int:
+        install_options(options, train_args, output_dir)
+        import train
+
+        return train.run(train_args)
+
+    return run_forked(body)
 
 
 def folder_state(output_dir: str) -> dict:
