@@ -270,8 +270,9 @@ def read_run_record(run_dir: str) -> RunRecord:
             result = json.load(file)
     except (OSError, ValueError):
         result = None
-    if isinstance(result, dict) and isinstance(result.get("fingerprint_keys"), dict):
-        keys = result["fingerprint_keys"]
+    if isinstance(result, dict):
+        if isinstance(result.get("fingerprint_keys"), dict):
+            keys = result["fingerprint_keys"]
         clip = result.get("clip")
         if isinstance(clip, dict) and isinstance(clip.get("weights"), dict):
             weights = clip["weights"]
@@ -320,12 +321,13 @@ def run_cfg(run_dir: str, overrides: argparse.Namespace | None = None) -> CfgNod
     return cfg
 
 
-def recorded_clip(run_dir: str) -> tuple[str, str] | None:
-    """(backbone, weights file) a run used, from its record; None when it records neither."""
+def recorded_cfg(run_dir: str) -> CfgNode | None:
+    """The frozen config ``run_dir``'s run used; None when the folder records none (a copy
+    of prompt files alone)."""
     record = read_run_record(run_dir)
     if record.empty:
         return None
     cfg = base_cfg()
     apply_record(cfg, record)
-    return cfg.MODEL.BACKBONE.NAME, cfg.TRAINER.DAPT_INIT.CLIP_WEIGHTS
-
+    cfg.freeze()
+    return cfg

@@ -21,6 +21,7 @@ import torch
 from tests.integration import prepared_workdir, run_train, train_command
 from tests.toolbox import requires_toolbox
 from tools import analyze_prompts
+from tools.prompt_analysis import common, tsne
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = REPO / "tools" / "analyze_prompts.py"
@@ -295,13 +296,13 @@ def test_initial_prompts_are_the_ones_the_training_run_started_from(trained_runs
     # One epoch at the warm-up LR (1e-5) moves the tokens by < 1e-3; prompts drawn in another
     # order (or with another seed) differ by ~0.05. So this pins train.py's seeding order.
     workdir, runs = trained_runs
-    settings = analyze_prompts.InitSettings(clip_weights=str(workdir / "small_clip.pt"))
+    settings = common.InitSettings(clip_weights=str(workdir / "small_clip.pt"))
     for init, run_dir in runs.items():
         trained = checkpoint_tokens(run_dir)
-        initial = analyze_prompts.initial_text_prompts(init, 1, settings)
+        initial = common.initial_text_prompts(init, 1, settings)
         assert not torch.equal(trained, initial)  # the run did train
         assert (trained - initial).abs().max() < 1e-3
-        other_seed = analyze_prompts.initial_text_prompts(init, 2, settings)
+        other_seed = common.initial_text_prompts(init, 2, settings)
         assert (trained - other_seed).abs().max() > 1e-2
 
 
@@ -363,8 +364,8 @@ def test_tsne_class_names_stay_inside_their_panel():
     xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [5.0, 0.0], [10.0, 5.0]])
     generator = torch.Generator().manual_seed(0)
     features = torch.nn.functional.normalize(torch.randn(len(names), 8, generator=generator), dim=1)
-    panels = [analyze_prompts.Panel("diff", Path("run"), 1, features)]
-    fig = analyze_prompts.draw_panels(panels, [xy], names, label_points=True)
+    panels = [tsne.Panel("diff", Path("run"), 1, features)]
+    fig = tsne.draw_panels(panels, [xy], names, label_points=True)
     try:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
