@@ -19,9 +19,8 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
-import yaml
 from yacs.config import CfgNode
 
 # openai-clip (and the toolbox's wilds, through 'outdated') import the deprecated
@@ -30,172 +29,17 @@ from yacs.config import CfgNode
 warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API",
                         category=UserWarning)
 
+from study import config
+# The config is built by study/config.py, shared with the analysis tools; its names stay
+# importable from here (train.merge_config_file, train.setup_cfg, ...).
+from study.config import merge_config_file, setup_cfg  # noqa: F401
 from trainers.dapt_init import runstate
-from trainers.dapt_init.config import add_dapt_init_config, validate_config
+from trainers.dapt_init.config import validate_config
 from trainers.dapt_init.errors import DaptInitError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=str, default="", help="path to the data root")
-    parser.add_argument("--output-dir", type=str, default="", help="output directory")
-    parser.add_argument("--resume", type=str, default="",
-                        help="checkpoint directory to resume from (default: --output-dir)")
-    parser.add_argument("--seed", type=int, default=-1, help="a value >= 0 fixes the seed")
-    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains (DA/DG)")
-    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains (DA/DG)")
-    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    parser.add_argument("--config-file", type=str, default="", help="trainer config file")
-    parser.add_argument("--dataset-config-file", type=str, default="",
-                        help="dataset config file")
-    parser.add_argument("--trainer", type=str, default="", help="trainer name, e.g. DAPT_Init")
-    parser.add_argument("--backbone", type=str, default="", help="CLIP backbone name")
-    parser.add_argument("--head", type=str, default="", help="name of head")
-    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
-    parser.add_argument("--model-dir", type=str, default="",
-                        help="load the model from this output directory (with --eval-only)")
-    parser.add_argument("--load-epoch", type=int, help="load the checkpoint of this epoch")
-    parser.add_argument("--no-train", action="store_true", help="build everything, train nothing")
-    parser.add_argument("--check-finished", action="store_true",
-                        help="only say whether --output-dir holds this command's finished run "
-                             "(exit 0: finished, 2: other settings, 3: not finished, 4: running "
-                             "elsewhere); loads no data or model")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
-                        help="modify config options using the command line (KEY VALUE pairs)")
-    return parser.parse_args(argv)
-
-
-def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
-    """Command-line arguments override the config files (as in every CoOp-family train.py)."""
-    for flag, key in [("root", "DATASET.ROOT"), ("output_dir", "OUTPUT_DIR"),
-                      ("resume", "RESUME"), ("source_domains", "DATASET.SOURCE_DOMAINS"),
-                      ("target_domains", "DATASET.TARGET_DOMAINS"),
-                      ("transforms", "INPUT.TRANSFORMS"), ("trainer", "TRAINER.NAME"),
-                      ("backbone", "MODEL.BACKBONE.NAME"), ("head", "MODEL.HEAD.NAME")]:
-        value = getattr(args, flag)
-        if value:
-            cfg.merge_from_list([key, value])
-    if args.seed >= 0:
-        cfg.SEED = args.seed
-
-
-def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    from dassl.config import get_cfg_default
-
-    cfg = get_cfg_default()
-    add_dapt_init_config(cfg)
-    for flag, path in (("--dataset-config-file", args.dataset_config_file),
-                       ("--config-file", args.config_file)):
-        if path:
-            merge_config_file(cfg, path, flag)
-    reset_cfg(cfg, args)
-    merge_overrides(cfg, args.opts)
-    cfg.freeze()
-    return cfg
-
-
-# yacs answers a typo with an AssertionError and a wrong type with a ValueError traceback:
-# these checks name the key, the value and the fix instead.
-TYPE_HINTS = {int: "a whole number", float: "a decimal number (write 1.0, not 1)",
-              str: "text", bool: "True or False", tuple: "a tuple", list: "a list"}
-
-
-def _flat_items(mapping: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            yield from _flat_items(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in node.items():
-        keys += (_all_keys(value, f"{prefix}{key}.") if isinstance(value, CfgNode)
-                 else [f"{prefix}{key}"])
-    return keys
-
-
-def nearest_keys(key: str, keys: list[str]) -> list[str]:
-    """Up to three valid keys close to ``key``, ignoring case; else by the last part alone
-    (a bare 'INIT_METHOD' or a misspelt group)."""
-    by_upper = {valid.upper(): valid for valid in keys}
-    near = difflib.get_close_matches(key.upper(), list(by_upper), n=3, cutoff=0.8)
-    if not near:
-        leaves: dict[str, list[str]] = {}
-        for valid in by_upper:
-            leaves.setdefault(valid.rsplit(".", 1)[-1], []).append(valid)
-        leaf = key.upper().rsplit(".", 1)[-1]
-        for match in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.8):
-            near += leaves[match]
-    return [by_upper[valid] for valid in near[:3]]
-
-
-def check_key(cfg: CfgNode, key: str, source: str) -> None:
-    """An unknown key names the nearest valid ones (a typo is the usual cause)."""
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, CfgNode) or part not in node:
-            break
-        node = node[part]
-    else:
-        if not isinstance(node, CfgNode):
-            return
-        raise DaptInitError(f"{key} ({source}) is a group of keys, not a key; set one of "
-                            f"its keys, e.g. {key}.{next(iter(node), '...')}.")
-    if key.startswith("--"):
-        raise DaptInitError(
-            f"option {key} comes after the KEY VALUE config overrides ({source}); put every "
-            "--option before the first KEY VALUE pair."
-        )
-    near = nearest_keys(key, _all_keys(cfg))
-    hint = (f"nearest valid keys: {', '.join(near)}" if near
-            else "keys are full dotted paths in capitals, e.g. TRAINER.DAPT_INIT.INIT_METHOD; "
-                 "the README lists this trainer's keys")
-    raise DaptInitError(f"unknown config key {key!r} ({source}); {hint}.")
-
-
-def merge_pair(cfg: CfgNode, key: str, value: Any, source: str) -> None:
-    check_key(cfg, key, source)
-    try:
-        cfg.merge_from_list([key, value])
-    except ValueError:  # the key exists, so yacs' only ValueError is a type mismatch
-        old = cfg
-        for part in key.split("."):
-            old = old[part]
-        kind = TYPE_HINTS.get(type(old), type(old).__name__)
-        raise DaptInitError(
-            f"{key} is {value!r} ({source}), but it takes {kind}, e.g. '{key} {old!r}'."
-        ) from None
-
-
-def merge_config_file(cfg: CfgNode, path: str, flag: str) -> None:
-    """Merge a yaml config as yacs does, key by key, naming what is wrong in it."""
-    if not os.path.isfile(path):
-        raise DaptInitError(
-            f"{flag} {path}: no such file. Give the path of a yaml config (the ones shipped "
-            "are under configs/datasets/ and configs/trainers/DAPT_Init/)."
-        )
-    try:
-        with open(path, encoding="utf-8") as stream:
-            loaded = yaml.safe_load(stream) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        problem = " ".join(str(error).split())
-        raise DaptInitError(f"{flag} {path} cannot be read as yaml ({problem}).") from None
-    if not isinstance(loaded, dict):
-        raise DaptInitError(f"{flag} {path} holds no KEY: VALUE mapping; it is not a config.")
-    for key, value in _flat_items(loaded):
-        merge_pair(cfg, key, value, f"in {path}")
-
-
-def merge_overrides(cfg: CfgNode, opts: list[str]) -> None:
-    if len(opts) % 2:
-        raise DaptInitError(
-            f"the config overrides must be KEY VALUE pairs, but {len(opts)} words were given "
-            f"and {opts[-1]!r} has no value; e.g. 'TRAINER.DAPT_INIT.INIT_METHOD diff'."
-        )
-    for key, value in zip(opts[0::2], opts[1::2]):
-        merge_pair(cfg, key, value, "on the command line")
+    return config.parse_args(argv, description=__doc__.splitlines()[0])
 
 
 def check_eval_args(args: argparse.Namespace, output_dir: str) -> None:

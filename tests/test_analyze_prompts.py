@@ -21,6 +21,7 @@ import torch
 from tests.integration import prepared_workdir, run_train, train_command
 from tests.toolbox import requires_toolbox
 from tools import analyze_prompts
+from tools.prompt_analysis import common, tsne
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = REPO / "tools" / "analyze_prompts.py"
@@ -295,13 +296,13 @@ def test_initial_prompts_are_the_ones_the_training_run_started_from(trained_runs
     # One epoch at the warm-up LR (1e-5) moves the tokens by < 1e-3; prompts drawn in another
     # order (or with another seed) differ by ~0.05. So this pins train.py's seeding order.
     workdir, runs = trained_runs
-    settings = analyze_prompts.InitSettings(clip_weights=str(workdir / "small_clip.pt"))
+    settings = common.InitSettings(clip_weights=str(workdir / "small_clip.pt"))
     for init, run_dir in runs.items():
         trained = checkpoint_tokens(run_dir)
-        initial = analyze_prompts.initial_text_prompts(init, 1, settings)
+        initial = common.initial_text_prompts(init, 1, settings)
         assert not torch.equal(trained, initial)  # the run did train
         assert (trained - initial).abs().max() < 1e-3
-        other_seed = analyze_prompts.initial_text_prompts(init, 2, settings)
+        other_seed = common.initial_text_prompts(init, 2, settings)
         assert (trained - other_seed).abs().max() > 1e-2
 
 
@@ -354,6 +355,72 @@ def test_tsne_names_both_weights_when_the_runs_used_another_clip(trained_runs, t
     assert "Traceback" not in done.stderr and not (tmp_path / "tsne.png").exists()
 
 
+@requires_toolbox
+def test_tsne_from_run_folders_alone_equals_tsne_with_the_whole_train_command(trained_runs,
+                                                                               tmp_path, capsys):
+    # No data root, configs, overrides or CLIP: each comes from the run's own record.
+    workdir, runs = trained_runs
+    alone, given = tmp_path / "alone.png", tmp_path / "given.png"
+    status, out, err = run_tool("tsne", "--runs", f"diff={runs['diff']}", "--epoch", 1,
+                                "--no-labels", "--out", alone, capsys=capsys)
+    assert status == 0, err
+    assert f"Wrote {alone}" in out
+    explicit = tsne_command(workdir, {"diff": runs["diff"]}, given, "--no-labels")[2:]
+    status, _, err = run_tool(*explicit, capsys=capsys)
+    assert status == 0, err
+    assert read_coordinates(alone.with_suffix(".csv")) == read_coordinates(
+        given.with_suffix(".csv"))
+
+
+@requires_toolbox
+def test_init_stats_from_runs_alone_builds_the_initial_rows_with_the_runs_clip(trained_runs,
+                                                                               capsys):
+    workdir, runs = trained_runs
+    status, alone, err = run_tool("init-stats", "--from-runs", runs["same"], "--format", "csv",
+                                  capsys=capsys)
+    assert status == 0, err
+    status, given, err = run_tool("init-stats", "--from-runs", runs["same"], "--format", "csv",
+                                  "--clip-weights", workdir / "small_clip.pt", capsys=capsys)
+    assert status == 0, err
+    assert alone == given and len(csv_rows(alone)) == 3 + 1
+
+
+@requires_toolbox
+def test_a_run_config_from_its_record_equals_the_config_of_its_command(trained_runs, tmp_path):
+    """result.json's keys and weights plus log.txt's data root rebuild the config train.py
+    built (less the keys that cannot change a result); without result.json, log.txt's
+    command alone does."""
+    import shutil
+
+    from study.config import logged_command, run_cfg, setup_cfg
+    from trainers.dapt_init.runstate import fingerprint_keys
+
+    workdir, runs = trained_runs
+    command = train_command(workdir, "random", "OPTIM.MAX_EPOCH", "1",
+                            output_dir=runs["random"])
+    from study.config import parse_args
+
+    original = setup_cfg(parse_args(command[2:]))
+    rebuilt = run_cfg(str(runs["random"]))
+    assert fingerprint_keys(rebuilt) == fingerprint_keys(original)
+    assert rebuilt.DATASET.ROOT == original.DATASET.ROOT
+    assert rebuilt.TRAINER.DAPT_INIT.CLIP_WEIGHTS == str(workdir / "small_clip.pt")
+    assert vars(logged_command(str(runs["random"]))) == vars(parse_args(command[2:]))
+
+    unfinished = shutil.copytree(runs["random"], tmp_path / "unfinished")
+    (unfinished / "result.json").unlink()
+    assert fingerprint_keys(run_cfg(str(unfinished))) == fingerprint_keys(original)
+
+
+def test_a_run_folder_without_a_record_asks_for_the_train_arguments(tmp_path, capsys):
+    from study.config import run_cfg
+    from trainers.dapt_init.errors import DaptInitError
+
+    run_dir = fake_run(tmp_path / "run", torch.zeros(K, 64))
+    with pytest.raises(DaptInitError, match="records no config"):
+        run_cfg(str(run_dir))
+
+
 def test_tsne_class_names_stay_inside_their_panel():
     # Points at the corners and edges of the embedding, with EuroSAT's longest names.
     import matplotlib.pyplot as plt
@@ -363,8 +430,8 @@ def test_tsne_class_names_stay_inside_their_panel():
     xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [5.0, 0.0], [10.0, 5.0]])
     generator = torch.Generator().manual_seed(0)
     features = torch.nn.functional.normalize(torch.randn(len(names), 8, generator=generator), dim=1)
-    panels = [analyze_prompts.Panel("diff", Path("run"), 1, features)]
-    fig = analyze_prompts.draw_panels(panels, [xy], names, label_points=True)
+    panels = [tsne.Panel("diff", Path("run"), 1, features)]
+    fig = tsne.draw_panels(panels, [xy], names, label_points=True)
     try:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.toolbox import requires_toolbox
 from tools import analyze_prompts
 
 EOS_ID = 49407
@@ -130,3 +131,63 @@ def test_a_run_is_never_read_with_other_clip_weights_than_its_own(tmp_path, smal
     copy = shutil.copy(small_clip_file, tmp_path / "copy.pt")
     assert analyze_prompts.run([*argv, "--clip-weights", str(copy)]) == 0
     assert len(csv_rows(capsys.readouterr().out)) == 2
+
+
+# ------------------------------------------------------- a real run (toolbox, ~25 s)
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One 1-epoch diff run on tiny EuroSAT-layout data, as train.py writes it."""
+    from tests.integration import prepared_workdir, run_train, train_command
+
+    workdir = prepared_workdir(tmp_path_factory.mktemp("nearest_words"))
+    command = train_command(workdir, "diff", "OPTIM.MAX_EPOCH", "1",
+                            output_dir=workdir / "runs" / "diff")
+    done = run_train(command)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return workdir, workdir / "runs" / "diff"
+
+
+@requires_toolbox
+def test_a_run_folder_alone_is_read_with_its_own_clip(trained_run, tmp_path, capsys):
+    from tools.small_clip import save_small_clip
+
+    workdir, run_dir = trained_run
+    argv = ["nearest-words", "--runs", str(run_dir), "--epoch", "1", "-k", "3", "--format",
+            "csv"]
+    assert analyze_prompts.run(argv) == 0
+    alone = capsys.readouterr().out
+    assert analyze_prompts.run([*argv, "--clip-weights", str(workdir / "small_clip.pt")]) == 0
+    assert capsys.readouterr().out == alone
+    rows = csv_rows(alone)
+    assert len(rows) == K * 3 and {(r["init"], r["seed"], r["epoch"]) for r in rows} == {
+        ("diff", "1", "1")}
+
+    # --init beside a run: the initial prompts are built with the run's CLIP and settings.
+    assert analyze_prompts.run([*argv, "--init", "diff"]) == 0
+    rows = csv_rows(capsys.readouterr().out)
+    assert {r["source"] for r in rows} == {str(run_dir), "initial"}
+
+    # Other weights given: refused with one line, naming both.
+    other = save_small_clip(str(tmp_path / "other_clip.pt"), seed=1)
+    assert analyze_prompts.run([*argv, "--clip-weights", other]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and other in err and str(workdir / "small_clip.pt") in err
+
+
+@requires_toolbox
+def test_a_moved_weights_file_is_asked_for_and_found_by_its_bytes(trained_run, tmp_path,
+                                                                  capsys):
+    import json
+    import shutil
+
+    workdir, run_dir = trained_run
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    result = json.loads((copy / "result.json").read_text())
+    result["clip"]["weights"]["path"] = str(tmp_path / "moved_away.pt")
+    (copy / "result.json").write_text(json.dumps(result))
+    argv = ["nearest-words", "--runs", str(copy), "-k", "1", "--format", "csv"]
+    assert analyze_prompts.run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "moved_away.pt, which is not there any more" in err
+    assert analyze_prompts.run([*argv, "--clip-weights", str(workdir / "small_clip.pt")]) == 0
+    assert len(csv_rows(capsys.readouterr().out)) == K

@@ -2,13 +2,15 @@
 closest in token-embedding space (Euclidean distance), decoded with clip's tokenizer, as CoOp's
 ``interpret_prompt.py`` does.
 
-    python tools/analyze_prompts.py nearest-words --clip-weights ViT-B-16.pt \\
+    python tools/analyze_prompts.py nearest-words \\
         --runs output/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed1 --epoch 1
     python tools/analyze_prompts.py nearest-words --clip-weights ViT-B-16.pt --init diff --seed 1
 
 The token embedding is the input layer of CLIP's text encoder, where the prompts sit, so the
 distances are those of the space the prompts are trained in. A trained prompt usually lies far
-from every word: the distances say how far.
+from every word: the distances say how far. A run's prompts are read with the CLIP it
+recorded (result.json), unless --clip-weights / --backbone say otherwise (then they must be
+the same weights).
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ from typing import Any, Sequence
 
 import torch
 
-from tools.analyze_prompts import (TABLE_FORMATS, InitSettings, add_clip_options, check_width,
-                                   initial_text_prompts, logged_run_info,
-                                   non_negative_int, positive_int, run_text_prompts,
-                                   saved_epochs)
+from tools.prompt_analysis.common import (TABLE_FORMATS, InitSettings, add_clip_options,
+                                          check_weights, check_width, first_or_none,
+                                          initial_text_prompts, logged_run_info,
+                                          non_negative_int, positive_int, resolved_settings,
+                                          run_text_prompts, saved_epochs)
 from trainers.dapt_init.config import INIT_METHODS
 from trainers.dapt_init.errors import DaptInitError
 
@@ -37,6 +40,7 @@ class PromptSource:
     seed: int | str
     epoch: int  # 0: the initial prompts
     prompts: torch.Tensor
+    clip: InitSettings  # the CLIP whose vocabulary it is compared with
 
 
 def nearest_tokens(vectors: torch.Tensor, embedding: torch.Tensor,
@@ -52,7 +56,9 @@ def nearest_tokens(vectors: torch.Tensor, embedding: torch.Tensor,
     return nearest.values, nearest.indices
 
 
-def run_sources(run_dirs: Sequence[Path], epoch: int | None) -> list[PromptSource]:
+def run_sources(run_dirs: Sequence[Path], epoch: int | None,
+                args: argparse.Namespace) -> list[PromptSource]:
+    """Each run's prompts, with its own CLIP (or the one given, checked to be its own)."""
     sources = []
     for run_dir in run_dirs:
         epochs = saved_epochs(run_dir)
@@ -60,13 +66,17 @@ def run_sources(run_dirs: Sequence[Path], epoch: int | None) -> list[PromptSourc
         prompts = run_text_prompts(run_dir, chosen)
         info = logged_run_info(run_dir)
         sources.append(PromptSource(str(run_dir), info.init or "?",
-                                    "?" if info.seed is None else info.seed, chosen, prompts))
+                                    "?" if info.seed is None else info.seed, chosen, prompts,
+                                    resolved_settings(args, run_dir)))
+    for source in sources:  # all prompts read before any weights are hashed
+        check_weights(Path(source.label), source.clip)
     return sources
 
 
 def initial_sources(inits: Sequence[str], seeds: Sequence[int],
                     settings: InitSettings) -> list[PromptSource]:
-    return [PromptSource("initial", init, seed, 0, initial_text_prompts(init, seed, settings))
+    return [PromptSource("initial", init, seed, 0, initial_text_prompts(init, seed, settings),
+                         settings)
             for init in inits for seed in seeds]
 
 
@@ -74,15 +84,17 @@ HEADER = ["source", "init", "seed", "epoch", "position", "rank", "token_id", "to
           "distance"]
 
 
-def result_rows(sources: Sequence[PromptSource], embedding: torch.Tensor, k: int,
-                clip_source: str) -> list[list[Any]]:
+def result_rows(sources: Sequence[PromptSource], k: int) -> list[list[Any]]:
     """One row per source x context position x rank."""
     from clip.simple_tokenizer import SimpleTokenizer
 
     tokenizer = SimpleTokenizer()
+    embeddings = token_embeddings(sources, k)
     rows = []
     for source in sources:
-        check_width(source.prompts, embedding.shape[1], Path(source.label), clip_source)
+        embedding = embeddings[source.clip.backbone, source.clip.clip_weights]
+        check_width(source.prompts, embedding.shape[1], Path(source.label),
+                    source.clip.clip_source)
         distances, ids = nearest_tokens(source.prompts, embedding, k)
         for position in range(source.prompts.shape[0]):
             for rank in range(k):
@@ -92,6 +104,23 @@ def result_rows(sources: Sequence[PromptSource], embedding: torch.Tensor, k: int
                              tokenizer.decode([token_id]).strip(),
                              float(distances[position, rank])])
     return rows
+
+
+def token_embeddings(sources: Sequence[PromptSource],
+                     k: int) -> dict[tuple[str, str], torch.Tensor]:
+    """The token embedding of each CLIP the sources use, loaded once each, in fp32."""
+    from trainers.dapt_init.clip_loading import load_clip
+
+    embeddings: dict[tuple[str, str], torch.Tensor] = {}
+    for source in sources:
+        key = (source.clip.backbone, source.clip.clip_weights)
+        if key not in embeddings:
+            embedding = load_clip(*key).token_embedding.weight.detach().float()
+            if not 1 <= k <= embedding.shape[0]:
+                raise DaptInitError(f"-k {k} must be between 1 and the vocabulary size "
+                                    f"{embedding.shape[0]}.")
+            embeddings[key] = embedding
+    return embeddings
 
 
 def render(rows: Sequence[Sequence[Any]], table_format: str) -> str:
@@ -123,22 +152,11 @@ def nearest_words(args: argparse.Namespace) -> int:
     if not args.runs and not args.init:
         raise DaptInitError("nothing to interpret: give --runs RUN_DIR ... and/or "
                             "--init INIT ... (initial prompts).")
-    sources = run_sources(args.runs or [], args.epoch)  # a missing checkpoint fails first
-    from trainers.dapt_init.runstate import check_run_weights
-
-    for run_dir in args.runs or []:
-        check_run_weights(str(run_dir), args.backbone, args.clip_weights)
-    settings = InitSettings(args.backbone, args.clip_weights, args.txt_tokens, args.vis_tokens,
-                            args.noise_scale, args.prec)
-    sources += initial_sources(args.init or [], args.seeds, settings)
-    from trainers.dapt_init.clip_loading import load_clip
-
-    embedding = load_clip(args.backbone, args.clip_weights).token_embedding.weight.detach()
-    if not 1 <= args.k <= embedding.shape[0]:
-        raise DaptInitError(f"-k {args.k} must be between 1 and the vocabulary size "
-                            f"{embedding.shape[0]}.")
-    print(render(result_rows(sources, embedding.float(), args.k,
-                             args.clip_weights or args.backbone), args.format))
+    sources = run_sources(args.runs or [], args.epoch, args)  # a missing checkpoint fails first
+    # Initial prompts: the CLIP and prompt settings given, else the first run's own.
+    sources += initial_sources(args.init or [], args.seeds,
+                               resolved_settings(args, first_or_none(args.runs)))
+    print(render(result_rows(sources, args.k), args.format))
     return 0
 
 
@@ -149,7 +167,8 @@ def add_nearest_words_parser(subparsers: Any) -> None:
                     "prompts of an init (--init, --seeds), the k nearest tokens of CLIP's "
                     "vocabulary by Euclidean distance in token-embedding space, decoded with "
                     "clip's tokenizer (as CoOp's interpret_prompt.py).")
-    add_clip_options(parser, "CLIP (the runs' own; for --init also the prompt settings)",
+    add_clip_options(parser, "CLIP (default: each run's own; for --init also the prompt "
+                             "settings)",
                      note="--init: ")
     parser.add_argument("--runs", nargs="+", type=Path, metavar="RUN_DIR",
                         help="run folders (train.py --output-dir); init and seed from log.txt")
