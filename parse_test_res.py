@@ -32,6 +32,12 @@ Walks the output root, finds every ``seed<k>`` run folder and prints one table p
     dg         evaluation/<target_dataset>/<trainer>/<init>/<cfg>_<shots>shots[_<TAG>]/seed<k>
     base2new   base2new/{train_base,test_new}/<dataset>/shots_<K>/<trainer>/<init>/<cfg>/seed<k>
 
+A run that recorded its spec in ``result.json`` (``"spec"``: kind, dataset, init, vis_init,
+config, shots, seed, tag, grid; written by train.py) is placed by that record whatever its
+folders are called, and a note names each field the folder names contradict; the folder names
+place only runs without one (CoOp-family trees, older runs). Either way only ``seed<k>`` folders
+are read. Runs of one cell recorded with different sweep settings (``grid``) are not pooled:
+their settings are appended in brackets.
 ``<init>`` may be ``<init>_vis-<visinit>`` (the scripts' folder for a non-random visual init).
 Few-shot and dg tables: rows are init x shots (grouped by init in the order random, same, diff,
 then other methods; shots ascending), columns are datasets, cells ``mean +- std (n seeds)``.
@@ -103,7 +109,7 @@ from results.labels import (INIT_ORDER, Method, base_method_label, cell_of, effe
 from results.layout import (BASE2NEW_SHOTS_DIR, BASE2NEW_SPLITS, DATASET_RANK, DEFAULT_VIS_INIT,
                             DISPLAY_NAME_BY_NORMALIZED, KNOWN_DATASET_FOLDERS, KNOWN_DATASETS,
                             LAYOUT_TOPS, SEED_DIR, SHOTS_DIR, VIS_INIT_DIR, LayoutError, RunKey,
-                            dataset_display_name, dataset_sort_key,
+                            canonical_dataset, dataset_display_name, dataset_sort_key,
                             find_seed_folders, is_layout_top, normalized_dataset,
                             output_root_problem, parse_base2new_path, parse_fewshot_path,
                             parse_run_path, split_vis_init)
@@ -122,9 +128,10 @@ from results.plots import (CAPSIZE, DODGE_OCTAVES, METRIC_RANGE, REFERENCE_MARKE
 from results.reference import (REFERENCE_COLUMNS, Reference, ReferenceDataError, load_reference,
                                matched_cells, reference_cells)
 from results.render import FORMATS, LATEX_SPECIALS, latex_escaped, print_tables, render_table
+from results.spec import SPEC_KEY, SPEC_KINDS, SpecError, key_from_spec
 from results.study import (CONFIG_MAX_EPOCH, NOT_AS_PUBLISHED, PUBLISHED_CLIP_SHA256,
                            TRAINER_CONFIGS, StudyRun, collect_study, config_max_epoch,
-                           recorded_vis_init, unpublished_setting)
+                           place_run, recorded_vis_init, unpublished_setting)
 from results.tables import (TABLE_KINDS, GridTable, TextTable, base2new_text_table,
                             build_grid_table, format_cell, grid_text_table, row_key_cells,
                             row_key_headers, table_titles)

@@ -1,5 +1,5 @@
 """Row labels of the study tables: which runs share a row (init, visual init, TAG, and where
-needed trainer, or config) and in which order the rows come."""
+needed trainer, config or sweep setting) and in which order the rows come."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -10,6 +10,7 @@ from trainers.dapt_init.config import INIT_METHODS
 
 from .layout import DEFAULT_VIS_INIT, RunKey
 from .logs import natural_key
+from .spec import grid_text
 
 # Rows of the initialisations DAPT_Init knows come first, in its order (random, same, diff).
 INIT_ORDER = INIT_METHODS
@@ -50,20 +51,25 @@ def label_methods(keys: Iterable[RunKey]) -> dict[RunKey, Method]:
     prefix_trainer = len(trainers_with_init) > 1
     show_vis = len({effective_vis_init(key) for key in variants} - {None}) > 1
     base_labels = {variant: base_method_label(variant, prefix_trainer) for variant in variants}
-    configs_per_cell = defaultdict(set)
+    settings_per_cell = defaultdict(set)
     for variant, label in base_labels.items():
-        configs_per_cell[cell_of(variant, label)].add(variant.config)
+        settings_per_cell[cell_of(variant, label)].add((variant.config, variant.grid))
     methods = {}
     for variant, label in base_labels.items():
-        mixed = len(configs_per_cell[cell_of(variant, label)]) > 1
-        init_label = f"{label} [{variant.config}]" if mixed else label
+        settings = settings_per_cell[cell_of(variant, label)]
+        mixed = len({config for config, _ in settings}) > 1
+        # Runs of one cell recorded with different sweep settings are never pooled either.
+        mixed_grid = len({grid for _, grid in settings}) > 1
+        grid = grid_text(variant.grid) or "no grid"
+        init_label = (label + (f" [{variant.config}]" if mixed else "")
+                      + (f" [{grid}]" if mixed_grid else ""))
         vis = effective_vis_init(variant) if show_vis else None
         full_label = ", ".join([init_label] + ([f"vis {vis}"] if vis else [])
                                + ([variant.tag] if variant.tag else []))
         group = variant.trainer if (prefix_trainer or variant.init is None) else ""
         sort_key = (group, init_rank(variant.init), variant.init or "",
                     init_rank(vis), vis or "", tuple(natural_key(variant.tag)), variant.extra,
-                    variant.config if mixed else "")
+                    variant.config if mixed else "", grid if mixed_grid else "")
         methods[variant] = Method(full_label, sort_key, init_label, vis, variant.tag,
                                   variant.init, effective_vis_init(variant))
     return methods

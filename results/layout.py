@@ -1,5 +1,8 @@
 """Folder names -> where a run sits in the study (RunKey): the few-shot, dg and base2new
-layouts of the scripts, the dataset names, and whether DIR is one output root."""
+layouts of the scripts, the dataset names, and whether DIR is one output root.
+
+Used for runs that did not record their spec in result.json (CoOp-family trees, older runs);
+``spec.py`` reads the record of the others."""
 from __future__ import annotations
 
 import os
@@ -45,10 +48,10 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True)
 class RunKey:
-    """Where a run sits in the study, read from its path."""
+    """Where a run sits in the study: from its recorded spec (spec.py), else its path."""
 
     kind: str  # "fewshot", "dg" or "base2new"
-    dataset: str  # folder name
+    dataset: str  # folder name (a spec's dataset mapped to it: canonical_dataset)
     trainer: str
     init: str | None  # None when the path has no init level (other trainers)
     config: str
@@ -58,6 +61,8 @@ class RunKey:
     split: str | None = None  # "base" or "new" for base2new
     vis_init: str | None = None  # from "<init>_vis-<v>" or result.json; None: not recorded
     tag: str = ""  # the scripts' TAG ("<cfg>_<shots>shots_<TAG>"); "" when none
+    # Sweep settings a run recorded in its spec ((KEY, VALUE) pairs, sorted); () from folders.
+    grid: tuple[tuple[str, str], ...] = ()
 
 
 def find_seed_folders(root: Path) -> list[Path]:
@@ -134,6 +139,14 @@ def dataset_display_name(folder: str) -> str:
 
 def dataset_sort_key(folder: str) -> tuple[int, str]:
     return DATASET_RANK.get(normalized_dataset(folder), len(KNOWN_DATASETS)), folder
+
+
+def canonical_dataset(name: str) -> str:
+    """The scripts' folder name of a known dataset written any other way (a run's spec records
+    Dassl's name, 'OxfordPets'), so that recorded and folder-named runs share a column."""
+    normalized = normalized_dataset(name)
+    return next((folder for folder, _ in KNOWN_DATASETS
+                 if normalized_dataset(folder) == normalized), name)
 
 
 # ---- Is DIR an output root? ------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Every run of an output root placed in the study: its RunKey from its folder names
-(layout.py), its outcome, and whether it was made with the published recipe (what a
---reference compares it with)."""
+"""Every run of an output root placed in the study: its RunKey from the spec it recorded in
+result.json (spec.py), else from its folder names (layout.py); its outcome; and whether it was
+made with the published recipe (what a --reference compares it with)."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .layout import LayoutError, RunKey, find_seed_folders, parse_run_path
-from .outcomes import RunOutcome, read_run, result_record
+from .outcomes import RESULT_JSON_NAME, RunOutcome, read_run, result_record
+from .spec import SPEC_KEY, SpecError, disagreements, key_from_spec
 
 
 def recorded_vis_init(run_dir: Path) -> str | None:
@@ -75,6 +76,39 @@ class StudyRun:
     unpublished: tuple[str, ...] = ()  # unpublished_setting(): empty for the published recipe
 
 
+def place_run(seed_folder: Path,
+              relative_parts: tuple[str, ...]) -> tuple[RunKey | None, list[str], str | None]:
+    """(key, notes, why it has no place): the recorded spec first, then the folder names."""
+    record = result_record(seed_folder)
+    try:
+        folder_key, layout_problem = parse_run_path(relative_parts), None
+    except LayoutError as error:
+        folder_key, layout_problem = None, f"path matches no layout: {error}"
+    spec = record.get(SPEC_KEY) if record is not None else None
+    notes: list[str] = []
+    recorded_vis = vis_init_of_record(record)
+    if spec is not None:
+        trainer = record.get("trainer")
+        try:
+            key = key_from_spec(spec, trainer if isinstance(trainer, str) and trainer else None,
+                                folder_key)
+        except SpecError as error:
+            notes.append(f"{RESULT_JSON_NAME}'s spec is unusable ({error}); placed by its "
+                         "folder names")
+        else:
+            # A spec without a visual init: the record's field, then the folder's, as before.
+            vis_init = key.vis_init or recorded_vis or (folder_key and folder_key.vis_init)
+            key = replace(key, vis_init=vis_init or None)
+            found = disagreements(key, folder_key) if folder_key is not None else []
+            if found:
+                notes.append(f"{RESULT_JSON_NAME}'s spec and the folder names disagree "
+                             f"({'; '.join(found)}); used the spec")
+            return key, notes, None
+    if folder_key is None:
+        return None, notes, layout_problem
+    return replace(folder_key, vis_init=recorded_vis or folder_key.vis_init), notes, None
+
+
 def collect_study(root: Path, keyword: str,
                   test_log: bool) -> tuple[list[StudyRun], list[tuple[str, RunOutcome]]]:
     """(runs placed in the study, every outcome with its path relative to root for reporting)."""
@@ -82,13 +116,12 @@ def collect_study(root: Path, keyword: str,
     named_outcomes: list[tuple[str, RunOutcome]] = []
     for seed_folder in find_seed_folders(root):
         relative = seed_folder.relative_to(root)
-        try:
-            key = parse_run_path(relative.parts)
-        except LayoutError as error:
-            outcome = RunOutcome(seed_folder, skip_reason=f"path matches no layout: {error}")
+        key, notes, problem = place_run(seed_folder, relative.parts)
+        if key is None:
+            outcome = RunOutcome(seed_folder, skip_reason=problem, notes=notes)
         else:
             outcome = read_run(seed_folder, keyword, test_log)
-            key = replace(key, vis_init=recorded_vis_init(seed_folder) or key.vis_init)
+            outcome.notes[:0] = notes
             runs.append(StudyRun(key, outcome, unpublished_setting(seed_folder, key)))
         named_outcomes.append((relative.as_posix(), outcome))
     return runs, named_outcomes
