@@ -4,9 +4,10 @@ and, when it could not, one sentence saying why (a partial tree never fails the 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import sources
 from .figures import png_bytes, pyplot
@@ -165,15 +166,57 @@ def loss_curves(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
     return png_bytes(figure, dpi=60), note
 
 
-def run_analyses(study: Study, wanted: str | None) -> Analyses:
+def _tsne_child(groups: dict[str, list[Run]], connection: Any) -> None:
+    try:
+        connection.send(tsne(groups))
+    except Exception as error:  # reported in the page, never a failed report
+        connection.send((None, f"skipped: {type(error).__name__}: {error}"))
+    finally:
+        connection.close()
+
+
+def tsne_in_background(groups: dict[str, list[Run]]) -> Callable[[], tuple[bytes | None, str]]:
+    """Start the t-SNE (clip, torchvision and sklearn imports: most of a report's time) in a
+    forked process while this one draws the rest; returns the function that collects it.
+    Where fork is unavailable it runs in place."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        result = tsne(groups)
+        return lambda: result
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_tsne_child, args=(groups, sender), daemon=True)
+    child.start()
+    sender.close()
+
+    def collect() -> tuple[bytes | None, str]:
+        try:
+            result = receiver.recv()
+        except EOFError:
+            result = (None, f"skipped: the t-SNE process ended without a result "
+                            f"(exit status {child.exitcode}).")
+        child.join()
+        return result
+
+    return collect
+
+
+def start_analyses(study: Study, wanted: str | None) -> Callable[[], Analyses]:
+    """Start the analyses; the returned function finishes them (the caller draws its own
+    figures in between, while the t-SNE runs in its process)."""
     cell = choose_cell(study, wanted)
     if cell is None:
         note = (f"no finished runs at {wanted}" if wanted else "no finished runs")
-        return Analyses(stats_note=note, tsne_note=note, loss_note=note)
+        empty = Analyses(stats_note=note, tsne_note=note, loss_note=note)
+        return lambda: empty
     dataset, shots = cell
     groups = cell_runs(study, dataset, shots)
-    result = Analyses(dataset, shots)
-    result.stats_rows, result.stats_note = first_token_stats(groups)
-    result.tsne_png, result.tsne_note = tsne(groups)
-    result.loss_png, result.loss_note = loss_curves(groups)
-    return result
+    collect_tsne = tsne_in_background(groups)
+
+    def finish() -> Analyses:
+        result = Analyses(dataset, shots)
+        result.stats_rows, result.stats_note = first_token_stats(groups)
+        result.loss_png, result.loss_note = loss_curves(groups)
+        result.tsne_png, result.tsne_note = collect_tsne()
+        return result
+
+    return finish

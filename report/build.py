@@ -7,7 +7,6 @@ from typing import Any, Sequence
 
 from .analyses import Analyses
 from .document import Block, Figure, Heading, Items, Paragraph, Table
-from .figures import accuracy_figure
 from .inventory import Grid, pooled_differences, provenance, slots, status_counts
 from .runs import FINISHED, Run
 from .stats import METHOD
@@ -197,7 +196,8 @@ def inventory_blocks(study: Study, runs: Sequence[Run], grid: Grid) -> list[Bloc
 
 
 def build_blocks(root: str, runs: Sequence[Run], study: Study, grid: Grid, reference: Any,
-                 reference_name: str, baseline: str, analyses: Analyses) -> list[Block]:
+                 reference_name: str, baseline: str, analyses: Analyses,
+                 accuracy_png: bytes) -> list[Block]:
     blocks: list[Block] = [
         Paragraph(f"Runs under {root}: {len(runs)} seed folders, "
                   f"{sum(r.finished for r in runs)} with a test result. Sections: Table 1, "
@@ -206,7 +206,7 @@ def build_blocks(root: str, runs: Sequence[Run], study: Study, grid: Grid, refer
     ]
     if study.rows:
         blocks.append(table1(study, reference, reference_name))
-        blocks.append(Figure("accuracy_vs_shots.png", accuracy_figure(study, reference),
+        blocks.append(Figure("accuracy_vs_shots.png", accuracy_png,
                              "Accuracy vs shots: filled markers mean " + PM + " std over seeds, "
                              "hollow markers the reference, red x non-monotone steps"))
         blocks.append(shape_paragraph(study))

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import sources
-from .analyses import run_analyses
+from .analyses import start_analyses
+from .figures import accuracy_figure
 from .build import build_blocks, runs_csv, table1_latex
 from .document import write_report
 from .inventory import observed_grid
@@ -78,9 +79,10 @@ def make_report(args: argparse.Namespace) -> int:
     runs = read_tree(root)
     study = build_study(runs)  # also marks runs whose settings differ from their cell's
     grid = observed_grid(runs, args.datasets, args.inits, args.shots, args.seeds)
-    analyses = run_analyses(study, args.tsne)
+    finish_analyses = start_analyses(study, args.tsne)
+    accuracy_png = accuracy_figure(study, reference) if study.rows else b""
     blocks = build_blocks(str(root), runs, study, grid, reference, reference_name,
-                          args.baseline, analyses)
+                          args.baseline, finish_analyses(), accuracy_png)
     try:
         written = write_report(args.out, f"DAPT_Init study report: {root.name}", blocks)
         (args.out / "table1.tex").write_text(table1_latex(study, reference, reference_name))

@@ -79,7 +79,7 @@ def render_html(title: str, blocks: Sequence[Block]) -> str:
     body = "\n".join(_html_block(b) for b in blocks)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-            f"{body}\n</body></html>\n")
+            f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
 
 
 def _md_cell(value: Any) -> str:
