@@ -177,12 +177,9 @@ def _tsne_child(groups: dict[str, list[Run]], connection: Any) -> None:
 
 def tsne_in_background(groups: dict[str, list[Run]]) -> Callable[[], tuple[bytes | None, str]]:
     """Start the t-SNE (clip, torchvision and sklearn imports: most of a report's time) in a
-    forked process while this one draws the rest; returns the function that collects it.
-    Where fork is unavailable it runs in place."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        result = tsne(groups)
-        return lambda: result
-    context = multiprocessing.get_context("fork")
+    process of its own while this one draws the rest; returns the function that collects it.
+    Spawned, not forked: a fork after torch has started its thread pool can deadlock."""
+    context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_tsne_child, args=(groups, sender), daemon=True)
     child.start()
