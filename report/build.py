@@ -10,7 +10,7 @@ from .document import Block, Figure, Heading, Items, Paragraph, Table
 from .inventory import Grid, pooled_differences, provenance, slots, status_counts
 from .runs import FINISHED, Run
 from .stats import METHOD
-from .study import Comparison, Study, compare, non_monotone_steps, reference_value, summaries
+from .study import Study, compare, non_monotone_steps, reference_value, summaries
 
 PM = "\u00b1"
 
@@ -160,10 +160,11 @@ def analysis_blocks(analyses: Analyses) -> list[Block]:
 def inventory_blocks(study: Study, runs: Sequence[Run], grid: Grid) -> list[Block]:
     all_slots, outside = slots(grid, runs)
     counts = status_counts(all_slots)
+    inits = [" ".join([init] + ([f"vis {vis}"] if vis != "random" else []) + ([tag] if tag else []))
+             for init, vis, tag in grid.inits]
     blocks: list[Block] = [
         Heading(2, "Inventory", "inventory"),
-        Paragraph(f"Grid: {', '.join(grid.datasets) or '-'} x inits "
-                  f"{', '.join(i[0] + (' vis ' + i[1] if i[1] != 'random' else '') + (' ' + i[2] if i[2] else '') for i in grid.inits) or '-'}"
+        Paragraph(f"Grid: {', '.join(grid.datasets) or '-'} x inits {', '.join(inits) or '-'}"
                   f" x shots {', '.join(map(str, grid.shots)) or '-'} x seeds "
                   f"{', '.join(map(str, grid.seeds)) or '-'} = {len(all_slots)} runs: "
                   + (", ".join(f"{n} {status}" for status, n in counts) or "none") + "."),
@@ -220,4 +221,4 @@ def build_blocks(root: str, runs: Sequence[Run], study: Study, grid: Grid, refer
     return blocks
 
 
-__all__ = ["build_blocks", "table1_latex", "runs_csv", "Comparison"]
+__all__ = ["build_blocks", "table1_latex", "runs_csv"]

@@ -68,7 +68,8 @@ def _html_block(block: Block) -> str:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
                        + "</tr>" for row in block.rows)
-        return f"<table{anchor}>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (f"<table{anchor}>{caption}<thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")
     data = base64.b64encode(block.png).decode("ascii")
     return (f'<figure><img class="figure" alt="{html.escape(block.caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(block.caption)}'
