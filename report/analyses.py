@@ -1,0 +1,219 @@
+"""The study's analyses on the runs' own files: first-token statistics of the initial prompts,
+t-SNE of the class text features after epoch 1, loss curves. Each returns what it could make
+and, when it could not, one sentence saying why (a partial tree never fails the report)."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import sources
+from .figures import png_bytes, pyplot
+from .runs import Run
+from .study import Study
+
+PROMPTS_FILE = "prompt_learner/prompts-epoch{epoch}.pt"
+
+
+@dataclass
+class Analyses:
+    dataset: str = ""
+    shots: int = 0
+    stats_rows: list[list[Any]] = field(default_factory=list)
+    stats_note: str = ""
+    tsne_png: bytes | None = None
+    tsne_note: str = ""
+    loss_png: bytes | None = None
+    loss_note: str = ""
+
+
+def choose_cell(study: Study, wanted: str | None) -> tuple[str, int] | None:
+    """``DATASET:SHOTS`` (dataset by display or folder name), else the first cell present."""
+    present = [(row.dataset, shots) for row in study.rows for shots in study.shots
+               if (row, shots) in study.cells]
+    if not present:
+        return None
+    if wanted is None:
+        return present[0]
+    name, _, shots = wanted.partition(":")
+    for dataset, s in present:
+        if sources.normalized_dataset(dataset) == sources.normalized_dataset(name) \
+                and str(s) == shots:
+            return dataset, s
+    return None
+
+
+def cell_runs(study: Study, dataset: str, shots: int) -> dict[str, list[Run]]:
+    """Init label -> the cell's finished runs, seeds ascending."""
+    found: dict[str, list[Run]] = {}
+    for row in study.rows:
+        cell = study.cells.get((row, shots))
+        if row.dataset == dataset and cell is not None:
+            found[row.label] = [cell.runs[seed] for seed in sorted(cell.runs)]
+    return found
+
+
+def first_token_stats(groups: dict[str, list[Run]]) -> tuple[list[list[Any]], str]:
+    tools = sources.prompt_tools()
+    import torch
+
+    rows = []
+    for label, runs in groups.items():
+        for run in runs:
+            path = run.path / PROMPTS_FILE.format(epoch=0)
+            if not path.is_file():
+                continue
+            txt = torch.load(path, map_location="cpu", weights_only=True)["txt_ctx"].float()
+            stats = tools.token_statistics(txt[0])
+            rows.append([label, run.seed, *(f"{stats[k]:.4f}" for k in ("mean", "std", "min",
+                                                                          "max"))])
+    note = "" if rows else "no run of this cell kept its initial prompts (prompts-epoch0.pt)."
+    return rows, note
+
+
+def class_names(split_file: str) -> list[str]:
+    """Class names in label order from the CoOp split file the run read (its log names it)."""
+    data = json.loads(Path(split_file).read_text())
+    names: dict[int, str] = {}
+    for _, label, name in data["train"]:
+        names.setdefault(int(label), name)
+    return [names[label] for label in sorted(names)]
+
+
+def tsne(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
+    """One panel per init: the seed every init has (lowest), prompts after epoch 1, text
+    features computed from the saved prompts with the CLIP weights the run recorded."""
+    with_prompts = {label: [r for r in runs if (r.path / PROMPTS_FILE.format(epoch=1)).is_file()]
+                    for label, runs in groups.items()}
+    with_prompts = {label: runs for label, runs in with_prompts.items() if runs}
+    if not with_prompts:
+        return None, "skipped: no run of this cell kept its epoch-1 prompts (prompts-epoch1.pt)."
+    common = set.intersection(*({r.seed for r in runs} for runs in with_prompts.values()))
+    chosen = {label: next((r for r in runs if r.seed == min(common)), runs[0]) if common
+              else runs[0] for label, runs in with_prompts.items()}
+    first = next(iter(chosen.values()))
+    weights = first.clip_weights.get("path", "")
+    if not weights or not Path(weights).is_file():
+        return None, (f"skipped: the CLIP weights the runs recorded ({weights or 'none'}) are not "
+                      "on this machine.")
+    if Path(weights).stat().st_size != first.clip_weights.get("size", -1):
+        return None, f"skipped: {weights} is not the file the runs used (size differs)."
+    if any(r.clip_weights.get("sha256") != first.clip_weights.get("sha256")
+           for r in chosen.values()):
+        return None, "skipped: the runs of this cell used different CLIP weights."
+    if not first.split_file or not Path(first.split_file).is_file():
+        return None, (f"skipped: the split file the run read ({first.split_file or 'not logged'}) "
+                      "is not here, so the class names are unknown.")
+    names = class_names(first.split_file)
+    if len(names) < 3:
+        return None, f"skipped: t-SNE needs at least 3 classes; the data set has {len(names)}."
+    panels = text_feature_panels(chosen, weights, names)
+    tools = sources.prompt_tools()
+    points = [tools.embed_2d(panel.features, 30.0, 0) for panel in panels]
+    pyplot()
+    figure = tools.draw_panels(panels, points, names, True)
+    seeds = sorted({r.seed for r in chosen.values()})
+    return png_bytes(figure, dpi=70), (f"seed {', '.join(map(str, seeds))}; text features from the "
+                                       f"saved prompts and {Path(weights).name}; class names "
+                                       f"from {first.split_file}.")
+
+
+def text_feature_panels(chosen: dict[str, Run], weights: str, names: Sequence[str]) -> list:
+    import torch
+
+    model_tools, tools = sources.model_tools(), sources.prompt_tools()
+    first = next(iter(chosen.values()))
+    backbone = first.keys.get("MODEL.BACKBONE.NAME", "ViT-B/16")
+    with torch.random.fork_rng(devices=[]):  # building prompts draws; leave no trace
+        clip_model = model_tools.load_clip(backbone, weights).float()
+        prompts = {label: model_tools.load_run_prompts(str(run.path), 1)
+                   for label, run in chosen.items()}
+        sample = next(iter(prompts.values()))
+        settings = model_tools.PromptSettings(
+            vis_tokens=sample["vis_ctx"].shape[1], txt_tokens=sample["txt_ctx"].shape[0],
+            text_encoder=str(first.keys.get("TRAINER.DAPT_INIT.TEXT_ENCODER", "shared_prefix")))
+        model = model_tools.DAPTModel(clip_model, list(names), settings).eval()
+    panels = []
+    for label, run in chosen.items():
+        model_tools.load_prompt_state(model.prompt_learner, prompts[label], str(run.path))
+        with torch.no_grad():
+            features = model.encode_text().float()
+        panels.append(tools.Panel(f"{label} seed{run.seed}", run.path, 1, features))
+    return panels
+
+
+def loss_curves(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
+    tools = sources.loss_tools()
+    curves, problems = [], []
+    for runs in groups.values():
+        for run in runs:
+            try:
+                curves.append(tools.read_run(run.path))
+            except Exception as error:  # one run's unreadable log costs that run only
+                problems.append(f"{run.path.name}: {error}")
+    if not curves:
+        return None, "skipped: no run of this cell logged training lines."
+    pyplot()
+    figure = tools.draw_lines(tools.group_lines(curves))
+    grads = any(name.startswith("grad_") for c in curves for name in c.values)
+    sources_used = sorted({c.source for c in curves})
+    note = (f"{len(curves)} runs, read from {', '.join(sources_used)}; gradient norms "
+            + ("shown" if grads else "not logged (TRAINER.DAPT_INIT.LOG_GRAD_NORMS off)") + ".")
+    if problems:
+        note += " Left out: " + "; ".join(problems)
+    return png_bytes(figure, dpi=60), note
+
+
+def _tsne_child(groups: dict[str, list[Run]], connection: Any) -> None:
+    try:
+        connection.send(tsne(groups))
+    except Exception as error:  # reported in the page, never a failed report
+        connection.send((None, f"skipped: {type(error).__name__}: {error}"))
+    finally:
+        connection.close()
+
+
+def tsne_in_background(groups: dict[str, list[Run]]) -> Callable[[], tuple[bytes | None, str]]:
+    """Start the t-SNE (clip, torchvision and sklearn imports: most of a report's time) in a
+    process of its own while this one draws the rest; returns the function that collects it.
+    Spawned, not forked: a fork after torch has started its thread pool can deadlock."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_tsne_child, args=(groups, sender), daemon=True)
+    child.start()
+    sender.close()
+
+    def collect() -> tuple[bytes | None, str]:
+        try:
+            result = receiver.recv()
+        except EOFError:
+            result = (None, f"skipped: the t-SNE process ended without a result "
+                            f"(exit status {child.exitcode}).")
+        child.join()
+        return result
+
+    return collect
+
+
+def start_analyses(study: Study, wanted: str | None) -> Callable[[], Analyses]:
+    """Start the analyses; the returned function finishes them (the caller draws its own
+    figures in between, while the t-SNE runs in its process)."""
+    cell = choose_cell(study, wanted)
+    if cell is None:
+        note = (f"no finished runs at {wanted}" if wanted else "no finished runs")
+        empty = Analyses(stats_note=note, tsne_note=note, loss_note=note)
+        return lambda: empty
+    dataset, shots = cell
+    groups = cell_runs(study, dataset, shots)
+    collect_tsne = tsne_in_background(groups)
+
+    def finish() -> Analyses:
+        result = Analyses(dataset, shots)
+        result.stats_rows, result.stats_note = first_token_stats(groups)
+        result.loss_png, result.loss_note = loss_curves(groups)
+        result.tsne_png, result.tsne_note = collect_tsne()
+        return result
+
+    return finish

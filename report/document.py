@@ -1,0 +1,120 @@
+"""A report as a list of blocks, written once and rendered twice: one self-contained HTML file
+(figures inline as base64 PNG, no external resource, so it opens offline from disk) and
+Markdown with the figures as PNG files beside it."""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+    anchor: str = ""
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Any]]
+    anchor: str = ""  # id of the <table>: the browser test finds the main table by it
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    name: str  # file name beside report.md
+    png: bytes
+    caption: str
+
+
+@dataclass
+class Items:
+    items: list[str] = field(default_factory=list)
+
+
+Block = Union[Heading, Paragraph, Table, Figure, Items]
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f2f2f2} caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
+img{max-width:100%;border:1px solid #eee} figure{margin:1em 0}
+figcaption{font-size:13px;color:#555}
+"""
+
+
+def _html_block(block: Block) -> str:
+    if isinstance(block, Heading):
+        anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
+        return f"<h{block.level}{anchor}>{html.escape(block.text)}</h{block.level}>"
+    if isinstance(block, Paragraph):
+        return f"<p>{html.escape(block.text)}</p>"
+    if isinstance(block, Items):
+        return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "</ul>"
+    if isinstance(block, Table):
+        anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
+        caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+                       + "</tr>" for row in block.rows)
+        return (f"<table{anchor}>{caption}<thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")
+    data = base64.b64encode(block.png).decode("ascii")
+    return (f'<figure><img class="figure" alt="{html.escape(block.caption)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(block.caption)}'
+            "</figcaption></figure>")
+
+
+def render_html(title: str, blocks: Sequence[Block]) -> str:
+    body = "\n".join(_html_block(b) for b in blocks)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_block(block: Block) -> str:
+    if isinstance(block, Heading):
+        return "#" * block.level + " " + block.text
+    if isinstance(block, Paragraph):
+        return block.text
+    if isinstance(block, Items):
+        return "\n".join(f"- {i}" for i in block.items)
+    if isinstance(block, Table):
+        lines = [f"**{block.caption}**", ""] if block.caption else []
+        lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
+        lines.append("|" + "---|" * len(block.headers))
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+        return "\n".join(lines)
+    return f"![{block.caption}]({block.name})\n\n*{block.caption}*"
+
+
+def render_markdown(title: str, blocks: Sequence[Block]) -> str:
+    return f"# {title}\n\n" + "\n\n".join(_md_block(b) for b in blocks) + "\n"
+
+
+def write_report(out: Path, title: str, blocks: Sequence[Block]) -> list[Path]:
+    """report.html, report.md and the figures as PNG files; returns what was written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for block in blocks:
+        if isinstance(block, Figure):
+            (out / block.name).write_bytes(block.png)
+            written.append(out / block.name)
+    (out / "report.html").write_text(render_html(title, blocks))
+    (out / "report.md").write_text(render_markdown(title, blocks))
+    return written + [out / "report.html", out / "report.md"]
