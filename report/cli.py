@@ -52,7 +52,7 @@ def load_reference(spec: str):
         return None, ""
     try:
         reference = sources.load_reference(spec, "accuracy")
-    except sources.ReferenceError as error:
+    except sources.ReferenceDataError as error:
         raise UserError(str(error)) from None
     return reference, reference.name
 

@@ -1,8 +1,8 @@
 """Everything the report borrows from the rest of the repository, in one place.
 
-The analysis tools (tools/analyze_prompts.py, tools/loss_curves.py) and parse_test_res.py are
-being reorganised; the report reaches them only through the names below, so a move is fixed
-here and nowhere else. Heavy imports (torch, clip, matplotlib through the tools) happen on
+The analysis commands (tools/prompt_analysis/) and the results code (parse_test_res.py's
+public names, backed by results/) are reached only through the names below, so a move is
+fixed here and nowhere else. Heavy imports (torch, clip, matplotlib through the tools) happen on
 first use, so a report of a tree without prompt files never pays for them.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ if str(REPO) not in sys.path:
 
 # parse_test_res imports nothing heavy: taken eagerly.
 from parse_test_res import (INIT_ORDER, LOG_NAME, RESULT_JSON_FORMAT,  # noqa: E402
-                            RESULT_JSON_NAME, LayoutError, ReferenceError, crash_message,
+                            RESULT_JSON_NAME, LayoutError, ReferenceDataError,
+                            crash_message,
                             dataset_display_name, dataset_sort_key, find_seed_folders,
                             load_reference, log_files_newest_first, natural_key,
                             normalized_dataset, parse_run_path)
@@ -25,7 +26,7 @@ from trainers.dapt_init.runstate import lock_holder  # noqa: E402  (no torch, no
 
 __all__ = [
     "INIT_ORDER", "LOG_NAME", "RESULT_JSON_FORMAT", "RESULT_JSON_NAME", "LayoutError",
-    "ReferenceError", "crash_message", "dataset_display_name", "dataset_sort_key",
+    "ReferenceDataError", "crash_message", "dataset_display_name", "dataset_sort_key",
     "find_seed_folders", "load_reference", "log_files_newest_first", "natural_key",
     "normalized_dataset", "parse_run_path", "lock_holder", "REPO",
     "prompt_tools", "loss_tools", "model_tools",
@@ -33,16 +34,20 @@ __all__ = [
 
 
 def prompt_tools() -> Any:
-    """tools/analyze_prompts.py: token_statistics, embed_2d, draw_panels, Panel,
-    mean_pairwise_cosine (imports torch)."""
-    from tools import analyze_prompts
-    return analyze_prompts
+    """token_statistics (init-stats), embed_2d, draw_panels, Panel, mean_pairwise_cosine
+    (tsne), from tools/prompt_analysis/ (imports torch)."""
+    from types import SimpleNamespace
+
+    from tools.prompt_analysis import init_stats, tsne
+    return SimpleNamespace(token_statistics=init_stats.token_statistics,
+                           embed_2d=tsne.embed_2d, draw_panels=tsne.draw_panels,
+                           Panel=tsne.Panel, mean_pairwise_cosine=tsne.mean_pairwise_cosine)
 
 
 def loss_tools() -> Any:
-    """tools/loss_curves.py: read_run, group_lines, draw_lines, present_panels."""
-    from tools import loss_curves
-    return loss_curves
+    """tools/prompt_analysis/losses.py: read_run, group_lines, draw_lines, present_panels."""
+    from tools.prompt_analysis import losses
+    return losses
 
 
 class ModelTools:
