@@ -35,6 +35,10 @@ from trainers.dapt_init.config import add_dapt_init_config, validate_config
 from trainers.dapt_init.errors import DaptInitError
 
 
+CHECK_FINISHED_HELP = ", ".join(f"{status}: {meaning}" for status, meaning
+                                in runstate.CHECK_FINISHED_STATUSES.items())
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=str, default="", help="path to the data root")
@@ -58,8 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-train", action="store_true", help="build everything, train nothing")
     parser.add_argument("--check-finished", action="store_true",
                         help="only say whether --output-dir holds this command's finished run "
-                             "(exit 0: finished, 2: other settings, 3: not finished, 4: running "
-                             "elsewhere); loads no data or model")
+                             f"(exit {CHECK_FINISHED_HELP}); loads no data or model")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
     return parser.parse_args(argv)
@@ -461,7 +464,6 @@ def stop_log_file() -> None:
 
 # Errors of the machine, not of the command: the run stops with one line and resumes later.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def environment_message(error: OSError) -> str:
@@ -473,7 +475,8 @@ def environment_message(error: OSError) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Entry point: user-facing errors become one message and exit status 2, no traceback."""
+    """Entry point: user-facing errors become one message and exit status USER_ERROR, no
+    traceback."""
     args = parse_args(argv)
     if args.check_finished:
         return check_finished(args)
@@ -481,18 +484,18 @@ def run(argv: list[str] | None = None) -> int:
         main(args)
     except DaptInitError as error:  # DatasetError is one too
         report(error)
-        return 2
+        return runstate.USER_ERROR
     except KeyboardInterrupt:
         report("interrupted (SIGINT). Checkpoints are written atomically: run the same command "
                "again and it resumes from its last finished epoch.")
-        return INTERRUPTED
+        return runstate.INTERRUPTED
     except OSError as error:
         if error.errno not in ENVIRONMENT_ERRNOS:
             raise
         stop_log_file()  # its file system is likely the full one
         report(environment_message(error))
-        return 2
-    return 0
+        return runstate.USER_ERROR
+    return runstate.SUCCESS
 
 
 if __name__ == "__main__":

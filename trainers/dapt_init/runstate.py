@@ -21,7 +21,7 @@ from .errors import DaptInitError
 
 RESULT_FILE = "result.json"
 LOCK_FILE = ".lock"
-TMP_PREFIX = ".tmp-"  # atomic.py's temporary files
+TMP_PREFIX = ".tmp-"  # atomic.py's temporary files: a killed run leaves only these
 
 # Keys that cannot change a run's numbers: where files go, how often it prints or keeps
 # checkpoints, where the prototype cache lives. Every other key, including keys added later,
@@ -44,6 +44,11 @@ NOT_RESULT_KEYS = frozenset({
 
 # Exit statuses of ``train.py --check-finished`` (the scripts branch on them).
 FINISHED, OTHER_SETTINGS, NOT_FINISHED, RUNNING_ELSEWHERE = 0, 2, 3, 4
+CHECK_FINISHED_STATUSES = {FINISHED: "finished", OTHER_SETTINGS: "other settings",
+                           NOT_FINISHED: "not finished", RUNNING_ELSEWHERE: "running elsewhere"}
+# Exit statuses of a train.py run: done, refused with one line on stderr, stopped by Ctrl-C.
+SUCCESS, USER_ERROR = 0, 2
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def _plain(value: Any) -> Any:

@@ -25,7 +25,7 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
 from .atomic import json_dump_atomically, unused_path
-from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
+from .checkpoint import (PROMPT_MODEL, checkpoint_name, latest_checkpoint, load_prompt_state,
                          prompts_name, read_checkpoint, save_checkpoint, save_prompts)
 from .clip_loading import load_clip
 from .config import check_input_size, validate_config
@@ -39,10 +39,10 @@ from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_proto
                          dapt_views, file_identity, images_digest, load_cached_prototypes,
                          ordered_digest, save_prototypes)
 from .rng import capture_rng_state, preserved_rng, restore_rng_state, torch_state_digest
-from .runstate import RunIdentity, data_record, identity_differences, run_identity
+from .runstate import (RESULT_FILE, RunIdentity, data_record, identity_differences,
+                       run_identity)
 from .schedule import EpochLR
 
-RESULT_FILE = "result.json"
 RESULT_FORMAT = "dapt_init.result/1"
 # DAPT meant to split the class texts over several GPUs for its two largest label sets only.
 DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
@@ -170,7 +170,7 @@ class DAPT_Init(TrainerX):
         learner = self.model.prompt_learner
         self.optim = build_optimizer(learner, cfg.OPTIM)
         self.sched = EpochLR(self.optim, cfg.OPTIM)
-        self.register_model("prompt_learner", learner, self.optim, self.sched)
+        self.register_model(PROMPT_MODEL, learner, self.optim, self.sched)
         use_amp = self.precision == "amp"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_amp else None
         self.autocast = (lambda: torch.autocast(self.device.type)) if use_amp else nullcontext
@@ -204,7 +204,7 @@ class DAPT_Init(TrainerX):
         """A run's epoch-0 and epoch-1 prompts, and KEEP_EPOCHS', as small files of their own."""
         if epoch > 1 and epoch not in self.cfg.TRAINER.DAPT_INIT.KEEP_EPOCHS:
             return
-        path = os.path.join(self.output_dir, "prompt_learner", prompts_name(epoch))
+        path = os.path.join(self.output_dir, PROMPT_MODEL, prompts_name(epoch))
         if epoch == 0 and os.path.isfile(path):
             return  # a resumed run: written when it started
         save_prompts(prompts, self.output_dir, epoch)
@@ -296,7 +296,7 @@ class DAPT_Init(TrainerX):
         done = self.epoch + 1
         self.trained_epochs = done
         self._keep_prompts(done, self.model.prompt_learner.state_dict())
-        folder = os.path.join(self.output_dir, "prompt_learner")
+        folder = os.path.join(self.output_dir, PROMPT_MODEL)
         if os.path.join(folder, checkpoint_name(done)) not in self._written_checkpoints:
             self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
         previous = os.path.join(folder, checkpoint_name(done - 1))
