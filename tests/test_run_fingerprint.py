@@ -262,25 +262,21 @@ def test_live_slurm_accepts_the_script(fake):
 # ------------------------------------------------------------------------------- resume
 
 def test_resuming_with_another_training_setting_is_refused_naming_the_keys():
-    trainer_module = pytest.importorskip("trainers.dapt_init.trainer")
+    resume = pytest.importorskip("trainers.dapt_init.resume")
     from trainers.dapt_init.errors import DaptInitError
 
-    class Run:  # the one thing _check_resumable asks of the trainer
-        def __init__(self, cfg):
-            self.run_identity = runstate.run_identity(cfg)
-
-        def identity(self):
-            return self.run_identity
-
-    written = Run(resolved_config("OPTIM.LR", "0.002", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test"))
-    checkpoint = {"run": written.identity().record()}
-    same = Run(resolved_config("OPTIM.LR", "0.002", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test",
-                               "TRAIN.PRINT_FREQ", "1"))
-    trainer_module.DAPT_Init._check_resumable(same, checkpoint, "ckpt")  # resumes: no error
-    changed = Run(resolved_config("OPTIM.LR", "0.5", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "train",
-                                  "DATALOADER.TRAIN_X.BATCH_SIZE", "4"))
+    written = runstate.run_identity(resolved_config("OPTIM.LR", "0.002",
+                                                    "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test"))
+    checkpoint = {"run": written.record()}
+    same = runstate.run_identity(resolved_config("OPTIM.LR", "0.002",
+                                                 "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test",
+                                                 "TRAIN.PRINT_FREQ", "1"))
+    resume.check_resumable(checkpoint, "ckpt", same)  # resumes: no error
+    changed = runstate.run_identity(resolved_config(
+        "OPTIM.LR", "0.5", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "train",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "4"))
     with pytest.raises(DaptInitError) as refused:
-        trainer_module.DAPT_Init._check_resumable(changed, checkpoint, "ckpt")
+        resume.check_resumable(checkpoint, "ckpt", changed)
     assert str(refused.value).startswith(
         "ckpt belongs to another run (DATALOADER.TRAIN_X.BATCH_SIZE 32 -> 4; OPTIM.LR 0.002 -> "
         "0.5; TRAINER.DAPT_INIT.PROTOTYPE_VIEW 'test' -> 'train'), so it is not resumed.")
