@@ -30,7 +30,7 @@ from yacs.config import CfgNode
 warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API",
                         category=UserWarning)
 
-from trainers.dapt_init import runstate
+from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import add_dapt_init_config, validate_config
 from trainers.dapt_init.errors import DaptInitError
 
@@ -315,30 +315,14 @@ def check_finished(args: argparse.Namespace) -> int:
     except DaptInitError as error:
         print(f"error: {one_line(str(error))}", file=sys.stderr)
         return runstate.OTHER_SETTINGS
-    holder = runstate.lock_holder(cfg.OUTPUT_DIR)
-    if holder is not None:
-        print(f"running elsewhere: {holder}")
-        return runstate.RUNNING_ELSEWHERE
-    verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
-    if verdict.status == runstate.OTHER_SETTINGS:
+    verdict = run_folder.folder_verdict(cfg.OUTPUT_DIR, identity)
+    if verdict.status == runstate.RUNNING_ELSEWHERE:
+        print(f"running elsewhere: {verdict.message}")
+    elif verdict.status == runstate.OTHER_SETTINGS:
         print(f"error: {verdict.message}", file=sys.stderr)
     elif verdict.message:
         print(verdict.message)
     return verdict.status
-
-
-def finished_already(cfg: CfgNode, identity: runstate.RunIdentity | None) -> bool:
-    """True (and says so) when the folder holds this command's finished run; raises when it
-    holds a finished run of other settings."""
-    if identity is None:
-        return False
-    verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
-    if verdict.status == runstate.OTHER_SETTINGS:
-        raise DaptInitError(verdict.message)
-    if verdict.status == runstate.FINISHED:
-        print(verdict.message)
-        return True
-    return False
 
 
 def main(args: argparse.Namespace) -> None:
@@ -348,15 +332,23 @@ def main(args: argparse.Namespace) -> None:
 
     check_registered(cfg)
     check_output_dir(cfg.OUTPUT_DIR)
-    holder = runstate.lock_holder(cfg.OUTPUT_DIR)
-    if holder is not None:
-        raise runstate.RunLocked(holder)
-    if finished_already(cfg, identity):
-        return
-    build_and_run(cfg, args, identity)
+    # One process per run folder from the first write on: the lock is held until this block
+    # ends (the OS drops it however the process dies).
+    with run_folder.claim_run_folder(cfg.OUTPUT_DIR, identity,
+                                     lambda: build_quietly(cfg, args)) as claim:
+        if claim.refused:
+            raise DaptInitError(claim.message)
+        if claim.skip:
+            print(claim.message)
+            return
+        for path in claim.removed:
+            print(f"Removed {path} (left by a killed run)")
+        trainer, early = claim.prepared
+        run_claimed(cfg, args, identity, trainer, early)
 
 
-def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None) -> None:
+def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOutput]:
+    """The trainer, and what it printed while it was built (kept for log.txt)."""
     import torch
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed
@@ -378,29 +370,23 @@ def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.Run
         print(f"** System info **\n{collect_env_info()}\n")
     finally:
         sys.stdout = console
+    return trainer, early
 
-    # One process per run folder from the first write on: held until this process ends (the
-    # OS drops it however the process dies). Another process may have finished the run while
-    # this one was building: ask again under the lock.
-    lock = runstate.RunLock(cfg.OUTPUT_DIR)
-    try:
-        if finished_already(cfg, identity):
-            return
-        for path in runstate.remove_stale_temporaries(cfg.OUTPUT_DIR):
-            print(f"Removed {path} (left by a killed run)")
-        start_log(cfg.OUTPUT_DIR)
-        log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
-        if log_file is not None:
-            log_file.write(early.kept.getvalue())
 
-        trainer.run_identity = identity  # recorded in checkpoints and result.json
-        if args.eval_only:
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
-            trainer.test()
-        elif not args.no_train:
-            trainer.train()
-    finally:
-        lock.release()
+def run_claimed(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None,
+                trainer: Any, early: EarlyOutput) -> None:
+    """Log to log.txt (with what building printed) and train or evaluate."""
+    start_log(cfg.OUTPUT_DIR)
+    log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
+    if log_file is not None:
+        log_file.write(early.kept.getvalue())
+
+    trainer.run_identity = identity  # recorded in checkpoints and result.json
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+    elif not args.no_train:
+        trainer.train()
 
 
 def one_line(text: str) -> str:

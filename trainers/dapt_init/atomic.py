@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from .runstate import TMP_PREFIX
+from .run_folder import TMP_PREFIX
 
 
 def write_atomically(path: str, write: Callable[[str], None]) -> None:
