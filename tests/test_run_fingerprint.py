@@ -1,5 +1,6 @@
-"""What makes a run folder finished, for which settings (trainers/dapt_init/runstate.py), and
-who may run in it (trainers/dapt_init/run_folder.py), plus the scripts' TAG, EPOCHS grid and SLURM options.
+"""What makes a run folder finished, for which settings (trainers/dapt_init/runstate.py),
+and who may run in it (trainers/dapt_init/run_folder.py), plus the scripts' TAG, EPOCHS grid
+and SLURM options.
 
 Pure functions and the lock are tested in-process (the lock's holder is a child process);
 the scripts run with tests/test_scripts.py's stand-in python. The same rule on real
