@@ -33,7 +33,7 @@ from study import config
 # The config is built by study/config.py, shared with the analysis tools; its names stay
 # importable from here (train.merge_config_file, train.setup_cfg, ...).
 from study.config import merge_config_file, setup_cfg  # noqa: F401
-from trainers.dapt_init import runstate
+from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import validate_config
 from trainers.dapt_init.errors import DaptInitError
 
@@ -156,30 +156,14 @@ def check_finished(args: argparse.Namespace) -> int:
     except DaptInitError as error:
         print(f"error: {one_line(str(error))}", file=sys.stderr)
         return runstate.OTHER_SETTINGS
-    holder = runstate.lock_holder(cfg.OUTPUT_DIR)
-    if holder is not None:
-        print(f"running elsewhere: {holder}")
-        return runstate.RUNNING_ELSEWHERE
-    verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
-    if verdict.status == runstate.OTHER_SETTINGS:
+    verdict = run_folder.folder_verdict(cfg.OUTPUT_DIR, identity)
+    if verdict.status == runstate.RUNNING_ELSEWHERE:
+        print(f"running elsewhere: {verdict.message}")
+    elif verdict.status == runstate.OTHER_SETTINGS:
         print(f"error: {verdict.message}", file=sys.stderr)
     elif verdict.message:
         print(verdict.message)
     return verdict.status
-
-
-def finished_already(cfg: CfgNode, identity: runstate.RunIdentity | None) -> bool:
-    """True (and says so) when the folder holds this command's finished run; raises when it
-    holds a finished run of other settings."""
-    if identity is None:
-        return False
-    verdict = runstate.finished_verdict(cfg.OUTPUT_DIR, identity)
-    if verdict.status == runstate.OTHER_SETTINGS:
-        raise DaptInitError(verdict.message)
-    if verdict.status == runstate.FINISHED:
-        print(verdict.message)
-        return True
-    return False
 
 
 def main(args: argparse.Namespace) -> None:
@@ -189,15 +173,23 @@ def main(args: argparse.Namespace) -> None:
 
     check_registered(cfg)
     check_output_dir(cfg.OUTPUT_DIR)
-    holder = runstate.lock_holder(cfg.OUTPUT_DIR)
-    if holder is not None:
-        raise runstate.RunLocked(holder)
-    if finished_already(cfg, identity):
-        return
-    build_and_run(cfg, args, identity)
+    # One process per run folder from the first write on: the lock is held until this block
+    # ends (the OS drops it however the process dies).
+    with run_folder.claim_run_folder(cfg.OUTPUT_DIR, identity,
+                                     lambda: build_quietly(cfg, args)) as claim:
+        if claim.refused:
+            raise DaptInitError(claim.message)
+        if claim.skip:
+            print(claim.message)
+            return
+        for path in claim.removed:
+            print(f"Removed {path} (left by a killed run)")
+        trainer, early = claim.prepared
+        run_claimed(cfg, args, identity, trainer, early)
 
 
-def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None) -> None:
+def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOutput]:
+    """The trainer, and what it printed while it was built (kept for log.txt)."""
     import torch
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed
@@ -219,29 +211,23 @@ def build_and_run(cfg: CfgNode, args: argparse.Namespace, identity: runstate.Run
         print(f"** System info **\n{collect_env_info()}\n")
     finally:
         sys.stdout = console
+    return trainer, early
 
-    # One process per run folder from the first write on: held until this process ends (the
-    # OS drops it however the process dies). Another process may have finished the run while
-    # this one was building: ask again under the lock.
-    lock = runstate.RunLock(cfg.OUTPUT_DIR)
-    try:
-        if finished_already(cfg, identity):
-            return
-        for path in runstate.remove_stale_temporaries(cfg.OUTPUT_DIR):
-            print(f"Removed {path} (left by a killed run)")
-        start_log(cfg.OUTPUT_DIR)
-        log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
-        if log_file is not None:
-            log_file.write(early.kept.getvalue())
 
-        trainer.run_identity = identity  # recorded in checkpoints and result.json
-        if args.eval_only:
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
-            trainer.test()
-        elif not args.no_train:
-            trainer.train()
-    finally:
-        lock.release()
+def run_claimed(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None,
+                trainer: Any, early: EarlyOutput) -> None:
+    """Log to log.txt (with what building printed) and train or evaluate."""
+    start_log(cfg.OUTPUT_DIR)
+    log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
+    if log_file is not None:
+        log_file.write(early.kept.getvalue())
+
+    trainer.run_identity = identity  # recorded in checkpoints and result.json
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+    elif not args.no_train:
+        trainer.train()
 
 
 def one_line(text: str) -> str:
@@ -305,7 +291,6 @@ def stop_log_file() -> None:
 
 # Errors of the machine, not of the command: the run stops with one line and resumes later.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def environment_message(error: OSError) -> str:
@@ -317,7 +302,8 @@ def environment_message(error: OSError) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Entry point: user-facing errors become one message and exit status 2, no traceback."""
+    """Entry point: user-facing errors become one message and exit status USER_ERROR, no
+    traceback."""
     args = parse_args(argv)
     if args.check_finished:
         return check_finished(args)
@@ -325,18 +311,18 @@ def run(argv: list[str] | None = None) -> int:
         main(args)
     except DaptInitError as error:  # DatasetError is one too
         report(error)
-        return 2
+        return runstate.USER_ERROR
     except KeyboardInterrupt:
         report("interrupted (SIGINT). Checkpoints are written atomically: run the same command "
                "again and it resumes from its last finished epoch.")
-        return INTERRUPTED
+        return runstate.INTERRUPTED
     except OSError as error:
         if error.errno not in ENVIRONMENT_ERRNOS:
             raise
         stop_log_file()  # its file system is likely the full one
         report(environment_message(error))
-        return 2
-    return 0
+        return runstate.USER_ERROR
+    return runstate.SUCCESS
 
 
 if __name__ == "__main__":

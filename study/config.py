@@ -24,7 +24,12 @@ import yaml
 from yacs.config import CfgNode
 
 from trainers.dapt_init.config import add_dapt_init_config
+from trainers.dapt_init import runstate
 from trainers.dapt_init.errors import DaptInitError
+
+# The exit statuses are runstate's (one definition, which the scripts' caller reads too).
+CHECK_FINISHED_HELP = ", ".join(f"{status}: {meaning}" for status, meaning
+                                in runstate.CHECK_FINISHED_STATUSES.items())
 
 DESCRIPTION = "Train or evaluate DAPT_Init with the Dassl toolbox (the CoOp-family command line)."
 
@@ -53,8 +58,7 @@ def build_parser(description: str = DESCRIPTION) -> argparse.ArgumentParser:
     parser.add_argument("--no-train", action="store_true", help="build everything, train nothing")
     parser.add_argument("--check-finished", action="store_true",
                         help="only say whether --output-dir holds this command's finished run "
-                             "(exit 0: finished, 2: other settings, 3: not finished, 4: running "
-                             "elsewhere); loads no data or model")
+                             f"(exit {CHECK_FINISHED_HELP}); loads no data or model")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
     return parser

@@ -217,7 +217,7 @@ def test_sweep_dry_run_states_and_the_epochs_grid(workdir, reference, script_env
 
 
 def test_a_locked_run_is_running_elsewhere_for_the_scripts(workdir, reference, script_env):
-    from trainers.dapt_init.runstate import RunLock
+    from trainers.dapt_init.run_folder import RunLock
 
     lock = RunLock(str(reference))  # this test process holds the folder, as a live run would
     try:

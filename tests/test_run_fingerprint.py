@@ -1,5 +1,6 @@
-"""What makes a run folder finished, for which settings, and who may run in it
-(trainers/dapt_init/runstate.py), plus the scripts' TAG, EPOCHS grid and SLURM options.
+"""What makes a run folder finished, for which settings (trainers/dapt_init/runstate.py),
+and who may run in it (trainers/dapt_init/run_folder.py), plus the scripts' TAG, EPOCHS grid
+and SLURM options.
 
 Pure functions and the lock are tested in-process (the lock's holder is a child process);
 the scripts run with tests/test_scripts.py's stand-in python. The same rule on real
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_scripts import Fake, arg
-from trainers.dapt_init import runstate
+from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import add_dapt_init_config
 
 
@@ -146,7 +147,7 @@ def test_other_clip_weights_are_other_settings(tmp_path):
 
 HOLDER = (
     "import sys; sys.path.insert(0, {repo!r})\n"
-    "from trainers.dapt_init.runstate import RunLock\n"
+    "from trainers.dapt_init.run_folder import RunLock\n"
     "lock = RunLock({folder!r}); print('locked', flush=True); sys.stdin.read()\n"
 )
 
@@ -158,18 +159,18 @@ def test_one_process_per_run_folder_and_kill_9_leaves_no_stale_lock(tmp_path):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        lock_file = folder / runstate.LOCK_FILE
+        lock_file = folder / run_folder.LOCK_FILE
         before = (lock_file.read_text(), sorted(os.listdir(folder)))
-        with pytest.raises(runstate.RunLocked) as refused:
-            runstate.RunLock(str(folder))
+        with pytest.raises(run_folder.RunLocked) as refused:
+            run_folder.RunLock(str(folder))
         assert f"{folder} is in use by PID {holder.pid}" in str(refused.value)
         assert (lock_file.read_text(), sorted(os.listdir(folder))) == before  # untouched
-        assert f"PID {holder.pid}" in runstate.lock_holder(str(folder))
+        assert f"PID {holder.pid}" in run_folder.lock_holder(str(folder))
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert runstate.lock_holder(str(folder)) is None  # the OS released it
-    lock = runstate.RunLock(str(folder))
+    assert run_folder.lock_holder(str(folder)) is None  # the OS released it
+    lock = run_folder.RunLock(str(folder))
     try:
         assert lock_file.read_text() == f"{os.getpid()}\n"
     finally:
@@ -177,7 +178,7 @@ def test_one_process_per_run_folder_and_kill_9_leaves_no_stale_lock(tmp_path):
 
 
 def test_a_folder_never_locked_is_free_and_the_probe_creates_nothing(tmp_path):
-    assert runstate.lock_holder(str(tmp_path / "absent")) is None
+    assert run_folder.lock_holder(str(tmp_path / "absent")) is None
     assert not (tmp_path / "absent").exists()
 
 
@@ -188,8 +189,61 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
             tmp_path / "prompt_learner/checkpoint"]
     for path in stale + kept:
         path.write_text("x")
-    assert sorted(runstate.remove_stale_temporaries(str(tmp_path))) == sorted(map(str, stale))
+    assert sorted(run_folder.remove_stale_temporaries(str(tmp_path))) == sorted(map(str, stale))
     assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+
+
+# ----------------------------------------------------------------------------- claim
+
+def test_a_claim_builds_then_locks_cleans_and_releases(tmp_path):
+    folder = tmp_path / "run"
+    (folder / "prompt_learner").mkdir(parents=True)
+    stale = folder / "prompt_learner/.tmp-x_model.pth.tar-2"
+    stale.write_text("x")
+    built = []
+    with run_folder.claim_run_folder(str(folder), runstate.run_identity(resolved_config()),
+                                     lambda: built.append(run_folder.lock_holder(str(folder)))
+                                     or "trainer") as claim:
+        assert claim.claimed and claim.prepared == "trainer"
+        assert built == [None]  # built before the lock was taken
+        assert claim.removed == (str(stale),) and not stale.exists()
+        assert f"PID {os.getpid()}" in run_folder.lock_holder(str(folder))
+    assert run_folder.lock_holder(str(folder)) is None
+
+
+def test_a_finished_run_is_skipped_before_building(tmp_path):
+    made = runstate.run_identity(resolved_config())
+    write_result(tmp_path / "run", made)
+    with run_folder.claim_run_folder(str(tmp_path / "run"), made, pytest.fail) as claim:
+        assert claim.skip and claim.message == f"skip (finished): {tmp_path / 'run'}"
+    other = runstate.run_identity(resolved_config("OPTIM.LR", "0.5"))
+    with run_folder.claim_run_folder(str(tmp_path / "run"), other, pytest.fail) as claim:
+        assert claim.refused and claim.status == runstate.OTHER_SETTINGS
+        assert "OPTIM.LR 0.0003 -> 0.5" in claim.message
+
+
+def test_a_run_finished_elsewhere_while_building_is_skipped_under_the_lock(tmp_path):
+    made = runstate.run_identity(resolved_config())
+    with run_folder.claim_run_folder(str(tmp_path / "run"), made,
+                                     lambda: write_result(tmp_path / "run", made)) as claim:
+        assert claim.skip and not claim.claimed
+    assert run_folder.lock_holder(str(tmp_path / "run")) is None
+
+
+def test_a_held_folder_is_refused_before_building_or_after_it(tmp_path):
+    folder = tmp_path / "run"
+    lock = run_folder.RunLock(str(folder))
+    try:
+        with run_folder.claim_run_folder(str(folder), None, pytest.fail) as claim:
+            assert claim.refused and claim.status == runstate.RUNNING_ELSEWHERE
+            assert f"{folder} is in use by PID {os.getpid()}" in claim.message
+    finally:
+        lock.release()
+    holder = []  # another process takes the folder while this one builds
+    with run_folder.claim_run_folder(
+            str(folder), None, lambda: holder.append(run_folder.RunLock(str(folder)))) as claim:
+        assert claim.refused and claim.status == runstate.RUNNING_ELSEWHERE
+    holder[0].release()
 
 
 # ------------------------------------------------------------------------------ scripts
@@ -262,25 +316,21 @@ def test_live_slurm_accepts_the_script(fake):
 # ------------------------------------------------------------------------------- resume
 
 def test_resuming_with_another_training_setting_is_refused_naming_the_keys():
-    trainer_module = pytest.importorskip("trainers.dapt_init.trainer")
+    resume = pytest.importorskip("trainers.dapt_init.resume")
     from trainers.dapt_init.errors import DaptInitError
 
-    class Run:  # the one thing _check_resumable asks of the trainer
-        def __init__(self, cfg):
-            self.run_identity = runstate.run_identity(cfg)
-
-        def identity(self):
-            return self.run_identity
-
-    written = Run(resolved_config("OPTIM.LR", "0.002", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test"))
-    checkpoint = {"run": written.identity().record()}
-    same = Run(resolved_config("OPTIM.LR", "0.002", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test",
-                               "TRAIN.PRINT_FREQ", "1"))
-    trainer_module.DAPT_Init._check_resumable(same, checkpoint, "ckpt")  # resumes: no error
-    changed = Run(resolved_config("OPTIM.LR", "0.5", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "train",
-                                  "DATALOADER.TRAIN_X.BATCH_SIZE", "4"))
+    written = runstate.run_identity(resolved_config("OPTIM.LR", "0.002",
+                                                    "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test"))
+    checkpoint = {"run": written.record()}
+    same = runstate.run_identity(resolved_config("OPTIM.LR", "0.002",
+                                                 "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "test",
+                                                 "TRAIN.PRINT_FREQ", "1"))
+    resume.check_resumable(checkpoint, "ckpt", same)  # resumes: no error
+    changed = runstate.run_identity(resolved_config(
+        "OPTIM.LR", "0.5", "TRAINER.DAPT_INIT.PROTOTYPE_VIEW", "train",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "4"))
     with pytest.raises(DaptInitError) as refused:
-        trainer_module.DAPT_Init._check_resumable(changed, checkpoint, "ckpt")
+        resume.check_resumable(checkpoint, "ckpt", changed)
     assert str(refused.value).startswith(
         "ckpt belongs to another run (DATALOADER.TRAIN_X.BATCH_SIZE 32 -> 4; OPTIM.LR 0.002 -> "
         "0.5; TRAINER.DAPT_INIT.PROTOTYPE_VIEW 'test' -> 'train'), so it is not resumed.")

@@ -9,12 +9,15 @@ from typing import Any, Callable
 
 import torch
 
+from .run_folder import TMP_PREFIX
+
 
 def write_atomically(path: str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX,
+                                        suffix=os.path.basename(path))
     os.close(handle)
     try:
         try:

@@ -149,6 +149,16 @@ def save_prompts(prompts: dict[str, torch.Tensor], run_dir: str, epoch: int) -> 
     return path
 
 
+def keep_prompts(prompts: dict[str, torch.Tensor], run_dir: str, epoch: int,
+                 keep_epochs: list[int]) -> None:
+    """Keep epoch 0's and epoch 1's prompts, and ``keep_epochs``', as small files of their own."""
+    if epoch > 1 and epoch not in keep_epochs:
+        return
+    if epoch == 0 and os.path.isfile(os.path.join(run_dir, PROMPT_MODEL, prompts_name(0))):
+        return  # a resumed run: written when it started
+    save_prompts(prompts, run_dir, epoch)
+
+
 def _epochs_matching(folder: str, pattern: re.Pattern) -> set[int]:
     if not os.path.isdir(folder):
         return set()

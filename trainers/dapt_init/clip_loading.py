@@ -13,6 +13,7 @@ import os
 import re
 import warnings
 import zipfile
+from typing import Any
 
 import torch
 
@@ -184,3 +185,16 @@ def load_clip(backbone: str, weights_file: str = "") -> torch.nn.Module:
         )
     return build_clip(state_dict, path)
 
+
+def loaded_backbone(clip_model: torch.nn.Module) -> dict[str, Any]:
+    """The architecture actually loaded (whatever the config or file name says)."""
+    visual = clip_model.visual
+    return {
+        "input_resolution": int(visual.input_resolution),
+        "patch_size": int(visual.conv1.kernel_size[0]),
+        "vision_width": int(visual.conv1.out_channels),
+        "vision_layers": len(visual.transformer.resblocks),
+        "text_width": int(clip_model.ln_final.weight.shape[0]),
+        "text_layers": len(clip_model.transformer.resblocks),
+        "embed_dim": int(clip_model.text_projection.shape[1]),
+    }

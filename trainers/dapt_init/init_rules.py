@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from .config import INIT_METHODS
+
 # DAPT builds its prompts in clip_model.dtype, which CLIP's loading makes fp16.
 DAPT_DRAW_DTYPE = torch.float16
 TEXT_PROMPT_STD = 0.02  # DAPT / CoOp: N(0, 0.02^2 I)
@@ -69,8 +71,9 @@ def _copy_of_global_generator() -> torch.Generator:
 
 
 def _check_method(method: str) -> None:
-    if method not in ("random", "same", "diff"):
-        raise ValueError(f"unknown init method {method!r}; expected random, same or diff")
+    if method not in INIT_METHODS:
+        raise ValueError(f"unknown init method {method!r}; expected "
+                         f"{', '.join(INIT_METHODS[:-1])} or {INIT_METHODS[-1]}")
 
 
 def initial_visual_prompts(method: str, n_tokens: int, cls_embedding: torch.Tensor,

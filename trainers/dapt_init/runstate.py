@@ -1,4 +1,4 @@
-"""Is a run folder finished, for which settings, and who is running in it.
+"""Is a run folder finished, and for which settings (who runs in it: ``run_folder.py``).
 
 One rule, used by ``train.py`` and (through ``train.py --check-finished``) by the scripts:
 a run is finished for a command when its ``result.json`` records the same fingerprint (every
@@ -7,8 +7,6 @@ imports neither torch nor the toolbox, so the check costs a config resolution on
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
 import math
@@ -20,8 +18,6 @@ from typing import Any, Mapping
 from .errors import DaptInitError
 
 RESULT_FILE = "result.json"
-LOCK_FILE = ".lock"
-TMP_PREFIX = ".tmp-"  # atomic.py's temporary files
 
 # Keys that cannot change a run's numbers: where files go, how often it prints or keeps
 # checkpoints, where the prototype cache lives. Every other key, including keys added later,
@@ -44,6 +40,11 @@ NOT_RESULT_KEYS = frozenset({
 
 # Exit statuses of ``train.py --check-finished`` (the scripts branch on them).
 FINISHED, OTHER_SETTINGS, NOT_FINISHED, RUNNING_ELSEWHERE = 0, 2, 3, 4
+CHECK_FINISHED_STATUSES = {FINISHED: "finished", OTHER_SETTINGS: "other settings",
+                           NOT_FINISHED: "not finished", RUNNING_ELSEWHERE: "running elsewhere"}
+# Exit statuses of a train.py run: done, refused with one line on stderr, stopped by Ctrl-C.
+SUCCESS, USER_ERROR = 0, 2
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def _plain(value: Any) -> Any:
@@ -338,89 +339,3 @@ def finished_verdict(run_dir: str, current: RunIdentity) -> Verdict:
         "folder (another OUTPUT_ROOT or TAG with the scripts, another --output-dir with "
         "train.py), or remove that folder to run it again."
     ))
-
-
-# ------------------------------------------------------------------------------------ lock
-
-class RunLocked(DaptInitError):
-    """Another live process holds the run folder's lock."""
-
-
-def _holder(lock_path: str) -> str:
-    try:
-        with open(lock_path) as file:
-            pid = file.read().strip()
-    except OSError:
-        pid = ""
-    return f"PID {pid}" if pid else "another process"
-
-
-def _locked_message(run_dir: str, lock_path: str) -> str:
-    return (f"{run_dir} is in use by {_holder(lock_path)} (lock {lock_path}): a run folder "
-            "takes one process at a time; wait for it, or stop that process and run again.")
-
-
-class RunLock:
-    """An exclusive ``flock`` on ``<run_dir>/.lock``, held for the process's life.
-
-    The OS releases it when the process exits, however it dies (kill -9 included), so a lock
-    is never stale. The file holds the holder's PID, written only once the lock is held.
-    """
-
-    def __init__(self, run_dir: str) -> None:
-        os.makedirs(run_dir, exist_ok=True)
-        self.path = os.path.join(run_dir, LOCK_FILE)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as error:  # a folder or an unwritable file where the lock goes
-            raise DaptInitError(
-                f"cannot take the run folder's lock {self.path} ({error.strerror or error}); it "
-                "must be a plain file this process can write: remove it (rmdir if it is a "
-                "folder) and run the same command again."
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise RunLocked(_locked_message(run_dir, self.path)) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing the descriptor releases the flock
-            self.fd = -1
-
-
-def lock_holder(run_dir: str) -> str | None:
-    """The locked-folder message when a live process holds ``run_dir``, else None.
-
-    Probes with a shared, non-blocking lock on an existing file; creates nothing."""
-    path = os.path.join(run_dir, LOCK_FILE)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return _locked_message(run_dir, path)
-    finally:
-        os.close(fd)
-    return None
-
-
-def remove_stale_temporaries(run_dir: str) -> list[str]:
-    """Delete ``.tmp-*`` files a killed process left in the run folder or its subfolders one
-    level down (result.json, prompt_learner/); call under the lock: no one else writes there."""
-    folders = [run_dir] + [entry.path for entry in os.scandir(run_dir) if entry.is_dir()]
-    removed = []
-    for folder in folders:
-        for entry in os.scandir(folder):
-            if entry.name.startswith(TMP_PREFIX) and entry.is_file():
-                os.remove(entry.path)
-                removed.append(entry.path)
-    return removed

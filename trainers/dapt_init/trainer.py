@@ -6,16 +6,14 @@ inference for the toolbox's ``test()`` contract, and no hard-coded device.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from dassl.data.data_manager import DataManager, DatasetWrapper
@@ -24,10 +22,8 @@ from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
-from .atomic import json_dump_atomically, unused_path
-from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
-                         prompts_name, read_checkpoint, save_checkpoint, save_prompts)
-from .clip_loading import load_clip
+from .checkpoint import PROMPT_MODEL, checkpoint_name, keep_prompts, save_checkpoint
+from .clip_loading import load_clip, loaded_backbone
 from .config import check_input_size, validate_config
 from .dapt_values import stale_defaults_warning
 from .errors import DaptInitError
@@ -35,35 +31,17 @@ from .grad_norms import term_gradient_norms
 from .loader_workers import cap_workers
 from .losses import LossTerms, dapt_loss
 from .model import DAPTModel, PromptSettings
-from .prototypes import (cache_file_name, compute_dapt_prototypes, compute_prototypes,
-                         dapt_views, file_identity, images_digest, load_cached_prototypes,
-                         ordered_digest, save_prototypes)
-from .rng import capture_rng_state, preserved_rng, restore_rng_state, torch_state_digest
-from .runstate import RunIdentity, data_record, identity_differences, run_identity
+from .prototype_cache import PrototypeCache, prototype_cache_dir
+from .readable_images import NamesUnreadableImages
+from .result_record import write_result
+from .resume import (BEST_CHECKPOINT, ResumePoints, checkpoint_state, load_trained_prompts,
+                     resume_from, toolbox_keeps)
+from .rng import capture_rng_state
+from .runstate import RunIdentity, run_identity
 from .schedule import EpochLR
 
-RESULT_FILE = "result.json"
-RESULT_FORMAT = "dapt_init.result/1"
 # DAPT meant to split the class texts over several GPUs for its two largest label sets only.
 DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
-
-
-# Names an older checkpoint's "run" record used for config keys.
-LEGACY_KEYS = {"INIT_METHOD": "TRAINER.DAPT_INIT.INIT_METHOD"}
-
-
-def loaded_backbone(clip_model: nn.Module) -> dict[str, Any]:
-    """The architecture actually loaded (whatever the config or file name says)."""
-    visual = clip_model.visual
-    return {
-        "input_resolution": int(visual.input_resolution),
-        "patch_size": int(visual.conv1.kernel_size[0]),
-        "vision_width": int(visual.conv1.out_channels),
-        "vision_layers": len(visual.transformer.resblocks),
-        "text_width": int(clip_model.ln_final.weight.shape[0]),
-        "text_layers": len(clip_model.transformer.resblocks),
-        "embed_dim": int(clip_model.text_projection.shape[1]),
-    }
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -74,45 +52,8 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
-class UnreadableImage(DaptInitError):
-    """An image the run reads cannot be decoded (it changed after the start-up check)."""
-
-    def __init__(self, message: str) -> None:
-        # Raised in a loader worker, torch re-raises it in the main process as this type with
-        # the worker's traceback as the message: keep the original one line, its last line.
-        if "Original Traceback" in message:
-            last = [line for line in message.splitlines() if line.strip()][-1]
-            message = last.split(": ", 1)[-1]
-        super().__init__(message)
-
-
-def _unreadable(path: str) -> str | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.convert("RGB")
-    except Exception as error:  # PIL raises many types for bad files; all mean "unreadable"
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-class CheckedDatasetWrapper(DatasetWrapper):
+class CheckedDatasetWrapper(NamesUnreadableImages, DatasetWrapper):
     """The toolbox's dataset wrapper; an image that fails to load is named in one line."""
-
-    def __getitem__(self, idx: int) -> dict:
-        try:
-            return super().__getitem__(idx)
-        except Exception:
-            path = self.data_source[idx].impath
-            problem = _unreadable(path)  # only on failure: the usual path pays nothing
-            if problem is None:
-                raise
-            raise UnreadableImage(
-                f"image {path} cannot be read now ({problem}); it decoded when the run "
-                "started, so the file changed on disk. Replace it with a good copy and run the "
-                "same command again: the run resumes from its last checkpoint."
-            ) from None
 
 
 @TRAINER_REGISTRY.register()
@@ -170,7 +111,7 @@ class DAPT_Init(TrainerX):
         learner = self.model.prompt_learner
         self.optim = build_optimizer(learner, cfg.OPTIM)
         self.sched = EpochLR(self.optim, cfg.OPTIM)
-        self.register_model("prompt_learner", learner, self.optim, self.sched)
+        self.register_model(PROMPT_MODEL, learner, self.optim, self.sched)
         use_amp = self.precision == "amp"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_amp else None
         self.autocast = (lambda: torch.autocast(self.device.type)) if use_amp else nullcontext
@@ -184,11 +125,20 @@ class DAPT_Init(TrainerX):
 
         self._prototypes: torch.Tensor | None = None
         # DAPT draws its prototype views right after building its model: keep that state.
-        self._generators_after_build = capture_rng_state(torch.device("cpu"))
-        # Checkpoints this process wrote or resumed from (same run: the fingerprint matched);
-        # only these are ever deleted, and a file a killed process left is replaced, not kept.
-        self._written_checkpoints: set[str] = set()
+        self.prototype_cache = PrototypeCache(
+            cfg, self.model, self.device, self.dm.dataset.train_x, self.num_classes,
+            self.clip_loaded["embed_dim"],
+            prototype_cache_dir(cfg, getattr(self.dm.dataset, "dataset_dir", None),
+                                self.output_dir),
+            capture_rng_state(torch.device("cpu")), self._checked_datasets)
+        self.resume_points = ResumePoints(os.path.join(self.output_dir, PROMPT_MODEL))
         self.trained_epochs = 0
+
+    def _checked_datasets(self, is_train: bool) -> Callable[[Sequence[Any]], Dataset]:
+        """items -> a dataset of them with the train or test transform (built once here)."""
+        transform = build_transform(self.cfg, is_train=is_train)
+        return lambda items: CheckedDatasetWrapper(self.cfg, items, transform=transform,
+                                                   is_train=is_train)
 
     # -------------------------------------------------------------- training
     def before_train(self) -> None:
@@ -198,16 +148,8 @@ class DAPT_Init(TrainerX):
         if warning:  # e.g. a host codebase that kept the toolbox's LR
             print(warning)
         super().before_train()  # resumes, after checking the checkpoint is this run's
-        self._keep_prompts(0, self._initial_prompts)
-
-    def _keep_prompts(self, epoch: int, prompts: dict[str, torch.Tensor]) -> None:
-        """A run's epoch-0 and epoch-1 prompts, and KEEP_EPOCHS', as small files of their own."""
-        if epoch > 1 and epoch not in self.cfg.TRAINER.DAPT_INIT.KEEP_EPOCHS:
-            return
-        path = os.path.join(self.output_dir, "prompt_learner", prompts_name(epoch))
-        if epoch == 0 and os.path.isfile(path):
-            return  # a resumed run: written when it started
-        save_prompts(prompts, self.output_dir, epoch)
+        keep_prompts(self._initial_prompts, self.output_dir, 0,
+                     self.cfg.TRAINER.DAPT_INIT.KEEP_EPOCHS)
 
     def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return batch["img"].to(self.device), batch["label"].to(self.device)
@@ -295,110 +237,19 @@ class DAPT_Init(TrainerX):
         super().after_epoch()  # the toolbox's best-val and periodic / last saves
         done = self.epoch + 1
         self.trained_epochs = done
-        self._keep_prompts(done, self.model.prompt_learner.state_dict())
-        folder = os.path.join(self.output_dir, "prompt_learner")
-        if os.path.join(folder, checkpoint_name(done)) not in self._written_checkpoints:
+        keep_prompts(self.model.prompt_learner.state_dict(), self.output_dir, done,
+                     self.cfg.TRAINER.DAPT_INIT.KEEP_EPOCHS)
+        if not self.resume_points.holds(done):
             self.save_model(self.epoch, self.output_dir)  # a resume point after every epoch
-        previous = os.path.join(folder, checkpoint_name(done - 1))
-        # Only this run's transient resume points (written or resumed from by this process).
-        if previous in self._written_checkpoints and not self._keeps_checkpoint(done - 1):
-            os.remove(previous)
-            self._written_checkpoints.discard(previous)
-
-    def _keeps_checkpoint(self, epoch: int) -> bool:
-        """Checkpoints the toolbox would have written; other resume points are transient."""
-        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        return epoch == self.max_epoch or (freq > 0 and epoch % freq == 0)
+        if not toolbox_keeps(done - 1, self.max_epoch, self.cfg.TRAIN.CHECKPOINT_FREQ):
+            self.resume_points.remove(done - 1)  # only this process's transient ones
 
     # ------------------------------------------------------------ prototypes
     def class_prototypes(self) -> torch.Tensor:
         """(C, D) prototypes, loaded from the cache or computed on first use."""
         if self._prototypes is None:
-            self._prototypes = self._load_or_compute_prototypes().to(self.device)
+            self._prototypes = self.prototype_cache.load_or_compute().to(self.device)
         return self._prototypes
-
-    def _load_or_compute_prototypes(self) -> torch.Tensor:
-        key = self._prototype_key()
-        path = os.path.join(self._prototype_cache_dir(), cache_file_name(key))
-        shape = (self.num_classes, self.clip_loaded["embed_dim"])
-        cached = load_cached_prototypes(path, key, shape)
-        if cached is not None:
-            print(f"Loaded class prototypes from {path}")
-            return cached
-        print(f"Computing class prototypes ({key['view']} view of "
-              f"{len(self.dm.dataset.train_x)} training images)")
-        with preserved_rng(self.device):
-            prototypes = self._compute_prototypes()
-        if save_prototypes(path, key, prototypes):
-            print(f"Saved class prototypes to {path}")
-        return prototypes
-
-    def _frozen_image_features(self, images: torch.Tensor) -> torch.Tensor:
-        visual = self.model.image_encoder.visual  # CLIP's own forward: no prompts
-        return visual(images.to(self.device, self.model.dtype))
-
-    def _compute_prototypes(self) -> torch.Tensor:
-        """The few-shot training images, once each, in the configured view, averaged.
-
-        ``dapt``: DAPT's generator's views and averaging, drawn from the generator state right
-        after the model build (the caller restores the training stream). ``test``: the
-        deterministic test-time view, in order.
-        """
-        cfg, train_x = self.cfg, self.dm.dataset.train_x
-        batch_size, workers = cfg.DATALOADER.TEST.BATCH_SIZE, cfg.DATALOADER.NUM_WORKERS
-        if cfg.TRAINER.DAPT_INIT.PROTOTYPE_VIEW == "dapt":
-            restore_rng_state(self._generators_after_build, torch.device("cpu"))
-            transform = build_transform(cfg, is_train=True)
-            groups = dapt_views(
-                train_x, [item.label for item in train_x],
-                lambda items: CheckedDatasetWrapper(cfg, items, transform=transform,
-                                                   is_train=True),
-                workers)
-            return compute_dapt_prototypes(self._frozen_image_features, groups,
-                                           self.num_classes, batch_size)
-        loader = DataLoader(
-            CheckedDatasetWrapper(cfg, train_x, transform=build_transform(cfg, is_train=False)),
-            batch_size=batch_size, shuffle=False, num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-        )
-        batches = ((batch["img"], batch["label"]) for batch in loader)
-        return compute_prototypes(self._frozen_image_features, batches, self.num_classes,
-                                  total=len(loader))
-
-    def _prototype_key(self) -> dict[str, Any]:
-        cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
-        weights = node.CLIP_WEIGHTS
-        return {
-            "dataset": cfg.DATASET.NAME,
-            "shots": cfg.DATASET.NUM_SHOTS,
-            "seed": cfg.SEED,
-            "subsample_classes": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
-            "backbone": cfg.MODEL.BACKBONE.NAME,
-            "weights": file_identity(weights) if weights else "",
-            "dtype": str(self.model.dtype),
-            "view": node.PROTOTYPE_VIEW,
-            # DAPT's views are random draws: from which generator state, and in which process.
-            "generator": (torch_state_digest(self._generators_after_build)
-                           if node.PROTOTYPE_VIEW == "dapt" else ""),
-            "drawn_in_worker": (cfg.DATALOADER.NUM_WORKERS > 0
-                                if node.PROTOTYPE_VIEW == "dapt" else ""),
-            # The sampler permutes positions, so the order of the images matters too.
-            "image_order": (ordered_digest(d.impath for d in self.dm.dataset.train_x)
-                            if node.PROTOTYPE_VIEW == "dapt" else ""),
-            "device": self.device.type,  # features differ in the last bits across devices
-            "encode_batch_size": cfg.DATALOADER.TEST.BATCH_SIZE,
-            "input": json.loads(json.dumps(cfg.INPUT, sort_keys=True, default=list)),
-            "images": images_digest((d.impath, d.label) for d in self.dm.dataset.train_x),
-        }
-
-    def _prototype_cache_dir(self) -> str:
-        configured = self.cfg.TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR
-        if configured:
-            return configured
-        dataset_dir = getattr(self.dm.dataset, "dataset_dir", None)
-        if dataset_dir:
-            return os.path.join(dataset_dir, "split_fewshot", "prototypes")
-        return os.path.join(self.output_dir, "prototypes")
 
     # ------------------------------------------------------------ evaluation
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:
@@ -433,62 +284,23 @@ class DAPT_Init(TrainerX):
         for name, value in results.items():
             self.write_scalar(f"{split}/{name}", value, self.epoch)
         if final:
-            self._write_result(split, results)
+            path = write_result(self.output_dir, self.cfg, self.identity(), split, results,
+                                self.trained_epochs, getattr(self, "clip_loaded", None),
+                                self.dm.dataset)
+            print(f"Result saved to {path}")
         return list(results.values())[0]
-
-    def _write_result(self, split: str, metrics: dict[str, float]) -> None:
-        cfg, identity = self.cfg, self.identity()
-        bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
-        if bad:  # a number that means nothing must not end as a finished run
-            raise DaptInitError(f"the {split} metrics are not finite ({bad}), so no result.json "
-                                "is written. Train again in a new --output-dir.")
-        record = {
-            "format": RESULT_FORMAT,
-            "trainer": cfg.TRAINER.NAME,
-            "dataset": cfg.DATASET.NAME,
-            "init_method": cfg.TRAINER.DAPT_INIT.INIT_METHOD,
-            "vis_init_method": cfg.TRAINER.DAPT_INIT.VIS_INIT_METHOD,
-            "shots": cfg.DATASET.NUM_SHOTS,
-            "seed": cfg.SEED,
-            "subsample_classes": cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
-            "backbone": cfg.MODEL.BACKBONE.NAME,
-            "split": split,
-            "epoch": self.trained_epochs,
-            "metrics": {name: float(value) for name, value in metrics.items()},
-            "clip": {"weights": identity.weights, "loaded": getattr(self, "clip_loaded", None)},
-            "fingerprint": identity.fingerprint,
-            "fingerprint_keys": identity.keys,
-            # The data read, by relative path: the finished rule checks it under the next
-            # command's DATASET.ROOT (a root with other data is not this run's).
-            "data": data_record(cfg.DATASET.ROOT, self.dm.dataset),
-        }
-        path = os.path.join(self.output_dir, RESULT_FILE)
-        if os.path.exists(path):  # keep an earlier result, as the toolbox keeps earlier logs
-            stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(os.path.getmtime(path)))
-            os.replace(path, unused_path(f"{path}-{stamp}"))
-        json_dump_atomically(record, path)
-        print(f"Result saved to {path}")
 
     # ----------------------------------------------------------- checkpoints
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: float | None = None, model_name: str = "") -> None:
         for name in self.get_model_names():
-            optim, sched = self._optims[name], self._scheds[name]
-            state = {
-                "state_dict": self._models[name].state_dict(),
-                "epoch": epoch + 1,
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "val_result": val_result,
-                "run": self._run_identity(),
-                "rng": capture_rng_state(self.device),  # bit-identical resume
-            }
-            if self.scaler is not None:
-                state["scaler"] = self.scaler.state_dict()
+            state = checkpoint_state(self._models[name], self._optims[name], self._scheds[name],
+                                     self.scaler, epoch + 1, val_result, self.identity(),
+                                     self.device)
             file_name = model_name or checkpoint_name(epoch + 1)
             path = save_checkpoint(state, os.path.join(directory, name), file_name,
                                    latest=not model_name)
-            self._written_checkpoints.add(path)
+            self.resume_points.add(path)
             print(f"Checkpoint saved to {path}")
 
     def identity(self) -> RunIdentity:
@@ -498,83 +310,26 @@ class DAPT_Init(TrainerX):
             self.run_identity = run_identity(self.cfg)
         return self.run_identity
 
-    def _run_identity(self) -> dict[str, Any]:
-        """What a resumed run must share with the run that wrote the checkpoint."""
-        return self.identity().record()
-
-    def _check_resumable(self, checkpoint: dict[str, Any], path: str) -> None:
-        stored = checkpoint.get("run") or {}
-        if "fingerprint_keys" in stored:
-            changed = identity_differences(stored, self.identity())
-        else:  # an older checkpoint: compare the few keys it recorded
-            keys, changed = self.identity().keys, []
-            for key, value in stored.items():
-                name = LEGACY_KEYS.get(key, key)
-                if name in keys and keys[name] != value:
-                    changed.append(f"{name} {value!r} -> {keys[name]!r}")
-        if changed:
-            raise DaptInitError(
-                f"{path} belongs to another run ({'; '.join(changed)}), so it is not resumed. "
-                "Give this run its own --output-dir (the scripts name folders by dataset, init, "
-                "config, shots, seed and TAG), or use the original settings to finish that run."
-            )
-
     def resume_model_if_exist(self, directory: str) -> int:
         start_epoch = 0
         for name in self.get_model_names():
-            path = latest_checkpoint(os.path.join(directory, name))
-            if path is None:
-                print("No checkpoint found, train from scratch")
+            resumed = resume_from(os.path.join(directory, name), self._models[name],
+                                  self._optims[name], self._scheds[name], self.scaler,
+                                  self.identity(), self.device)
+            if resumed is None:
                 return 0
-            checkpoint = read_checkpoint(path)
-            self._check_resumable(checkpoint, path)
-            load_prompt_state(self._models[name], checkpoint["state_dict"], path)
-            if self.scaler is not None and checkpoint.get("scaler"):
-                self.scaler.load_state_dict(checkpoint["scaler"])
-            self._restore_best_result(os.path.join(directory, name))
-            if self._optims[name] is not None and checkpoint.get("optimizer"):
-                self._optims[name].load_state_dict(checkpoint["optimizer"])
-            if self._scheds[name] is not None and checkpoint.get("scheduler"):
-                self._scheds[name].load_state_dict(checkpoint["scheduler"])
-            start_epoch = checkpoint["epoch"]
-            self._written_checkpoints.add(path)  # the same run's: superseded like our own
-            if checkpoint.get("rng"):
-                restore_rng_state(checkpoint["rng"], self.device)
-            else:
-                print(f"Note: {path} holds no random-generator state (an older checkpoint); "
-                      "the resumed epochs draw other batches than an uninterrupted run")
-            print(f"Resuming from {path} (epoch {start_epoch} done)")
+            if resumed.best_val is not None:
+                self.best_result = resumed.best_val
+            self.resume_points.add(resumed.path)  # the same run's: superseded like our own
+            start_epoch = resumed.epoch
         self.trained_epochs = start_epoch
         return start_epoch
-
-    def _restore_best_result(self, folder: str) -> None:
-        """Keep best_val's record across a resume, so a worse epoch never replaces the best."""
-        best = os.path.join(folder, "model-best.pth.tar")
-        if os.path.isfile(best):
-            val = read_checkpoint(best).get("val_result")
-            if isinstance(val, (int, float)):
-                self.best_result = val
-                print(f"Best validation result so far: {val:.1f} ({best})")
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:
         if not directory:
             print("No --model-dir given: testing the initial prompts")
             return
-        file_name = "model-best.pth.tar" if epoch is None else checkpoint_name(epoch)
+        file_name = BEST_CHECKPOINT if epoch is None else checkpoint_name(epoch)
         for name in self.get_model_names():
-            folder = os.path.join(directory, name)
-            path = os.path.join(folder, file_name)
-            if not os.path.isfile(path):
-                found = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-                choices = [f for f in found if f.startswith("model")]
-                raise DaptInitError(
-                    f"no checkpoint {path}. Found: {', '.join(choices) or 'none'}. Give "
-                    "--model-dir the run's output folder and --load-epoch an epoch saved there "
-                    "(the last epoch is always saved)."
-                )
-            checkpoint = read_checkpoint(path)
-            load_prompt_state(self._models[name], checkpoint["state_dict"], path)
-            self.trained_epochs = checkpoint["epoch"]
-            val = checkpoint.get("val_result")
-            extra = f", val accuracy {val:.1f}" if isinstance(val, (int, float)) else ""
-            print(f"Loaded {path} (epoch {checkpoint['epoch']}{extra})")
+            self.trained_epochs = load_trained_prompts(os.path.join(directory, name),
+                                                       file_name, self._models[name])
