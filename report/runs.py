@@ -188,7 +188,7 @@ def classify(run_dir: Path, record: dict[str, Any] | None, problem: str,
     last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
     if last.startswith("error:"):
         return CRASHED, last
-    checkpoints = list((run_dir / "prompt_learner").glob("model.pth.tar-*"))
+    checkpoints = list((run_dir / sources.PROMPT_MODEL).glob("model.pth.tar-*"))
     if checkpoints:
         return IN_PROGRESS, f"{len(checkpoints)} checkpoint(s), no result.json (stopped or running)"
     if text:

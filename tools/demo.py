@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from tools.small_clip import save_small_clip  # noqa: E402
 from tools.tiny_data import make_tiny_eurosat  # noqa: E402
+from trainers.dapt_init.config import INIT_METHODS  # noqa: E402
 
 
 def demo_command(workdir: Path, init: str, seed: int, shots: int) -> list[str]:
@@ -48,7 +49,7 @@ def prepare(workdir: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--init", default="diff", choices=("random", "same", "diff"))
+    parser.add_argument("--init", default="diff", choices=INIT_METHODS)
     # In the repository, wherever it is run from: TRIAL=1 in the scripts uses the same files.
     parser.add_argument("--workdir", default=REPO / "demo_output", type=Path)
     parser.add_argument("--seed", type=int, default=1)

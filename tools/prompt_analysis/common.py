@@ -17,10 +17,10 @@ import torch
 
 from trainers.dapt_init.checkpoint import load_run_prompts, prompt_epochs, run_prompts_path
 from trainers.dapt_init.config import INIT_METHODS
+from trainers.dapt_init.runstate import PROMPT_MODEL
 from trainers.dapt_init.errors import DaptInitError
 
 TABLE_FORMATS = ("github", "plain", "csv")
-PROMPT_MODEL = "prompt_learner"  # the trainer's model name: <run>/prompt_learner/model.pth.tar-N
 DEFAULT_BACKBONE = "ViT-B/16"
 # Lines this project's train.py / trainer write to every run's log.txt.
 LOGGED_INIT = re.compile(r"text prompt init: (\w+)")

@@ -19,9 +19,9 @@ from torch import nn
 
 from .atomic import torch_save_atomically, write_atomically
 from .errors import DaptInitError
+from .runstate import PROMPT_MODEL
 
 LATEST_POINTER = "checkpoint"
-PROMPT_MODEL = "prompt_learner"  # the trainer's model name: the folder inside a run
 PROMPT_KEYS = ("vis_ctx", "txt_ctx")
 _CHECKPOINT_FILE = re.compile(r"model\.pth\.tar-(\d+)$")
 _PROMPTS_FILE = re.compile(r"prompts-epoch(\d+)\.pt$")

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 from .errors import DaptInitError
 
 RESULT_FILE = "result.json"
+# The trainer's model name, so the folder of its checkpoints inside a run.
+PROMPT_MODEL = "prompt_learner"
 
 # Keys that cannot change a run's numbers: where files go, how often it prints or keeps
 # checkpoints, where the prototype cache lives. Every other key, including keys added later,
