@@ -32,8 +32,9 @@ SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON"
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 # Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
 # run (result.json) in --output-dir, or fails with status 7 when FAKE_FAIL is in that folder.
-# A --check-finished call (the scripts' skip test) says "finished" when result.json exists,
-# "other settings" (status 2) when the folder holds a file named other_settings.
+# A --check-finished call (the scripts' skip test) is the real train.py's; the result.json it
+# leaves is the one a finished run of the command would have (tests/fake_train.py), so the
+# real finished rule (train.py's, and the sweep's in-process one) judges it.
 # With FAKE_LOCKS it also holds a per-GPU lock while it runs and waits (up to 20 s) until
 # FAKE_BARRIER calls have started, so a pool that ran jobs one after another would time out.
 set -u
@@ -43,10 +44,7 @@ for arg in "$@"; do
     prev=$arg
 done
 if [[ " $* " == *" --check-finished "* ]]; then  # train.py's finished rule, unrecorded
-    [[ ! -f "$out/other_settings" ]] || { echo "error: finished with other settings" >&2; exit 2; }
-    [[ -f "$out/result.json" ]] || exit 3
-    echo "skip (finished): $out"
-    exit 0
+    exec "$REAL_PYTHON" "$@"
 fi
 printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
 [[ -z "${FAKE_CWD:-}" ]] || pwd >>"$FAKE_CWD"
@@ -70,7 +68,8 @@ if [[ -n "${FAKE_FAIL:-}" && "$out" == *"$FAKE_FAIL"* ]]; then
     [[ -n "$lock" ]] && rmdir "$lock"
     exit 7
 fi
-mkdir -p "$out" && echo '{}' >"$out/result.json"
+shift  # train.py
+"$REAL_PYTHON" "$FAKE_TRAIN" "$@" || exit 5
 [[ -n "$lock" ]] && rmdir "$lock"
 exit 0
 """
@@ -102,7 +101,9 @@ class Fake:
         self.python.write_text(FAKE_PYTHON)
         self.python.chmod(0o755)
         self.env = {"DATA_ROOT": str(self.data), "OUTPUT_ROOT": str(self.out),
-                    "PYTHON": str(self.python), "FAKE_LOG": str(self.calls_file)}
+                    "PYTHON": str(self.python), "FAKE_LOG": str(self.calls_file),
+                    "REAL_PYTHON": sys.executable,
+                    "FAKE_TRAIN": str(REPO / "tests" / "fake_train.py")}
 
     def run(self, name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
         return run_script(name, *args, env={**self.env, **env}, cwd=self.root)
@@ -114,9 +115,11 @@ class Fake:
         rows = [line.split("|", 1) for line in self.calls_file.read_text().splitlines()]
         return [(gpu, args.split(" ")) for gpu, args in rows]
 
-    def finish(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True)
-        (run_dir / "result.json").write_text("{}")
+    def finish(self, script: str, *args: str, **env: str) -> None:
+        """Finished runs, as the script leaves them (the calls are not kept)."""
+        done = self.run(script, *args, **env)
+        assert done.returncode == 0, done.stderr
+        self.calls_file.unlink()
 
 
 def arg(args: list[str], flag: str) -> str:
@@ -325,8 +328,7 @@ def test_eval_names_the_missing_model_and_the_command_that_makes_it(fake):
 
 
 def test_eval_tests_each_seed_on_the_four_imagenet_variants(fake):
-    for seed in "12":
-        fake.finish(fake.out / f"imagenet/DAPT_Init/same/vit_b16_ep50_4shots/seed{seed}")
+    fake.finish("main.sh", "imagenet", "same", "4", "--", "USE_CUDA", "False", SEEDS="1 2")
     done = fake.run("eval.sh", "same", "4", "0", "--", "USE_CUDA", "False", SEEDS="1 2")
     assert done.returncode == 0, done.stderr
     calls = fake.calls()
@@ -352,8 +354,8 @@ def test_eval_tests_each_seed_on_the_four_imagenet_variants(fake):
     ({}, ["OPTIM.MAX_EPOCH", "5"], "5"),
 ])
 def test_eval_loads_the_configs_last_epoch_unless_told(fake, env, overrides, epoch):
-    fake.finish(fake.out / "imagenet/DAPT_Init/random/vit_b16_ep50_1shots/seed3")
     extra = ["--", *overrides] if overrides else []
+    fake.finish("main.sh", "imagenet", "random", "1", *extra, SEEDS="3")
     done = fake.run("eval.sh", "random", "1", *extra, SEEDS="3", TARGETS="imagenet_r", **env)
     assert done.returncode == 0, done.stderr
     [(_, args)] = fake.calls()
@@ -398,7 +400,7 @@ def test_sweep_dry_run_lists_datasets_x_inits_x_shots_x_seeds(fake):
     summary = "90 jobs (2 datasets x 3 inits x 5 shots x 3 seeds): 0 finished, 90 to run"
     assert summary in done.stdout
 
-    fake.finish(fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed7")
+    fake.finish("main.sh", "dtd", "same", "2", SEEDS="7")
     done = fake.run("sweep.sh", "--dry-run", DATASETS="dtd", INITS="same diff", SHOTS="2",
                     SEEDS="7 8")
     assert jobs_of(done.stdout) == [("dtd", "same", "2", "7"), ("dtd", "same", "2", "8"),
@@ -476,10 +478,9 @@ def test_sweep_finishes_the_other_jobs_then_reports_the_failed_ones(fake):
 
 
 def test_sweep_dry_run_counts_every_job_once(fake):
-    fake.finish(fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed7")
-    other = fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed8"
-    fake.finish(other)
-    (other / "other_settings").write_text("")
+    fake.finish("main.sh", "dtd", "same", "2", SEEDS="7")
+    # Seed 8 finished with another learning rate: the sweep's runs are refused there.
+    fake.finish("main.sh", "dtd", "same", "2", "--", "OPTIM.LR", "0.5", SEEDS="8")
     done = fake.run("sweep.sh", "--dry-run", DATASETS="dtd", INITS="same diff", SHOTS="2",
                     SEEDS="7 8")
     assert "job 1 [other-settings]" in done.stdout
