@@ -431,7 +431,8 @@ def test_sweep_slurm_emits_a_job_array_with_one_task_per_job(fake):
     batch.write_text(script)
     # DATA_ROOT and OUTPUT_ROOT come from the script itself, not from this environment.
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="5")
+    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="5",
+               REAL_PYTHON=fake.env["REAL_PYTHON"], FAKE_TRAIN=fake.env["FAKE_TRAIN"])
     task = subprocess.run(["bash", str(batch)], cwd=fake.root, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert task.returncode == 0, task.stderr
