@@ -84,20 +84,27 @@ def run_pool(sweep, gpus: list[str], env: Mapping[str, str], caller: str) -> int
     if pending:
         os.makedirs(logs, exist_ok=True)
     running: dict[int, tuple[int, subprocess.Popen]] = {}  # slot -> (job index, process)
-    signals = []
+    signals: list[int] = []
+
+    def forward(process: subprocess.Popen) -> None:
+        # First signal: the job's own (train.py stops cleanly and resumes next time); any
+        # later one: SIGKILL, for a job that does not stop.
+        number = signals[0] if len(signals) == 1 else signal.SIGKILL
+        try:
+            os.killpg(process.pid, number)
+        except ProcessLookupError:  # it ended meanwhile
+            pass
 
     def on_signal(number: int, _frame) -> None:
-        # First signal: forwarded to every job's process group (train.py stops cleanly and
-        # resumes next time); a second one kills them.
         signals.append(number)
-        if len(signals) == 1:
-            print(f"sweep: interrupted; stopping {len(running)} running job(s) (run the sweep "
-                  "again to resume them)", file=sys.stderr, flush=True)
+        if len(signals) == 1:  # the sweep's one line; stopped jobs are not reported as failed
+            name = signal.Signals(number).name
+            print(f"error: interrupted ({name}); stopping {len(running)} running job(s); run "
+                  "the sweep again: finished runs are skipped and unfinished ones resume from "
+                  "their last checkpoint (a second signal kills the jobs)", file=sys.stderr,
+                  flush=True)
         for _, process in running.values():
-            try:
-                os.killpg(process.pid, number if len(signals) == 1 else signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            forward(process)
 
     old = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM)}
     ran, slot_name = 0, (lambda slot: "cpu" if gpus[slot] == "cpu" else f"gpu {gpus[slot]}")
@@ -114,18 +121,25 @@ def run_pool(sweep, gpus: list[str], env: Mapping[str, str], caller: str) -> int
                                job.dataset, job.init, str(job.shots), *([gpu] if gpu else []),
                                *(["--", *s.overrides] if s.overrides else [])]
                     with open(log, "a", encoding="utf-8") as out:
+                        # Its own process group: a terminal's Ctrl-C reaches the sweep only,
+                        # which forwards it (so it is reported once, and a second one kills).
                         process = subprocess.Popen(
                             command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                             env={**env, **job.env(s)}, start_new_session=True, cwd=caller)
                     running[slot] = (index, process)
                     ran += 1
+                    if signals:  # a signal came while it started: it missed the forwarding
+                        forward(process)
             pid, status = os.wait()
             for slot, (index, process) in list(running.items()):
                 if process.pid != pid:
                     continue
                 del running[slot]
-                code = os.waitstatus_to_exitcode(status)
+                process.returncode = os.waitstatus_to_exitcode(status)  # reaped here
+                code = process.returncode
                 job = sweep.jobs[index]
+                if signals and code != 0:  # stopped by the forwarded signal: said above
+                    continue
                 if code == 0:
                     print(f"[done] {slot_name(slot)}: job {index}: {job.text()}", flush=True)
                 elif code == 4:  # not a failure: another process has it

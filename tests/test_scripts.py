@@ -8,11 +8,14 @@ CLIP. Every script runs with a working directory outside the repository (they cd
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -505,6 +508,97 @@ def test_sweep_without_a_gpu_runs_on_the_cpu_and_names_each_jobs_fields(fake):
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-1)'\n")
     done = fake.run("sweep.sh", DATASETS="eurosat", INITS="same", SHOTS="1", SEEDS="1", PATH=path)
     assert "on GPUs 0" in done.stdout and fake.calls()[-1][0] == "0"
+
+
+# Stands in for python in the interrupt tests: records "<pid> <process group>" (written whole,
+# then renamed, so the test never reads half of it), then blocks opening a FIFO that no one
+# writes. On SIGINT it appends "SIGINT" to a file and exits 130 as train.py does, or with
+# STANDIN_IGNORE=1 keeps blocking (a job that does not stop).
+STANDIN = r"""#!/usr/bin/env python3
+import os, signal, sys
+base = os.environ["STANDIN_DIR"]
+def on_int(number, frame):
+    with open(os.path.join(base, "signals"), "a") as file:
+        file.write("SIGINT\n")
+    if os.environ.get("STANDIN_IGNORE") != "1":
+        sys.exit(130)
+signal.signal(signal.SIGINT, on_int)
+with open(os.path.join(base, "pid.tmp"), "w") as file:
+    file.write(f"{os.getpid()} {os.getpgid(0)}")
+os.rename(os.path.join(base, "pid.tmp"), os.path.join(base, "pid"))
+with open(os.path.join(base, "fifo")) as fifo:  # blocks: no writer ever comes
+    fifo.read()
+"""
+
+
+def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until ``path`` exists, waiting on ``process`` meanwhile (fails at once if it ends)."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear within {seconds} s"
+        try:
+            process.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        out, err = process.communicate()
+        pytest.fail(f"exited with status {process.returncode} before {path} appeared:\n"
+                    f"{out}\n{err}")
+
+
+def fifo_has_reader(fifo: Path) -> bool:
+    """Whether a process is (still) blocked opening ``fifo`` for reading."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as error:  # ENXIO: no reader
+        assert error.errno == errno.ENXIO, error
+        return False
+    return True
+
+
+@pytest.mark.parametrize("ignore", [False, True], ids=["job-stops", "second-signal-kills"])
+def test_sweep_forwards_an_interrupt_to_the_running_job_and_exits_with_one_line(fake, ignore):
+    standin_dir = fake.root / "standin"
+    standin_dir.mkdir()
+    os.mkfifo(standin_dir / "fifo")
+    standin = fake.root / "standin_python"
+    standin.write_text(STANDIN)
+    standin.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env.update(fake.env, PYTHON=str(standin), STANDIN_DIR=str(standin_dir),
+               STANDIN_IGNORE="1" if ignore else "0", DATASETS="eurosat", INITS="diff",
+               SHOTS="1", SEEDS="1 2", GPUS="cpu", PYTHONUNBUFFERED="1")
+    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(standin_dir / "pid", sweep)
+        pid, group = map(int, (standin_dir / "pid").read_text().split())
+        # The job runs in a process group of its own (a terminal's Ctrl-C reaches the sweep
+        # only), so the stand-in can only get SIGINT by the sweep's forwarding.
+        assert group != os.getpgid(0) and group != pid
+        sweep.send_signal(signal.SIGINT)
+        if ignore:
+            wait_for(standin_dir / "signals", sweep)
+            # The job ignored it and still runs; the sweep waits for it.
+            assert fifo_has_reader(standin_dir / "fifo") and sweep.poll() is None
+            sweep.send_signal(signal.SIGINT)
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    assert sweep.returncode == 130, out + err
+    assert (standin_dir / "signals").read_text() == "SIGINT\n"  # forwarded once, then killed
+    assert not fifo_has_reader(standin_dir / "fifo")  # the stand-in is gone
+    assert err.splitlines() == [
+        "error: interrupted (SIGINT); stopping 1 running job(s); run the sweep again: finished "
+        "runs are skipped and unfinished ones resume from their last checkpoint (a second "
+        "signal kills the jobs)"]
+    lines = out.splitlines()
+    assert lines[0] == "sweep: 2 jobs, 2 to run on the CPU, one at a time"
+    assert lines[1].startswith("[start] cpu: job 0: SEEDS=1 bash scripts/dapt_init/main.sh "
+                               "eurosat diff 1 (log: ")
+    assert len(lines) == 2  # job 1 never started; job 0 is not reported as failed
+    assert len(fake.calls()) == 0 and not (fake.out / "eurosat").exists()
 
 
 def test_trial_runs_the_demo_clip_and_config_into_folders_of_their_own(fake):
