@@ -45,8 +45,9 @@ def plan_script(script: str, argv: list[str], env: Mapping[str, str], caller: st
     s.overrides = overrides
     check_overrides(overrides, s.grid)
     config = choose_config(dataset, shots, s.cfg(), s.codebase)
-    spec = RunSpec(kind, dataset, init, vis_init, config, shots, 0, full_tag(s.tag, s.grid),
-                   dict(s.grid))
+    # The visual init is a field of its own, not a grid value (GRID may name it).
+    grid = {k: v for k, v in s.grid.items() if k != VIS_INIT_KEY}
+    spec = RunSpec(kind, dataset, init, vis_init, config, shots, 0, full_tag(s.tag, grid), grid)
     epochs = 0
     targets = [dataset]
     if kind in ("eval", "base2new_test"):

@@ -48,8 +48,11 @@ class Job:
 
     def env(self, s: Setup) -> dict[str, str]:
         """main.sh's environment for this job."""
-        grid = " ".join(f"{k}={v}" for k, v in self.grid.items())
-        env = {"TAG": s.tag, "SEEDS": str(self.seed), "GRID": grid}
+        # The visual init as main.sh's own VIS_INIT (it names a folder, not a tag); the other
+        # grid values as GRID, which main.sh passes as overrides and tags the folder with.
+        grid = " ".join(f"{k}={v}" for k, v in self.grid.items() if k != VIS_INIT_KEY)
+        vis = self.vis_init if self.vis_init != "random" else ""
+        env = {"TAG": s.tag, "SEEDS": str(self.seed), "VIS_INIT": vis, "GRID": grid}
         return {k: v for k, v in env.items() if v}
 
     def command(self, s: Setup, gpu: str, overrides: list[str]) -> str:
@@ -72,8 +75,9 @@ class Sweep:
 
     def spec(self, job: Job) -> RunSpec:
         config = choose_config(job.dataset, job.shots, self.s.cfg(), self.s.codebase)
+        grid = {k: v for k, v in job.grid.items() if k != VIS_INIT_KEY}  # as main.sh's spec
         return RunSpec("train", job.dataset, job.init, job.vis_init, config, job.shots, job.seed,
-                       full_tag(self.s.tag, job.grid), dict(job.grid))
+                       full_tag(self.s.tag, grid), grid)
 
     def log(self, job: Job, folder: str) -> str:
         spec = self.spec(job)
@@ -110,6 +114,11 @@ def parse_grid(words: list[str], env: Mapping[str, str]) -> dict[str, list[str]]
         key, sep, values = word.partition("=")
         if not sep or not all(values.split(",")):
             raise StudyError(f"--grid takes KEY=VALUE1,VALUE2,..., got '{word}'")
+        if key in grid or key == EPOCH_KEY and env.get("EPOCHS"):
+            raise StudyError(f"{key} has two grids (--grid twice, or EPOCHS / VIS_INITS and "
+                             "--grid); give its values once")
+        if key != VIS_INIT_KEY:  # the visual init's grid is VIS_INITS in --grid's words
+            check_overrides([key, values])
         grid[key] = values.split(",")
     if env.get("EPOCHS"):
         for value in env["EPOCHS"].split():
@@ -210,7 +219,9 @@ def dry_run(sweep: Sweep) -> int:
     for index, job in enumerate(sweep.jobs):
         state = sweep.state(job)
         counts[state] += 1
-        print(f"job {index} [{state}]: {job.command(sweep.s, 'GPU', sweep.s.overrides)}")
+        # The folder as a shell comment: the command stays one to paste.
+        print(f"job {index} [{state}]: {job.command(sweep.s, 'GPU', sweep.s.overrides)}  "
+              f"# {sweep.spec(job).folder(sweep.s.output_root)}")
     # Every job in exactly one count: a folder finished with other settings is neither done
     # nor going to run (main.sh refuses it, naming the keys).
     summary = f"{counts['finished']} finished, {counts['todo']} to run"
@@ -230,8 +241,11 @@ def job_main(argv: list[str], env: Mapping[str, str], caller: str) -> int:
     """A SLURM task: "dataset init shots seed [vis-v] [KEY=V ...]" [-- overrides] -> main.sh."""
     head, overrides, _ = split_args(argv)
     dataset, init, shots, seed, *extra = " ".join(head).split()
-    grid = [f"{VIS_INIT_KEY}={w[4:]}" if w.startswith("vis-") else w for w in extra]
-    job_env = {**env, "SEEDS": seed, "GRID": " ".join(grid)}
+    vis = [w[4:] for w in extra if w.startswith("vis-")]
+    grid = [w for w in extra if not w.startswith("vis-")]
+    job_env = {**env, "SEEDS": seed, "GRID": " ".join(grid)}  # as the local pool's jobs
+    if vis:
+        job_env["VIS_INIT"] = vis[-1]
     command = ["bash", str(REPO_ROOT / "scripts/dapt_init/main.sh"), dataset, init, shots]
     os.execve("/bin/bash", command + (["--", *overrides] if overrides else []), job_env)
     return 0

@@ -189,6 +189,14 @@ BAD_INPUT = [
     ("sweep.sh", [], {"GPUS": "0 1;2"}, "GPU must be a device index"),
     ("sweep.sh", [], {"DATA_ROOT": ""}, "DATA_ROOT is not set"),
     ("sweep.sh", ["--", "OPTIM.MAX_EPOCH"], {}, "come in KEY VALUE pairs"),
+    ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH"], {}, "--grid takes KEY=VALUE1,VALUE2,..., got "),
+    ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH=1,,2"], {}, "--grid takes KEY=VALUE1,VALUE2"),
+    ("sweep.sh", ["--grid", "SEED=1,2"], {}, "SEED is set by this script from SEEDS"),
+    ("sweep.sh", ["--grid", "optim.lr=1,2"], {}, "'optim.lr' is not a config key"),
+    ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH=1,2"], {"EPOCHS": "5"},
+     "OPTIM.MAX_EPOCH has two grids"),
+    ("sweep.sh", ["--grid", "OPTIM.LR=1,2", "--", "OPTIM.LR", "3"], {},
+     "OPTIM.LR is set by the grid; don't pass it as an override too"),
 ]
 
 
@@ -490,6 +498,35 @@ def test_sweep_dry_run_counts_every_job_once(fake):
     assert "job 1 [other-settings]" in done.stdout
     assert ("4 jobs (1 datasets x 2 inits x 1 shots x 2 seeds): 1 finished, 2 to run, "
             "1 finished with other settings") in done.stdout
+
+
+def test_sweep_grid_dry_run_counts_and_tags_each_value_pair(fake):
+    grid = ["--grid", "TRAINER.DAPT_INIT.VIS_BETA=1,10", "--grid", "OPTIM.MAX_EPOCH=1,2"]
+    done = fake.run("sweep.sh", "--dry-run", *grid, DATASETS="eurosat", INITS="diff", SHOTS="1",
+                    SEEDS="1 2")
+    assert done.returncode == 0, done.stderr
+    summary = ("8 jobs (1 datasets x 1 inits x 1 shots x 2 seeds x 2 vis_beta values x 2 "
+               "epochs): 0 finished, 8 to run")
+    assert done.stdout.splitlines()[-1] == summary
+    listed = re.findall(r"^job (\d+) \[todo\]: SEEDS=(\d) GRID=TRAINER\.DAPT_INIT\.VIS_BETA=(\d+)"
+                        r"\\ OPTIM\.MAX_EPOCH=(\d) bash scripts/dapt_init/main\.sh eurosat diff 1 "
+                        r"GPU  # (\S+)$", done.stdout, flags=re.MULTILINE)
+    expected = [(str(n), seed, beta, epochs, str(
+        fake.out / f"eurosat/DAPT_Init/diff/vit_b16_ep50_1shots_vis_beta{beta}_ep{epochs}"
+        f"/seed{seed}")) for n, (seed, beta, epochs) in enumerate(
+            (k, b, e) for k in "12" for b in ("1", "10") for e in "12")]
+    assert listed == expected
+    assert fake.calls() == [] and not fake.out.exists()
+    # With TAG, the user's tag comes first; the SLURM tasks carry the same grid values.
+    done = fake.run("sweep.sh", "--slurm", *grid, DATASETS="eurosat", INITS="diff", SHOTS="1",
+                    SEEDS="1", TAG="lr")
+    tasks = re.findall(r'^    "([^"]+)"  # \d+$', done.stdout, flags=re.MULTILINE)
+    assert tasks == [f"eurosat diff 1 1 TRAINER.DAPT_INIT.VIS_BETA={b} OPTIM.MAX_EPOCH={e}"
+                     for b in ("1", "10") for e in "12"]
+    done = fake.run("sweep.sh", "--dry-run", *grid, DATASETS="eurosat", INITS="diff", SHOTS="1",
+                    SEEDS="1", TAG="lr")
+    assert done.stdout.splitlines()[0].endswith(
+        f"  # {fake.out}/eurosat/DAPT_Init/diff/vit_b16_ep50_1shots_lr_vis_beta1_ep1/seed1")
 
 
 def test_sweep_without_a_gpu_runs_on_the_cpu_and_names_each_jobs_fields(fake):
