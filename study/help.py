@@ -5,7 +5,8 @@ USAGE = {
     'eval': 'bash scripts/dapt_init/eval.sh INIT SHOTS [GPU] [-- KEY VALUE ...]',
     'base2new_train': 'bash scripts/dapt_init/base2new_train.sh DATASET INIT [GPU] [-- KEY VALUE ...]',
     'base2new_test': 'bash scripts/dapt_init/base2new_test.sh DATASET INIT [GPU] [-- KEY VALUE ...]',
-    'sweep': 'bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [-- KEY VALUE ...]',
+    'sweep': ('bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [--grid KEY=V1,V2,... ...] '
+              '[-- KEY VALUE ...]'),
 }
 
 HELP = {
@@ -34,8 +35,14 @@ Environment:
                embedding; TRAINER.DAPT_INIT.VIS_INIT_METHOD)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
+  STUDY_PYTHON interpreter for the scripts' own checks and plans, python -m study (default:
+               python3; with the project's requirements and the toolbox)
   TAG          appended to the run folder: <cfg>_<SHOTS>shots_<TAG> (e.g. TAG=ep25 for a
                25-epoch variant: -- OPTIM.MAX_EPOCH 25)
+  GRID         one point of a sweep's grid, "KEY=VALUE ..." (what sweep.sh --grid gives each
+               job): each KEY VALUE is an override and tags the folder after TAG, e.g.
+               GRID="OPTIM.MAX_EPOCH=25 TRAINER.DAPT_INIT.VIS_BETA=1" ->
+               <cfg>_<SHOTS>shots_ep25_vis_beta1; result.json's "spec" records the values
   CODEBASE     another CoOp-family codebase with the drop-in unit: its train.py, configs/
                and output/ are used (default: this repository)
   TRIAL        1: try it on any CPU with nothing downloaded: the demo's small random CLIP and
@@ -115,17 +122,28 @@ Environment:
 
 Example: DATA_ROOT=/data bash scripts/dapt_init/base2new_test.sh eurosat diff 0""",
     'sweep': """\
-Runs every job of the study with main.sh ([TAG=<tag>] SEEDS=<seed> [VIS_INIT=<v>] main.sh
-DATASET INIT SHOTS GPU), keeping each GPU of GPUS busy with one job at a time. Each job's output
+Runs every job of the study with main.sh ([TAG=<tag>] SEEDS=<seed> [VIS_INIT=<v>]
+[GRID="KEY=VALUE ..."] main.sh DATASET INIT SHOTS GPU), keeping each GPU of GPUS busy with one
+job at a time. Each job's output
 goes to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots[_<tag>]_seed<k>.log. Finished runs are skipped (so a
 re-run of the sweep does only what is missing, and resumes what was cut off); finished is
 as train.py --check-finished decides (same settings and CLIP weights). A job whose
 folder another process holds (its lock) is "running elsewhere": left alone, not a failure.
 When a job fails the others still run; the sweep then lists the failed jobs and exits with
 status 1.
-Words after "--" are KEY VALUE config overrides passed to every run.
+Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C (or SIGTERM) is
+forwarded to the running jobs (each runs in a process group of its own); the sweep waits for
+them to stop, prints one "error: interrupted" line and exits 130 (143); a second one kills them.
 
-  --dry-run   print the jobs (and which are finished already); run nothing
+  --dry-run   print the jobs, each with its folder (and which are finished already); run
+              nothing
+  --grid KEY=V1,V2,...   run every job once per value of config key KEY (repeat it for
+              more keys: every combination), each into its own folder tagged after TAG with
+              one word per value, <last part of KEY, lower case><V> (OPTIM.MAX_EPOCH: ep<V>).
+              Loss balancing: --grid TRAINER.DAPT_INIT.VIS_BETA=0.01,0.1,1
+              --grid TRAINER.DAPT_INIT.TXT_BETA=0.01,0.1,1 (folders ..._vis_beta0.1_txt_beta1);
+              epochs: --grid OPTIM.MAX_EPOCH=25,50,100 (as EPOCHS). Each job gets its values
+              as main.sh's GRID; result.json's "spec" records them
   --slurm     print a SLURM job-array batch script instead (one array task per job; save it
               and submit it with sbatch)
 
@@ -138,7 +156,7 @@ Environment (lists are space-separated):
   SEEDS        default "1 2 3" (TRIAL=1: "1 2")
   EPOCHS       optional epoch grid, e.g. "25 50 100": each job runs once per value N with
                OPTIM.MAX_EPOCH N into its own folder, tagged "ep<N>" (<cfg>_<shots>shots_ep<N>)
-  TAG          appended to every run folder (with EPOCHS: "<TAG>_ep<N>")
+  TAG          appended to every run folder (with a grid: "<TAG>_ep<N>", ...)
   GPUS         GPUs to use, one job each at a time (default "0", or "cpu" where nvidia-smi
                lists no GPU: one job at a time on the CPU); e.g. "0 1 2 3"
                (name a GPU twice, "0 0 1 1", to run two jobs on each)
@@ -147,6 +165,9 @@ Environment (lists are space-separated):
   OUTPUT_ROOT  output folder (default: <repository>/output)
   SWEEP_LOG_DIR  per-job logs (default: $OUTPUT_ROOT/sweep_logs)
   PYTHON       interpreter for train.py (default: python)
+  STUDY_PYTHON interpreter for the sweep itself and the jobs' checks, python -m study
+               (default: python3; it applies train.py's finished rule, so it needs the
+               project's requirements and the toolbox)
   CODEBASE     another CoOp-family codebase with the drop-in unit (see main.sh --help)
   TRIAL        1: a trial on any CPU with the demo's small CLIP and tiny data (see main.sh
                --help), into <repository>/output_trial, tagged "trial"
@@ -162,6 +183,7 @@ Examples:
   DATA_ROOT=/data GPUS="0 1 2 3" bash scripts/dapt_init/sweep.sh
   DATASETS=eurosat SHOTS="1 2" bash scripts/dapt_init/sweep.sh --dry-run
   DATASETS=eurosat INITS=diff VIS_INITS="random same diff" bash scripts/dapt_init/sweep.sh --dry-run
+  DATASETS=eurosat bash scripts/dapt_init/sweep.sh --dry-run --grid OPTIM.MAX_EPOCH=25,50
   DATA_ROOT=/data bash scripts/dapt_init/sweep.sh --slurm > dapt_init.sbatch
   sbatch dapt_init.sbatch""",
 }
