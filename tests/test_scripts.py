@@ -251,8 +251,10 @@ def test_cfg_environment_variable_overrides_the_choice(fake):
 
 
 def test_main_runs_each_seed_with_the_full_command_then_skips_them(fake):
+    # A value with a space and parentheses, one ViT-B/16 accepts (the skip test below is the
+    # real train.py's finished rule, which refuses a 32x32 input for that CLIP).
     done = fake.run("main.sh", "eurosat", "diff", "4", "1", "--", "OPTIM.MAX_EPOCH", "7",
-                    "INPUT.SIZE", "(32, 32)")
+                    "INPUT.SIZE", "(224, 224)")
     assert done.returncode == 0, done.stderr
     calls = fake.calls()
     assert [arg(args, "--seed") for _, args in calls] == ["1", "2", "3"]
@@ -265,14 +267,14 @@ def test_main_runs_each_seed_with_the_full_command_then_skips_them(fake):
         assert arg(args, "--output-dir") == str(run_dir)
         tail = " ".join(args[args.index("TRAINER.DAPT_INIT.INIT_METHOD"):])
         assert tail == "TRAINER.DAPT_INIT.INIT_METHOD diff TRAINER.DAPT_INIT.VIS_INIT_METHOD " \
-                       "random DATASET.NUM_SHOTS 4 OPTIM.MAX_EPOCH 7 INPUT.SIZE (32, 32)"
+                       "random DATASET.NUM_SHOTS 4 OPTIM.MAX_EPOCH 7 INPUT.SIZE (224, 224)"
         assert (run_dir / "result.json").exists()
     printed = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
     assert len(printed) == 3 and printed[0].startswith("+ CUDA_VISIBLE_DEVICES=1 ")
     assert "train.py" in printed[0] and "seed1" in printed[0]
 
     again = fake.run("main.sh", "eurosat", "diff", "4", "1", "--", "OPTIM.MAX_EPOCH", "7",
-                     "INPUT.SIZE", "(32, 32)")
+                     "INPUT.SIZE", "(224, 224)")
     assert again.returncode == 0
     assert again.stdout.splitlines() == [
         f"skip (finished): {fake.out}/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed{s}"
@@ -797,6 +799,53 @@ def test_main_skips_finished_runs_on_a_second_invocation(tiny, main_runs):
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.splitlines() == [f"skip (finished): {runs}/seed{s}" for s in "123"]
     assert log_files(runs) == before
+
+
+@requires_toolbox
+def test_each_finished_run_records_its_study_spec(main_runs):
+    # Seed 1 was killed and resumed; each result.json names its run by the study's terms.
+    for seed in (1, 2, 3):
+        result = json.loads((main_runs["runs"] / f"seed{seed}/result.json").read_text())
+        assert result["spec"] == {"kind": "train", "dataset": "eurosat", "init": "diff",
+                                  "vis_init": "random", "config": "vit_b16_ep50", "shots": 1,
+                                  "seed": seed, "tag": "", "grid": {}}
+        assert "spec" not in result["fingerprint_keys"]  # not part of what the run is
+        assert result["epoch"] == 2
+
+
+@requires_toolbox
+def test_trial_sweep_over_an_epoch_grid_trains_one_folder_per_value(tiny):
+    # TRIAL=1 with the module's tiny data and small CLIP as its demo folder (the same layout).
+    out = tiny["root"] / "grid_out"
+    env = {"DEMO_DIR": str(tiny["root"]), "TRIAL": "1", "OUTPUT_ROOT": str(out),
+           "DATASETS": "eurosat", "INITS": "random", "SHOTS": "1", "SEEDS": "1", "GPUS": "cpu",
+           "PYTHON": sys.executable}
+    done = run_script("sweep.sh", "--grid", "OPTIM.MAX_EPOCH=1,2", cwd=tiny["root"], env=env,
+                      timeout=480)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sweep: 2 jobs, 2 to run on the CPU, one at a time" in done.stdout
+    for n, epochs in enumerate((1, 2)):
+        assert (f"[done] cpu: job {n}: eurosat init=random shots=1 seed=1 epochs={epochs}"
+                in done.stdout)
+    assert "sweep: all 2 jobs finished (2 run now)" in done.stdout
+    runs = out / "eurosat/DAPT_Init/random"
+    assert sorted(p.name for p in runs.iterdir()) == ["demo_small_1shots_trial_ep1",
+                                                      "demo_small_1shots_trial_ep2"]
+    for epochs in (1, 2):
+        result = json.loads((runs / f"demo_small_1shots_trial_ep{epochs}/seed1/result.json")
+                            .read_text())
+        assert result["epoch"] == epochs  # the grid value reached the trainer
+        assert result["spec"] == {"kind": "train", "dataset": "eurosat", "init": "random",
+                                  "vis_init": "random", "config": "demo_small", "shots": 1,
+                                  "seed": 1, "tag": f"trial_ep{epochs}",
+                                  "grid": {"OPTIM.MAX_EPOCH": str(epochs)}}
+        saved = [int(p.name.rsplit("-", 1)[1]) for p in
+                 (runs / f"demo_small_1shots_trial_ep{epochs}/seed1").rglob("model.pth.tar-*")]
+        assert saved and max(saved) == epochs
+    again = run_script("sweep.sh", "--dry-run", "--grid", "OPTIM.MAX_EPOCH=1,2",
+                       cwd=tiny["root"], env=env)
+    assert "2 jobs (1 datasets x 1 inits x 1 shots x 1 seeds x 2 epochs): 2 finished, 0 to run" \
+        in again.stdout
 
 
 @requires_toolbox
