@@ -50,14 +50,18 @@ class Job:
         """main.sh's environment for this job."""
         # The visual init as main.sh's own VIS_INIT (it names a folder, not a tag); the other
         # grid values as GRID, which main.sh passes as overrides and tags the folder with.
+        # Set even when empty (GRID) or random (VIS_INIT, with a visual-init grid), so that
+        # the caller's own environment cannot leak into a job.
         grid = " ".join(f"{k}={v}" for k, v in self.grid.items() if k != VIS_INIT_KEY)
-        vis = self.vis_init if self.vis_init != "random" else ""
-        env = {"TAG": s.tag, "SEEDS": str(self.seed), "VIS_INIT": vis, "GRID": grid}
-        return {k: v for k, v in env.items() if v}
+        env = {"TAG": s.tag, "SEEDS": str(self.seed), "GRID": grid}
+        if VIS_INIT_KEY in self.grid:
+            env["VIS_INIT"] = self.vis_init
+        return env
 
     def command(self, s: Setup, gpu: str, overrides: list[str]) -> str:
         env = self.env(s)
-        words = (["TRIAL=1"] if s.trial else []) + [f"{k}={bash_quote(v)}" for k, v in env.items()]
+        words = (["TRIAL=1"] if s.trial else []) + [f"{k}={bash_quote(v)}" for k, v in
+                                                     env.items() if v]
         words += ["bash", "scripts/dapt_init/main.sh", self.dataset, self.init, str(self.shots)]
         words += [gpu] if gpu else []
         words += ["--", *map(bash_quote, overrides)] if overrides else []
@@ -146,6 +150,9 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
             grid_words.append(word[7:])
         else:
             raise UsageError(f"unknown argument '{word}' (config overrides go after '--')")
+    if env.get("GRID"):  # one job's grid point, set by the sweep itself
+        raise StudyError("GRID is main.sh's (one point of a grid); give the sweep its grid as "
+                         "--grid KEY=VALUE1,VALUE2")
     s = setup(env, caller)
     grid = parse_grid(grid_words, env)
     s.overrides = overrides
@@ -243,9 +250,9 @@ def job_main(argv: list[str], env: Mapping[str, str], caller: str) -> int:
     dataset, init, shots, seed, *extra = " ".join(head).split()
     vis = [w[4:] for w in extra if w.startswith("vis-")]
     grid = [w for w in extra if not w.startswith("vis-")]
-    job_env = {**env, "SEEDS": seed, "GRID": " ".join(grid)}  # as the local pool's jobs
-    if vis:
-        job_env["VIS_INIT"] = vis[-1]
+    # Set even when random / empty: sbatch passes the submitting shell's environment on.
+    job_env = {**env, "SEEDS": seed, "GRID": " ".join(grid),
+               "VIS_INIT": vis[-1] if vis else "random"}
     command = ["bash", str(REPO_ROOT / "scripts/dapt_init/main.sh"), dataset, init, shots]
     os.execve("/bin/bash", command + (["--", *overrides] if overrides else []), job_env)
     return 0

@@ -189,6 +189,7 @@ BAD_INPUT = [
     ("sweep.sh", [], {"GPUS": "0 1;2"}, "GPU must be a device index"),
     ("sweep.sh", [], {"DATA_ROOT": ""}, "DATA_ROOT is not set"),
     ("sweep.sh", ["--", "OPTIM.MAX_EPOCH"], {}, "come in KEY VALUE pairs"),
+    ("sweep.sh", [], {"GRID": "OPTIM.LR=1"}, "GRID is main.sh's (one point of a grid)"),
     ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH"], {}, "--grid takes KEY=VALUE1,VALUE2,..., got "),
     ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH=1,,2"], {}, "--grid takes KEY=VALUE1,VALUE2"),
     ("sweep.sh", ["--grid", "SEED=1,2"], {}, "SEED is set by this script from SEEDS"),
@@ -529,6 +530,21 @@ def test_sweep_grid_dry_run_counts_and_tags_each_value_pair(fake):
                     SEEDS="1", TAG="lr")
     assert done.stdout.splitlines()[0].endswith(
         f"  # {fake.out}/eurosat/DAPT_Init/diff/vit_b16_ep50_1shots_lr_vis_beta1_ep1/seed1")
+
+
+def test_sweep_jobs_get_their_own_visual_init_whatever_the_callers_environment(fake):
+    # VIS_INIT=same in the caller's shell must not turn the random job into a second "same".
+    done = fake.run("sweep.sh", "--grid", "OPTIM.MAX_EPOCH=3", DATASETS="eurosat", INITS="diff",
+                    SHOTS="1", SEEDS="1", VIS_INITS="random same", VIS_INIT="same", GPUS="cpu")
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = sorted((arg(a, "TRAINER.DAPT_INIT.VIS_INIT_METHOD"), arg(a, "--output-dir"))
+                  for _, a in fake.calls())
+    base = fake.out / "eurosat/DAPT_Init"
+    assert runs == [("random", str(base / "diff/vit_b16_ep50_1shots_ep3/seed1")),
+                    ("same", str(base / "diff_vis-same/vit_b16_ep50_1shots_ep3/seed1"))]
+    spec = json.loads(Path(runs[1][1], "result.json").read_text())["spec"]
+    assert (spec["vis_init"], spec["tag"], spec["grid"]) == ("same", "ep3",
+                                                             {"OPTIM.MAX_EPOCH": "3"})
 
 
 def test_sweep_without_a_gpu_runs_on_the_cpu_and_names_each_jobs_fields(fake):
