@@ -46,7 +46,12 @@ def main(argv: list[str]) -> int:
             from .help import USAGE
 
             usage = USAGE["sweep"]
-            return (sweep_main if command == "sweep" else job_main)(rest, os.environ, caller)
+            try:
+                return (sweep_main if command == "sweep" else job_main)(rest, os.environ, caller)
+            except KeyboardInterrupt:  # Ctrl-C before the pool runs (it has its own handler)
+                print("error: interrupted (SIGINT); no job was running",
+                      file=sys.stderr)
+                return 130
         else:
             print(__doc__, file=sys.stderr if command else sys.stdout)
             return 2 if command else 0
