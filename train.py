@@ -15,6 +15,7 @@ import argparse
 import difflib
 import errno
 import io
+import json
 import os
 import sys
 import tempfile
@@ -146,27 +147,59 @@ def resolved_run(args: argparse.Namespace) -> tuple[CfgNode, runstate.RunIdentit
     return cfg, command_identity(cfg, args, runstate.stored_weights(stored))
 
 
-def check_finished(args: argparse.Namespace) -> int:
-    """--check-finished: the scripts' skip test, by the rule train.py itself applies."""
+def finished_state(args: argparse.Namespace) -> tuple[int, str]:
+    """(status, message) of the finished rule for this command: the sweep asks it in-process."""
     try:
         cfg, identity = resolved_run(args)
         if identity is None:
             raise DaptInitError("--check-finished needs a DAPT_Init training or --eval-only "
                                 "command (one that writes result.json).")
     except DaptInitError as error:
-        print(f"error: {one_line(str(error))}", file=sys.stderr)
-        return runstate.OTHER_SETTINGS
+        return runstate.OTHER_SETTINGS, one_line(str(error))
     verdict = run_folder.folder_verdict(cfg.OUTPUT_DIR, identity)
     if verdict.status == runstate.RUNNING_ELSEWHERE:
-        print(f"running elsewhere: {verdict.message}")
-    elif verdict.status == runstate.OTHER_SETTINGS:
-        print(f"error: {verdict.message}", file=sys.stderr)
-    elif verdict.message:
-        print(verdict.message)
-    return verdict.status
+        return verdict.status, f"running elsewhere: {verdict.message}"
+    return verdict.status, verdict.message
+
+
+def check_finished(args: argparse.Namespace) -> int:
+    """--check-finished: the scripts' skip test, by the rule train.py itself applies."""
+    status, message = finished_state(args)
+    if status == runstate.OTHER_SETTINGS:
+        print(f"error: {message}", file=sys.stderr)
+    elif message:
+        print(message)
+    return status
+
+
+def check_spec(spec: str) -> None:
+    """A --spec that is not a run spec is refused before anything runs."""
+    if not spec:
+        return
+    from study.spec import RunSpec, StudyError
+
+    try:
+        RunSpec.from_dict(json.loads(spec))
+    except (ValueError, StudyError) as error:
+        raise DaptInitError(f"--spec is not a run spec of study/spec.py: {error}") from None
+
+
+def record_spec(output_dir: str, identity: runstate.RunIdentity | None, spec: str) -> None:
+    """Add the study's spec to this run's result.json (written by the trainer, which knows no
+    study layout); only to a result of this very command, never to an older one."""
+    if not spec or identity is None:
+        return
+    from study.spec import RunSpec
+    from trainers.dapt_init.atomic import json_dump_atomically
+
+    record = runstate.read_result(output_dir)
+    if record and record.get("fingerprint") == identity.fingerprint and "spec" not in record:
+        record["spec"] = RunSpec.from_dict(json.loads(spec)).to_dict()
+        json_dump_atomically(record, os.path.join(output_dir, runstate.RESULT_FILE))
 
 
 def main(args: argparse.Namespace) -> None:
+    check_spec(args.spec)
     cfg, identity = resolved_run(args)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
@@ -228,6 +261,7 @@ def run_claimed(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunId
         trainer.test()
     elif not args.no_train:
         trainer.train()
+    record_spec(cfg.OUTPUT_DIR, identity, args.spec)
 
 
 def one_line(text: str) -> str:

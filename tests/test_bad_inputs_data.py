@@ -344,13 +344,16 @@ def test_a_sweep_job_another_sweep_finished_meanwhile_is_done_not_failed(base, t
     wrapper = tmp_path / "python_two_sweeps"
     wrapper.write_text(f'#!/bin/bash\nexec {sys.executable} {other} "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    # GPUS=cpu: the pool's slot is named the same on a machine with a GPU as without.
     env = main_env(base, tmp_path / "out", PYTHON=str(wrapper), DATASETS="eurosat",
-                   INITS="random", SHOTS="2")
+                   INITS="random", SHOTS="2", GPUS="cpu")
     overrides = main_sh(base)[main_sh(base).index("--"):]
     done = subprocess.run(["bash", str(REPO / "scripts/dapt_init/sweep.sh"), *overrides],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[FAILED]" not in done.stdout and error_lines(done.stderr) == []
-    assert "[done] gpu 0: job 0: eurosat random 2 1" in done.stdout
+    assert [line for line in done.stdout.splitlines() if line.startswith("[done]")] == [
+        "[done] cpu: job 0: eurosat init=random shots=2 seed=1"]
+    assert "sweep: all 1 jobs finished (1 run now)" in done.stdout
     (log,) = (tmp_path / "out/sweep_logs").iterdir()
     assert "done elsewhere: " in log.read_text()

@@ -210,9 +210,10 @@ def test_sweep_dry_run_states_and_the_epochs_grid(workdir, reference, script_env
     assert len(jobs) == 2
     for n, (line, epochs) in enumerate(zip(jobs, ("3", "5"))):
         # Its own folder (TAG ep<N>): the untagged reference does not count as finished.
-        assert line.startswith(f"job {n} [todo]: TAG=ep{epochs} SEEDS=1 bash "
+        assert line.startswith(f"job {n} [todo]: SEEDS=1 GRID=OPTIM.MAX_EPOCH={epochs} bash "
                                "scripts/dapt_init/main.sh eurosat diff 2 GPU --")
-        assert line.endswith(f"USE_CUDA False OPTIM.MAX_EPOCH {epochs}")
+        assert line.endswith(f"USE_CUDA False  # {script_env['OUTPUT_ROOT']}/eurosat/DAPT_Init/"
+                             f"diff/demo_small_2shots_ep{epochs}/seed1")
     assert "2 jobs (1 datasets x 1 inits x 1 shots x 1 seeds x 2 epochs)" in done.stdout
 
 

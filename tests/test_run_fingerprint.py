@@ -249,7 +249,7 @@ def test_a_held_folder_is_refused_before_building_or_after_it(tmp_path):
 # ------------------------------------------------------------------------------ scripts
 
 def test_tag_gives_a_run_its_own_folder(fake):
-    fake.finish(fake.out / "eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed1")
+    fake.finish("main.sh", "eurosat", "diff", "4", SEEDS="1")  # the untagged run
     done = fake.run("main.sh", "eurosat", "diff", "4", "--", "OPTIM.MAX_EPOCH", "25",
                     SEEDS="1", TAG="ep25")
     assert done.returncode == 0, done.stderr
@@ -274,7 +274,7 @@ def test_sweep_epochs_grid_runs_each_epoch_count_in_its_own_folder(fake):
     assert "2 jobs (1 datasets x 1 inits x 1 shots x 1 seeds x 2 epochs): 2 finished" in dry.stdout
 
     clash = fake.run("sweep.sh", "--dry-run", "--", "OPTIM.MAX_EPOCH", "3", **env)
-    assert clash.returncode == 2 and "OPTIM.MAX_EPOCH is set by EPOCHS" in clash.stderr
+    assert clash.returncode == 2 and "OPTIM.MAX_EPOCH is set by the grid" in clash.stderr
     bad = fake.run("sweep.sh", "--dry-run", **{**env, "EPOCHS": "5 x"})
     assert bad.returncode == 2 and "EPOCHS must be positive integers" in bad.stderr
 
@@ -290,7 +290,8 @@ def test_slurm_tasks_requeue_append_and_run_their_epoch_tag(fake):
     batch = fake.root / "sweep.sbatch"
     batch.write_text(script)
     env = {k: v for k, v in os.environ.items() if k not in ("TAG", "EPOCHS", "SEEDS")}
-    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="3")
+    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="3",
+               REAL_PYTHON=fake.env["REAL_PYTHON"], FAKE_TRAIN=fake.env["FAKE_TRAIN"])
     task = subprocess.run(["bash", str(batch)], cwd=fake.root, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert task.returncode == 0, task.stderr

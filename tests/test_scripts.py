@@ -8,11 +8,14 @@ CLIP. Every script runs with a working directory outside the repository (they cd
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,8 +35,9 @@ SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON"
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 # Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
 # run (result.json) in --output-dir, or fails with status 7 when FAKE_FAIL is in that folder.
-# A --check-finished call (the scripts' skip test) says "finished" when result.json exists,
-# "other settings" (status 2) when the folder holds a file named other_settings.
+# A --check-finished call (the scripts' skip test) is the real train.py's; the result.json it
+# leaves is the one a finished run of the command would have (tests/fake_train.py), so the
+# real finished rule (train.py's, and the sweep's in-process one) judges it.
 # With FAKE_LOCKS it also holds a per-GPU lock while it runs and waits (up to 20 s) until
 # FAKE_BARRIER calls have started, so a pool that ran jobs one after another would time out.
 set -u
@@ -43,10 +47,7 @@ for arg in "$@"; do
     prev=$arg
 done
 if [[ " $* " == *" --check-finished "* ]]; then  # train.py's finished rule, unrecorded
-    [[ ! -f "$out/other_settings" ]] || { echo "error: finished with other settings" >&2; exit 2; }
-    [[ -f "$out/result.json" ]] || exit 3
-    echo "skip (finished): $out"
-    exit 0
+    exec "$REAL_PYTHON" "$@"
 fi
 printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
 [[ -z "${FAKE_CWD:-}" ]] || pwd >>"$FAKE_CWD"
@@ -70,7 +71,8 @@ if [[ -n "${FAKE_FAIL:-}" && "$out" == *"$FAKE_FAIL"* ]]; then
     [[ -n "$lock" ]] && rmdir "$lock"
     exit 7
 fi
-mkdir -p "$out" && echo '{}' >"$out/result.json"
+shift  # train.py
+"$REAL_PYTHON" "$FAKE_TRAIN" "$@" || exit 5
 [[ -n "$lock" ]] && rmdir "$lock"
 exit 0
 """
@@ -102,7 +104,9 @@ class Fake:
         self.python.write_text(FAKE_PYTHON)
         self.python.chmod(0o755)
         self.env = {"DATA_ROOT": str(self.data), "OUTPUT_ROOT": str(self.out),
-                    "PYTHON": str(self.python), "FAKE_LOG": str(self.calls_file)}
+                    "PYTHON": str(self.python), "FAKE_LOG": str(self.calls_file),
+                    "REAL_PYTHON": sys.executable,
+                    "FAKE_TRAIN": str(REPO / "tests" / "fake_train.py")}
 
     def run(self, name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
         return run_script(name, *args, env={**self.env, **env}, cwd=self.root)
@@ -114,9 +118,11 @@ class Fake:
         rows = [line.split("|", 1) for line in self.calls_file.read_text().splitlines()]
         return [(gpu, args.split(" ")) for gpu, args in rows]
 
-    def finish(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True)
-        (run_dir / "result.json").write_text("{}")
+    def finish(self, script: str, *args: str, **env: str) -> None:
+        """Finished runs, as the script leaves them (the calls are not kept)."""
+        done = self.run(script, *args, **env)
+        assert done.returncode == 0, done.stderr
+        self.calls_file.unlink()
 
 
 def arg(args: list[str], flag: str) -> str:
@@ -183,6 +189,15 @@ BAD_INPUT = [
     ("sweep.sh", [], {"GPUS": "0 1;2"}, "GPU must be a device index"),
     ("sweep.sh", [], {"DATA_ROOT": ""}, "DATA_ROOT is not set"),
     ("sweep.sh", ["--", "OPTIM.MAX_EPOCH"], {}, "come in KEY VALUE pairs"),
+    ("sweep.sh", [], {"GRID": "OPTIM.LR=1"}, "GRID is main.sh's (one point of a grid)"),
+    ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH"], {}, "--grid takes KEY=VALUE1,VALUE2,..., got "),
+    ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH=1,,2"], {}, "--grid takes KEY=VALUE1,VALUE2"),
+    ("sweep.sh", ["--grid", "SEED=1,2"], {}, "SEED is set by this script from SEEDS"),
+    ("sweep.sh", ["--grid", "optim.lr=1,2"], {}, "'optim.lr' is not a config key"),
+    ("sweep.sh", ["--grid", "OPTIM.MAX_EPOCH=1,2"], {"EPOCHS": "5"},
+     "OPTIM.MAX_EPOCH has two grids"),
+    ("sweep.sh", ["--grid", "OPTIM.LR=1,2", "--", "OPTIM.LR", "3"], {},
+     "OPTIM.LR is set by the grid; don't pass it as an override too"),
 ]
 
 
@@ -237,8 +252,10 @@ def test_cfg_environment_variable_overrides_the_choice(fake):
 
 
 def test_main_runs_each_seed_with_the_full_command_then_skips_them(fake):
+    # A value with a space and parentheses, one ViT-B/16 accepts (the skip test below is the
+    # real train.py's finished rule, which refuses a 32x32 input for that CLIP).
     done = fake.run("main.sh", "eurosat", "diff", "4", "1", "--", "OPTIM.MAX_EPOCH", "7",
-                    "INPUT.SIZE", "(32, 32)")
+                    "INPUT.SIZE", "(224, 224)")
     assert done.returncode == 0, done.stderr
     calls = fake.calls()
     assert [arg(args, "--seed") for _, args in calls] == ["1", "2", "3"]
@@ -251,14 +268,14 @@ def test_main_runs_each_seed_with_the_full_command_then_skips_them(fake):
         assert arg(args, "--output-dir") == str(run_dir)
         tail = " ".join(args[args.index("TRAINER.DAPT_INIT.INIT_METHOD"):])
         assert tail == "TRAINER.DAPT_INIT.INIT_METHOD diff TRAINER.DAPT_INIT.VIS_INIT_METHOD " \
-                       "random DATASET.NUM_SHOTS 4 OPTIM.MAX_EPOCH 7 INPUT.SIZE (32, 32)"
+                       "random DATASET.NUM_SHOTS 4 OPTIM.MAX_EPOCH 7 INPUT.SIZE (224, 224)"
         assert (run_dir / "result.json").exists()
     printed = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
     assert len(printed) == 3 and printed[0].startswith("+ CUDA_VISIBLE_DEVICES=1 ")
     assert "train.py" in printed[0] and "seed1" in printed[0]
 
     again = fake.run("main.sh", "eurosat", "diff", "4", "1", "--", "OPTIM.MAX_EPOCH", "7",
-                     "INPUT.SIZE", "(32, 32)")
+                     "INPUT.SIZE", "(224, 224)")
     assert again.returncode == 0
     assert again.stdout.splitlines() == [
         f"skip (finished): {fake.out}/eurosat/DAPT_Init/diff/vit_b16_ep100_4shots/seed{s}"
@@ -325,8 +342,7 @@ def test_eval_names_the_missing_model_and_the_command_that_makes_it(fake):
 
 
 def test_eval_tests_each_seed_on_the_four_imagenet_variants(fake):
-    for seed in "12":
-        fake.finish(fake.out / f"imagenet/DAPT_Init/same/vit_b16_ep50_4shots/seed{seed}")
+    fake.finish("main.sh", "imagenet", "same", "4", "--", "USE_CUDA", "False", SEEDS="1 2")
     done = fake.run("eval.sh", "same", "4", "0", "--", "USE_CUDA", "False", SEEDS="1 2")
     assert done.returncode == 0, done.stderr
     calls = fake.calls()
@@ -352,8 +368,8 @@ def test_eval_tests_each_seed_on_the_four_imagenet_variants(fake):
     ({}, ["OPTIM.MAX_EPOCH", "5"], "5"),
 ])
 def test_eval_loads_the_configs_last_epoch_unless_told(fake, env, overrides, epoch):
-    fake.finish(fake.out / "imagenet/DAPT_Init/random/vit_b16_ep50_1shots/seed3")
     extra = ["--", *overrides] if overrides else []
+    fake.finish("main.sh", "imagenet", "random", "1", *extra, SEEDS="3")
     done = fake.run("eval.sh", "random", "1", *extra, SEEDS="3", TARGETS="imagenet_r", **env)
     assert done.returncode == 0, done.stderr
     [(_, args)] = fake.calls()
@@ -398,7 +414,7 @@ def test_sweep_dry_run_lists_datasets_x_inits_x_shots_x_seeds(fake):
     summary = "90 jobs (2 datasets x 3 inits x 5 shots x 3 seeds): 0 finished, 90 to run"
     assert summary in done.stdout
 
-    fake.finish(fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed7")
+    fake.finish("main.sh", "dtd", "same", "2", SEEDS="7")
     done = fake.run("sweep.sh", "--dry-run", DATASETS="dtd", INITS="same diff", SHOTS="2",
                     SEEDS="7 8")
     assert jobs_of(done.stdout) == [("dtd", "same", "2", "7"), ("dtd", "same", "2", "8"),
@@ -429,7 +445,8 @@ def test_sweep_slurm_emits_a_job_array_with_one_task_per_job(fake):
     batch.write_text(script)
     # DATA_ROOT and OUTPUT_ROOT come from the script itself, not from this environment.
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="5")
+    env.update(PYTHON=str(fake.python), FAKE_LOG=str(fake.calls_file), SLURM_ARRAY_TASK_ID="5",
+               REAL_PYTHON=fake.env["REAL_PYTHON"], FAKE_TRAIN=fake.env["FAKE_TRAIN"])
     task = subprocess.run(["bash", str(batch)], cwd=fake.root, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert task.returncode == 0, task.stderr
@@ -476,15 +493,58 @@ def test_sweep_finishes_the_other_jobs_then_reports_the_failed_ones(fake):
 
 
 def test_sweep_dry_run_counts_every_job_once(fake):
-    fake.finish(fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed7")
-    other = fake.out / "dtd/DAPT_Init/same/vit_b16_ep100_2shots/seed8"
-    fake.finish(other)
-    (other / "other_settings").write_text("")
+    fake.finish("main.sh", "dtd", "same", "2", SEEDS="7")
+    # Seed 8 finished with another learning rate: the sweep's runs are refused there.
+    fake.finish("main.sh", "dtd", "same", "2", "--", "OPTIM.LR", "0.5", SEEDS="8")
     done = fake.run("sweep.sh", "--dry-run", DATASETS="dtd", INITS="same diff", SHOTS="2",
                     SEEDS="7 8")
     assert "job 1 [other-settings]" in done.stdout
     assert ("4 jobs (1 datasets x 2 inits x 1 shots x 2 seeds): 1 finished, 2 to run, "
             "1 finished with other settings") in done.stdout
+
+
+def test_sweep_grid_dry_run_counts_and_tags_each_value_pair(fake):
+    grid = ["--grid", "TRAINER.DAPT_INIT.VIS_BETA=1,10", "--grid", "OPTIM.MAX_EPOCH=1,2"]
+    done = fake.run("sweep.sh", "--dry-run", *grid, DATASETS="eurosat", INITS="diff", SHOTS="1",
+                    SEEDS="1 2")
+    assert done.returncode == 0, done.stderr
+    summary = ("8 jobs (1 datasets x 1 inits x 1 shots x 2 seeds x 2 vis_beta values x 2 "
+               "epochs): 0 finished, 8 to run")
+    assert done.stdout.splitlines()[-1] == summary
+    listed = re.findall(r"^job (\d+) \[todo\]: SEEDS=(\d) GRID=TRAINER\.DAPT_INIT\.VIS_BETA=(\d+)"
+                        r"\\ OPTIM\.MAX_EPOCH=(\d) bash scripts/dapt_init/main\.sh eurosat diff 1 "
+                        r"GPU  # (\S+)$", done.stdout, flags=re.MULTILINE)
+    expected = [(str(n), seed, beta, epochs, str(
+        fake.out / f"eurosat/DAPT_Init/diff/vit_b16_ep50_1shots_vis_beta{beta}_ep{epochs}"
+        f"/seed{seed}")) for n, (seed, beta, epochs) in enumerate(
+            (k, b, e) for k in "12" for b in ("1", "10") for e in "12")]
+    assert listed == expected
+    assert fake.calls() == [] and not fake.out.exists()
+    # With TAG, the user's tag comes first; the SLURM tasks carry the same grid values.
+    done = fake.run("sweep.sh", "--slurm", *grid, DATASETS="eurosat", INITS="diff", SHOTS="1",
+                    SEEDS="1", TAG="lr")
+    tasks = re.findall(r'^    "([^"]+)"  # \d+$', done.stdout, flags=re.MULTILINE)
+    assert tasks == [f"eurosat diff 1 1 TRAINER.DAPT_INIT.VIS_BETA={b} OPTIM.MAX_EPOCH={e}"
+                     for b in ("1", "10") for e in "12"]
+    done = fake.run("sweep.sh", "--dry-run", *grid, DATASETS="eurosat", INITS="diff", SHOTS="1",
+                    SEEDS="1", TAG="lr")
+    assert done.stdout.splitlines()[0].endswith(
+        f"  # {fake.out}/eurosat/DAPT_Init/diff/vit_b16_ep50_1shots_lr_vis_beta1_ep1/seed1")
+
+
+def test_sweep_jobs_get_their_own_visual_init_whatever_the_callers_environment(fake):
+    # VIS_INIT=same in the caller's shell must not turn the random job into a second "same".
+    done = fake.run("sweep.sh", "--grid", "OPTIM.MAX_EPOCH=3", DATASETS="eurosat", INITS="diff",
+                    SHOTS="1", SEEDS="1", VIS_INITS="random same", VIS_INIT="same", GPUS="cpu")
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = sorted((arg(a, "TRAINER.DAPT_INIT.VIS_INIT_METHOD"), arg(a, "--output-dir"))
+                  for _, a in fake.calls())
+    base = fake.out / "eurosat/DAPT_Init"
+    assert runs == [("random", str(base / "diff/vit_b16_ep50_1shots_ep3/seed1")),
+                    ("same", str(base / "diff_vis-same/vit_b16_ep50_1shots_ep3/seed1"))]
+    spec = json.loads(Path(runs[1][1], "result.json").read_text())["spec"]
+    assert (spec["vis_init"], spec["tag"], spec["grid"]) == ("same", "ep3",
+                                                             {"OPTIM.MAX_EPOCH": "3"})
 
 
 def test_sweep_without_a_gpu_runs_on_the_cpu_and_names_each_jobs_fields(fake):
@@ -503,6 +563,97 @@ def test_sweep_without_a_gpu_runs_on_the_cpu_and_names_each_jobs_fields(fake):
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-1)'\n")
     done = fake.run("sweep.sh", DATASETS="eurosat", INITS="same", SHOTS="1", SEEDS="1", PATH=path)
     assert "on GPUs 0" in done.stdout and fake.calls()[-1][0] == "0"
+
+
+# Stands in for python in the interrupt tests: records "<pid> <process group>" (written whole,
+# then renamed, so the test never reads half of it), then blocks opening a FIFO that no one
+# writes. On SIGINT it appends "SIGINT" to a file and exits 130 as train.py does, or with
+# STANDIN_IGNORE=1 keeps blocking (a job that does not stop).
+STANDIN = r"""#!/usr/bin/env python3
+import os, signal, sys
+base = os.environ["STANDIN_DIR"]
+def on_int(number, frame):
+    with open(os.path.join(base, "signals"), "a") as file:
+        file.write("SIGINT\n")
+    if os.environ.get("STANDIN_IGNORE") != "1":
+        sys.exit(130)
+signal.signal(signal.SIGINT, on_int)
+with open(os.path.join(base, "pid.tmp"), "w") as file:
+    file.write(f"{os.getpid()} {os.getpgid(0)}")
+os.rename(os.path.join(base, "pid.tmp"), os.path.join(base, "pid"))
+with open(os.path.join(base, "fifo")) as fifo:  # blocks: no writer ever comes
+    fifo.read()
+"""
+
+
+def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until ``path`` exists, waiting on ``process`` meanwhile (fails at once if it ends)."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear within {seconds} s"
+        try:
+            process.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        out, err = process.communicate()
+        pytest.fail(f"exited with status {process.returncode} before {path} appeared:\n"
+                    f"{out}\n{err}")
+
+
+def fifo_has_reader(fifo: Path) -> bool:
+    """Whether a process is (still) blocked opening ``fifo`` for reading."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as error:  # ENXIO: no reader
+        assert error.errno == errno.ENXIO, error
+        return False
+    return True
+
+
+@pytest.mark.parametrize("ignore", [False, True], ids=["job-stops", "second-signal-kills"])
+def test_sweep_forwards_an_interrupt_to_the_running_job_and_exits_with_one_line(fake, ignore):
+    standin_dir = fake.root / "standin"
+    standin_dir.mkdir()
+    os.mkfifo(standin_dir / "fifo")
+    standin = fake.root / "standin_python"
+    standin.write_text(STANDIN)
+    standin.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env.update(fake.env, PYTHON=str(standin), STANDIN_DIR=str(standin_dir),
+               STANDIN_IGNORE="1" if ignore else "0", DATASETS="eurosat", INITS="diff",
+               SHOTS="1", SEEDS="1 2", GPUS="cpu", PYTHONUNBUFFERED="1")
+    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(standin_dir / "pid", sweep)
+        pid, group = map(int, (standin_dir / "pid").read_text().split())
+        # The job runs in a process group of its own (a terminal's Ctrl-C reaches the sweep
+        # only), so the stand-in can only get SIGINT by the sweep's forwarding.
+        assert group != os.getpgid(0) and group != pid
+        sweep.send_signal(signal.SIGINT)
+        if ignore:
+            wait_for(standin_dir / "signals", sweep)
+            # The job ignored it and still runs; the sweep waits for it.
+            assert fifo_has_reader(standin_dir / "fifo") and sweep.poll() is None
+            sweep.send_signal(signal.SIGINT)
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    assert sweep.returncode == 130, out + err
+    assert (standin_dir / "signals").read_text() == "SIGINT\n"  # forwarded once, then killed
+    assert not fifo_has_reader(standin_dir / "fifo")  # the stand-in is gone
+    assert err.splitlines() == [
+        "error: interrupted (SIGINT); stopping 1 running job(s); run the sweep again: finished "
+        "runs are skipped and unfinished ones resume from their last checkpoint (a second "
+        "signal kills the jobs)"]
+    lines = out.splitlines()
+    assert lines[0] == "sweep: 2 jobs, 2 to run on the CPU, one at a time"
+    assert lines[1].startswith("[start] cpu: job 0: SEEDS=1 bash scripts/dapt_init/main.sh "
+                               "eurosat diff 1 (log: ")
+    assert len(lines) == 2  # job 1 never started; job 0 is not reported as failed
+    assert len(fake.calls()) == 0 and not (fake.out / "eurosat").exists()
 
 
 def test_trial_runs_the_demo_clip_and_config_into_folders_of_their_own(fake):
@@ -664,6 +815,53 @@ def test_main_skips_finished_runs_on_a_second_invocation(tiny, main_runs):
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.splitlines() == [f"skip (finished): {runs}/seed{s}" for s in "123"]
     assert log_files(runs) == before
+
+
+@requires_toolbox
+def test_each_finished_run_records_its_study_spec(main_runs):
+    # Seed 1 was killed and resumed; each result.json names its run by the study's terms.
+    for seed in (1, 2, 3):
+        result = json.loads((main_runs["runs"] / f"seed{seed}/result.json").read_text())
+        assert result["spec"] == {"kind": "train", "dataset": "eurosat", "init": "diff",
+                                  "vis_init": "random", "config": "vit_b16_ep50", "shots": 1,
+                                  "seed": seed, "tag": "", "grid": {}}
+        assert "spec" not in result["fingerprint_keys"]  # not part of what the run is
+        assert result["epoch"] == 2
+
+
+@requires_toolbox
+def test_trial_sweep_over_an_epoch_grid_trains_one_folder_per_value(tiny):
+    # TRIAL=1 with the module's tiny data and small CLIP as its demo folder (the same layout).
+    out = tiny["root"] / "grid_out"
+    env = {"DEMO_DIR": str(tiny["root"]), "TRIAL": "1", "OUTPUT_ROOT": str(out),
+           "DATASETS": "eurosat", "INITS": "random", "SHOTS": "1", "SEEDS": "1", "GPUS": "cpu",
+           "PYTHON": sys.executable}
+    done = run_script("sweep.sh", "--grid", "OPTIM.MAX_EPOCH=1,2", cwd=tiny["root"], env=env,
+                      timeout=480)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sweep: 2 jobs, 2 to run on the CPU, one at a time" in done.stdout
+    for n, epochs in enumerate((1, 2)):
+        assert (f"[done] cpu: job {n}: eurosat init=random shots=1 seed=1 epochs={epochs}"
+                in done.stdout)
+    assert "sweep: all 2 jobs finished (2 run now)" in done.stdout
+    runs = out / "eurosat/DAPT_Init/random"
+    assert sorted(p.name for p in runs.iterdir()) == ["demo_small_1shots_trial_ep1",
+                                                      "demo_small_1shots_trial_ep2"]
+    for epochs in (1, 2):
+        result = json.loads((runs / f"demo_small_1shots_trial_ep{epochs}/seed1/result.json")
+                            .read_text())
+        assert result["epoch"] == epochs  # the grid value reached the trainer
+        assert result["spec"] == {"kind": "train", "dataset": "eurosat", "init": "random",
+                                  "vis_init": "random", "config": "demo_small", "shots": 1,
+                                  "seed": 1, "tag": f"trial_ep{epochs}",
+                                  "grid": {"OPTIM.MAX_EPOCH": str(epochs)}}
+        saved = [int(p.name.rsplit("-", 1)[1]) for p in
+                 (runs / f"demo_small_1shots_trial_ep{epochs}/seed1").rglob("model.pth.tar-*")]
+        assert saved and max(saved) == epochs
+    again = run_script("sweep.sh", "--dry-run", "--grid", "OPTIM.MAX_EPOCH=1,2",
+                       cwd=tiny["root"], env=env)
+    assert "2 jobs (1 datasets x 1 inits x 1 shots x 1 seeds x 2 epochs): 2 finished, 0 to run" \
+        in again.stdout
 
 
 @requires_toolbox

@@ -151,7 +151,7 @@ def test_a_bad_visual_init_is_one_error_before_anything_runs(fake, env, args, me
 
 
 def test_eval_and_base2new_find_the_runs_of_their_visual_init(fake):
-    fake.finish(fake.out / "imagenet/DAPT_Init/same_vis-diff/vit_b16_ep50_16shots/seed1")
+    fake.finish("main.sh", "imagenet", "same", "16", SEEDS="1", VIS_INIT="diff")
     missing = fake.run("eval.sh", "same", "16", SEEDS="1", TARGETS="imagenet_r")
     assert missing.returncode == 2 and "imagenet/DAPT_Init/same/vit" in missing.stderr
     done = fake.run("eval.sh", "same", "16", SEEDS="1", TARGETS="imagenet_r", VIS_INIT="diff")
@@ -178,7 +178,7 @@ def test_eval_and_base2new_find_the_runs_of_their_visual_init(fake):
 def test_sweep_runs_a_grid_of_visual_inits_into_their_own_folders(fake):
     env = {"DATASETS": "eurosat", "INITS": "diff", "VIS_INITS": "random same", "SHOTS": "1",
            "SEEDS": "1 2"}
-    fake.finish(fake.out / "eurosat/DAPT_Init/diff_vis-same/vit_b16_ep50_1shots/seed2")
+    fake.finish("main.sh", "eurosat", "diff", "1", SEEDS="2", VIS_INIT="same")
     dry = fake.run("sweep.sh", "--dry-run", **env)
     assert dry.returncode == 0, dry.stderr
     assert "4 jobs (1 datasets x 1 inits x 2 visual inits x 1 shots x 2 seeds): 1 finished" \
