@@ -12,6 +12,10 @@ from tools.small_clip import save_small_clip
 # import: a warning and a network attempt in every test process, including train.py runs.
 os.environ.setdefault("OUTDATED_IGNORE", "1")
 
+# Helper modules that assert on behalf of several test files: pytest rewrites their asserts as
+# it does the test files' own, so a failure shows the values compared.
+pytest.register_assert_rewrite("tests.parse_res_helpers", "tests.analyze_prompts_helpers")
+
 
 @pytest.fixture(scope="session")
 def small_clip_file(tmp_path_factory) -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.toolbox import requires_toolbox
 from tools import prepare_data
+from tools.data_prep import download
 from tools.prepare_data import PrepareError, extract, main
 from tools.tiny_data import make_tiny
 
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried to download")
-    monkeypatch.setattr(prepare_data, "fetch", refuse)
+    monkeypatch.setattr(download, "fetch", refuse)  # where prepare() looks it up
 
 
 def test_empty_root_reports_every_data_set_and_exits_1(tmp_path: Path):
