@@ -14,7 +14,8 @@ os.environ.setdefault("OUTDATED_IGNORE", "1")
 
 # Helper modules that assert on behalf of several test files: pytest rewrites their asserts as
 # it does the test files' own, so a failure shows the values compared.
-pytest.register_assert_rewrite("tests.parse_res_helpers", "tests.analyze_prompts_helpers")
+pytest.register_assert_rewrite("tests.parse_res_helpers", "tests.analyze_prompts_helpers",
+                              "tests.scripts_helpers")
 
 
 @pytest.fixture(scope="session")

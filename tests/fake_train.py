@@ -1,4 +1,4 @@
-"""The fake python's train.py (tests/test_scripts.py): writes the result.json a finished run
+"""The fake python's train.py (tests/scripts_helpers.py): writes the result.json a finished run
 of this command would have (its real fingerprint, weights and spec), trains nothing."""
 from __future__ import annotations
 

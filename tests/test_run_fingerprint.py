@@ -3,7 +3,7 @@ and who may run in it (trainers/dapt_init/run_folder.py), plus the scripts' TAG,
 and SLURM options.
 
 Pure functions and the lock are tested in-process (the lock's holder is a child process);
-the scripts run with tests/test_scripts.py's stand-in python. The same rule on real
+the scripts run with tests/scripts_helpers.py's stand-in python. The same rule on real
 train.py runs is in tests/test_resume_exact.py.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_scripts import Fake, arg
+from tests.scripts_helpers import Fake, arg
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import add_dapt_init_config
 

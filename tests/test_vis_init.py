@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.test_config import toolbox_like_cfg
-from tests.test_scripts import Fake, arg, error_lines
+from tests.scripts_helpers import Fake, arg, error_lines
 from trainers.dapt_init.config import validate_config
 from trainers.dapt_init.errors import DaptInitError
 from trainers.dapt_init.model import PromptLearner, PromptSettings
