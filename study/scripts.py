@@ -7,6 +7,7 @@ import shlex
 from dataclasses import replace
 from typing import Mapping
 
+from trainers.dapt_init import runstate
 from trainers.dapt_init.runstate import FINISHED, NOT_FINISHED, OTHER_SETTINGS
 
 from .help import HELP, USAGE
@@ -62,7 +63,11 @@ def plan_script(script: str, argv: list[str], env: Mapping[str, str], caller: st
     os.chdir(s.codebase)  # the train.py commands' paths are relative to the codebase
     lines = [f"DAPT_CODEBASE={shlex.quote(str(s.codebase))}",
              f"DAPT_GPU={shlex.quote(gpu_text)}",
-             f"DAPT_HAS_CHECK_FINISHED={'1' if s.has_check_finished else ''}"]
+             f"DAPT_HAS_CHECK_FINISHED={'1' if s.has_check_finished else ''}",
+             # train.py's exit statuses, from their one definition (the loop tests them).
+             f"DAPT_FINISHED={runstate.FINISHED} DAPT_NOT_FINISHED={runstate.NOT_FINISHED} "
+             f"DAPT_RUNNING_ELSEWHERE={runstate.RUNNING_ELSEWHERE} "
+             f"DAPT_USER_ERROR={runstate.USER_ERROR} DAPT_INTERRUPTED={runstate.INTERRUPTED}"]
     runs = []
     if kind in ("eval", "base2new_test"):
         check_models(spec, s, script, words)

@@ -4,7 +4,9 @@
 # train.py --check-finished before each. Environment: see any script's --help; PYTHON runs
 # train.py, STUDY_PYTHON (default python3) the study's own helper.
 DAPT_REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)"
-DAPT_INTERRUPTED=130 DAPT_FINISHED=0 DAPT_NOT_FINISHED=3 DAPT_RUNNING_ELSEWHERE=4  # runstate.py
+# train.py's exit statuses (DAPT_FINISHED, ...) come with the plan, from runstate.py. Before
+# it, an interrupt ends with the shell's own status for SIGINT (128 + 2).
+DAPT_INTERRUPTED=130
 DAPT_ELSEWHERE=()
 
 dapt_on_interrupt() {  # Ctrl-C between runs: one line, status 130
@@ -74,7 +76,7 @@ dapt_run_step() {
     "$@" || status=$?
     trap dapt_on_interrupt INT
     ((status != DAPT_INTERRUPTED)) || exit "$status"
-    if ((status == 2)); then
+    if ((status == DAPT_USER_ERROR)); then
         # Refused because another process holds the folder, or finished it meanwhile (two
         # identical sweeps)? Then not a failure: running elsewhere, or done elsewhere.
         check=0
