@@ -181,8 +181,10 @@ def host_runs(request, work, tmp_path_factory) -> HostRuns:
         if family == RESUMED:
             add(f"{family}-killed", args, kill_after_epoch=1)
         add(family, args)
+    # The host's own --eval-only, into the training folder itself (a host has no guard
+    # against that): the trainer keeps the training's result.json beside the new one.
     diff_dir = out / "diff" / "seed1"
-    eval_args = train_args(data, out / "diff_eval" / "seed1", "diff")
+    eval_args = train_args(data, diff_dir, "diff")
     at = eval_args.index("DATASET.NUM_SHOTS")
     add("eval", eval_args[:at] + ["--eval-only", "--model-dir", str(diff_dir),
                                   "--load-epoch", str(EPOCHS)] + eval_args[at:])
@@ -224,9 +226,13 @@ def test_the_resumed_run_really_resumed(host_runs):
     assert "epoch [2/" not in (run_dir / "log.txt").read_text()  # the killed run's
 
 
-def test_host_eval_only_reproduces_the_trained_metrics(host_runs):
-    evaluated = host_runs.out / "diff_eval" / "seed1"
-    assert metrics(evaluated) == metrics(host_runs.out / "diff" / "seed1")
+def test_host_eval_only_reproduces_the_trained_metrics_and_keeps_the_trained_result(
+        host_runs, reference):
+    run_dir = host_runs.out / "diff" / "seed1"
+    (kept,) = run_dir.glob("result.json-*")
+    trained = json.loads(kept.read_text())
+    assert trained["metrics"] == metrics(reference["diff"])  # the training's own record
+    assert metrics(run_dir) == trained["metrics"]  # the evaluation's
 
 
 def test_the_hosts_own_parser_reads_the_run(host_runs):
