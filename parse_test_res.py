@@ -126,13 +126,13 @@ from results.plots import (CAPSIZE, DODGE_OCTAVES, METRIC_RANGE, REFERENCE_MARKE
                            clipped_error, dodge_factor, draw_grid_figure, plot_grid_table,
                            plot_if_possible, plot_path_problem, plot_points)
 from results.reference import (REFERENCE_COLUMNS, Reference, ReferenceDataError, load_reference,
-                               matched_cells, reference_cells)
+                               reference_cells)
 from results.render import FORMATS, LATEX_SPECIALS, latex_escaped, print_tables, render_table
 from results.spec import SPEC_KEY, SPEC_KINDS, SpecError, key_from_spec
 from results.study import (CONFIG_MAX_EPOCH, NOT_AS_PUBLISHED, PUBLISHED_CLIP_SHA256,
                            TRAINER_CONFIGS, StudyRun, collect_study, config_max_epoch,
                            place_run, recorded_vis_init, unpublished_setting)
-from results.tables import (TABLE_KINDS, GridTable, TextTable, base2new_text_table,
+from results.tables import (TABLE_KINDS, GridTable, TextTable, base2new_text_table, matched_cells,
                             build_grid_table, format_cell, grid_text_table, row_key_cells,
                             row_key_headers, table_titles)
 

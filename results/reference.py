@@ -5,14 +5,11 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
 
 from .labels import Method
 from .layout import DEFAULT_VIS_INIT, normalized_dataset
 from .numbers import Summary, parse_metric_value
 
-if TYPE_CHECKING:  # tables.py imports this module
-    from .tables import GridTable
 
 REFERENCE_COLUMNS = ("dataset", "init", "shots")  # plus the value column: the --keyword
 
@@ -84,10 +81,3 @@ def reference_cells(summary: Summary | None, reference: float | None) -> list[st
     difference = summary.mean - reference
     in_std = f"{difference / summary.std:+.2f}" if summary.std > 0 else "-"
     return [f"{reference:.2f}", f"{difference:+.2f}", in_std]
-
-
-def matched_cells(reference: Reference, tables: Sequence[GridTable]) -> int:
-    """How many measured cells have a value of the reference beside them."""
-    return sum(reference.value(method, shots, dataset) is not None
-               and table.summary(method, shots, dataset) is not None
-               for table in tables for method, shots in table.rows for dataset in table.datasets)

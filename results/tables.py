@@ -141,3 +141,10 @@ def table_titles(keyword: str, use_ci95: bool) -> dict[str, str]:
         "base2new": f"Base-to-new: {keyword} (%), {cell}; H = harmonic mean of mean base "
                     f"and mean new",
     }
+
+
+def matched_cells(reference: Reference, tables: Sequence[GridTable]) -> int:
+    """How many measured cells have a value of the reference beside them."""
+    return sum(reference.value(method, shots, dataset) is not None
+               and table.summary(method, shots, dataset) is not None
+               for table in tables for method, shots in table.rows for dataset in table.datasets)
