@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 FOLDER = {"EuroSAT": "eurosat", "OxfordPets": "oxford_pets"}
 CLASSES = {"EuroSAT": 10, "OxfordPets": 37}

@@ -9,13 +9,11 @@ ratio, and the largest logit difference between them (they must agree).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.small_clip import small_clip_state_dict  # noqa: E402
 from trainers.dapt_init.clip_model import build_clip_model  # noqa: E402

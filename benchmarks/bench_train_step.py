@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +30,6 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.small_clip import small_clip_state_dict  # noqa: E402
 from trainers.dapt_init.clip_model import build_clip_model  # noqa: E402

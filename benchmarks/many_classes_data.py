@@ -9,15 +9,13 @@ images of class-tinted noise from tools/tiny_data.py. Its accuracy means nothing
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_train_step import class_names  # noqa: E402
-from tools.tiny_data import class_image, write_image, write_lines  # noqa: E402
+from tools.tiny.images import class_image, write_image, write_lines
 
 
 def make_imagenet_layout(root: Path, classes: int, train_per_class: int = 1,

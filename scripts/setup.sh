@@ -32,15 +32,35 @@ pip_install_shown() {
     return "${PIPESTATUS[0]}"
 }
 
-echo "[1/3] requirements.txt and the toolbox's runtime imports (requirements-toolbox.txt)"
+echo "[1/4] requirements.txt and the toolbox's runtime imports (requirements-toolbox.txt)"
 pip_install_shown -r requirements.txt -r requirements-toolbox.txt ||
-    fail "step 1/3: pip could not install requirements.txt / requirements-toolbox.txt (its output is above; no access to the package index?)"
+    fail "step 1/4: pip could not install requirements.txt / requirements-toolbox.txt (its output is above; no access to the package index?)"
 
-echo "[2/3] the Dassl toolbox, pinned to upstream commit c61a1b5 (0.6.3)"
+echo "[2/4] the Dassl toolbox, pinned to upstream commit c61a1b5 (0.6.3)"
 "$PYTHON" tools/install_toolbox.py || exit $?
 
-echo "[3/3] check"
-"$PYTHON" - <<'PY' || fail "step 3/3: dassl or clip does not import (the traceback is above)"
+echo "[3/4] this repository, installed in editable mode (its packages import from any folder)"
+# Idempotent: skipped when pip already records an editable install of this checkout.
+if ! "$PYTHON" - "$PWD" <<'PY'
+import json, sys
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+try:
+    info = json.loads(distribution("dapt-init").read_text("direct_url.json") or "{}")
+except PackageNotFoundError:
+    sys.exit(1)
+url = info.get("url", "")
+editable = info.get("dir_info", {}).get("editable", False)
+sys.exit(0 if editable and url == Path(sys.argv[1]).resolve().as_uri() else 1)
+PY
+then
+    pip_install_shown --no-deps --no-build-isolation -e . ||
+        fail "step 3/4: pip could not install this repository in editable mode (its output is above)"
+    rm -rf dapt_init.egg-info
+fi
+
+echo "[4/4] check"
+"$PYTHON" - <<'PY' || fail "step 4/4: dassl or clip does not import (the traceback is above)"
 import warnings
 warnings.filterwarnings("ignore")
 from importlib.metadata import version
@@ -48,3 +68,6 @@ import torch, dassl, clip  # noqa: F401,E401
 print(f"ok: torch {torch.__version__}, dassl {dassl.__version__}, "
       f"openai-clip {version('openai-clip')}, CUDA {'yes' if torch.cuda.is_available() else 'no'}")
 PY
+# The repository's packages must import from outside the checkout (the editable install).
+(cd / && "$PYTHON" -c 'import study, results, reporting, trainers.dapt_init') ||
+    fail "step 4/4: this repository's packages do not import outside the checkout (is step 3/4's editable install in another environment?)"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.tiny_data import EUROSAT_CLASSES, MAKERS, make_tiny, make_tiny_eurosat
+from tools.tiny.split_file_sets import EUROSAT_CLASSES
+from tools.tiny_data import MAKERS, make_tiny, make_tiny_eurosat
 
 REPO = Path(__file__).resolve().parents[1]
 

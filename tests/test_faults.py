@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.toolbox import requires_toolbox
-from tools.tiny_data import MARKER, FolderNotOurs, make_tiny_eurosat
+from tools.tiny.marker import MARKER, FolderNotOurs
+from tools.tiny_data import make_tiny_eurosat
 from trainers.dapt_init.atomic import unused_path
 from trainers.dapt_init.prototypes import load_cached_prototypes
 

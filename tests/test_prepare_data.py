@@ -18,7 +18,8 @@ import pytest
 from tests.toolbox import requires_toolbox
 from tools import prepare_data
 from tools.data_prep import download
-from tools.prepare_data import PrepareError, extract, main
+from tools.data_prep.download import PrepareError, extract
+from tools.prepare_data import main
 from tools.tiny_data import make_tiny
 
 REPO = Path(__file__).resolve().parents[1]

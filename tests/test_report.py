@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_report  # noqa: E402
-from report import stats  # noqa: E402
-from report.cli import main  # noqa: E402
+from reporting import stats  # noqa: E402
+from reporting.cli import main  # noqa: E402
 
 # ------------------------------------------------------------------------------ statistics
 

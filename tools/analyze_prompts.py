@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Sequence
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the repository's packages
 
 from tools.prompt_analysis.init_stats import add_init_stats_parser  # noqa: E402
 from tools.prompt_analysis.losses import add_losses_parser  # noqa: E402

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from tools.small_clip import save_small_clip  # noqa: E402
 from tools.tiny_data import make_tiny_eurosat  # noqa: E402

@@ -31,15 +31,11 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from pathlib import Path  # noqa: E402
 from typing import Sequence  # noqa: E402
 
-# Run as a script, the repository root is not on sys.path. The table of data sets, the report
+# The table of data sets, the report
 # and the download code are in tools/data_prep/; this module is the command line.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.data_prep.check import report  # noqa: E402
-# Re-exported: the tests (and anyone scripting this tool) reach them here.
-from tools.data_prep.check import check_entries, check_split, next_step  # noqa: E402,F401
-from tools.data_prep.download import (PrepareError, extract, fetch, file_md5,  # noqa: E402,F401
-                                      prepare, verify)
-from tools.data_prep.specs import GDRIVE, SPECS, Download, Spec  # noqa: E402,F401
+from tools.data_prep.download import PrepareError, prepare  # noqa: E402
+from tools.data_prep.specs import SPECS, Spec  # noqa: E402
 
 
 def find_spec(name: str) -> Spec:

@@ -6,11 +6,9 @@ analyses and the inventory, as one self-contained report.html plus report.md.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report.cli import main  # noqa: E402
+from reporting.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,25 +16,21 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-# Run as a script, the repository root is not on sys.path; the shared split-file code lives in
+# The shared split-file code lives in
 # datasets/, the marker, the images and the per-layout makers in tools/tiny/.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Importing datasets imports the toolbox, whose dependency 'outdated' warns that pkg_resources
 # is deprecated: not the user's concern. A lasting filter, not catch_warnings(): leaving that
 # block would also drop the filter 'outdated' sets on import for its own (offline) warnings.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-# Re-exported: tests, the demo and the benchmarks import these from tools.tiny_data.
-from tools.tiny.images import (IMAGES_PER_CLASS, SPLITS, PathOf, class_image,  # noqa: E402,F401
-                               split_counts, write_class_images, write_image, write_lines)
-from tools.tiny.list_and_folder_sets import (  # noqa: E402,F401
-    AIRCRAFT_VARIANTS, IMAGENET_CLASSES, make_tiny_fgvc_aircraft, make_tiny_imagenet,
-    make_tiny_imagenet_a, make_tiny_imagenet_r, make_tiny_imagenet_sketch, make_tiny_imagenetv2)
-from tools.tiny.marker import MARKER, FolderNotOurs, claim_dataset_dir  # noqa: E402,F401
-from tools.tiny.split_file_sets import (  # noqa: E402,F401
-    CALTECH_CLASSES, CAR_CLASSES, DTD_CLASSES, EUROSAT_CLASSES, FLOWER_CLASSES, FOOD_CLASSES,
-    PETS_BREEDS, SUN_CLASSES, UCF_CLASSES, make_tiny_caltech101, make_tiny_dtd,
-    make_tiny_eurosat, make_tiny_food101, make_tiny_oxford_flowers, make_tiny_oxford_pets,
-    make_tiny_stanford_cars, make_tiny_sun397, make_tiny_ucf101)
+from tools.tiny.list_and_folder_sets import (  # noqa: E402
+    make_tiny_fgvc_aircraft, make_tiny_imagenet, make_tiny_imagenet_a, make_tiny_imagenet_r,
+    make_tiny_imagenet_sketch, make_tiny_imagenetv2)
+from tools.tiny.images import IMAGES_PER_CLASS  # noqa: E402
+from tools.tiny.marker import FolderNotOurs  # noqa: E402
+from tools.tiny.split_file_sets import (  # noqa: E402
+    make_tiny_caltech101, make_tiny_dtd, make_tiny_eurosat, make_tiny_food101,
+    make_tiny_oxford_flowers, make_tiny_oxford_pets, make_tiny_stanford_cars, make_tiny_sun397,
+    make_tiny_ucf101)
 
 # Keyed like configs/datasets/<name>.yaml.
 MAKERS: dict[str, Callable[..., Path]] = {

@@ -7,13 +7,10 @@ first use, so a report of a tree without prompt files never pays for them.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 # parse_test_res imports nothing heavy: taken eagerly.
 from parse_test_res import (INIT_ORDER, LOG_NAME, RESULT_JSON_FORMAT,  # noqa: E402
