@@ -31,9 +31,7 @@ warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an AP
                         category=UserWarning)
 
 from study import config
-# The config is built by study/config.py, shared with the analysis tools; its names stay
-# importable from here (train.merge_config_file, train.setup_cfg, ...).
-from study.config import merge_config_file, setup_cfg  # noqa: F401
+from study.config import setup_cfg
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import validate_config
 from trainers.dapt_init.errors import DaptInitError
@@ -120,105 +118,64 @@ class EarlyOutput(io.TextIOBase):
         return self.console.fileno()
 
 
-def command_identity(cfg: CfgNode, args: argparse.Namespace,
-                     known_weights: dict | None = None) -> runstate.RunIdentity:
-    """What this command's result is a function of: the resolved config (less the keys that
-    cannot change it), the CLIP weights, and for --eval-only the model it tests."""
-    extra = {}
-    if args.eval_only:
-        model = runstate.read_result(args.model_dir) or {}
-        extra = {"EVAL.MODEL_DIR": os.path.abspath(args.model_dir),
-                 "EVAL.MODEL_FINGERPRINT": model.get("fingerprint"),
-                 "EVAL.LOAD_EPOCH": args.load_epoch}
-    return runstate.run_identity(cfg, extra, known_weights)
-
-
-def resolved_run(args: argparse.Namespace) -> tuple[CfgNode, runstate.RunIdentity | None]:
-    """The config and, for a DAPT_Init run that writes a result, its identity."""
+def resolve(args: argparse.Namespace) -> CfgNode:
+    """The config, once, checked before a folder, a log or a download exists."""
     cfg = setup_cfg(args)
     check_eval_args(args, cfg.OUTPUT_DIR)
-    if cfg.TRAINER.NAME != "DAPT_Init":
-        return cfg, None
-    # Fail on a bad value before a folder, a log or a download exists.
-    validate_config(cfg, training=not (args.eval_only or args.no_train))
-    if args.no_train:
-        return cfg, None
-    stored = runstate.read_result(cfg.OUTPUT_DIR) or {}
-    return cfg, command_identity(cfg, args, runstate.stored_weights(stored))
+    if cfg.TRAINER.NAME == "DAPT_Init":
+        validate_config(cfg, training=not (args.eval_only or args.no_train))
+    return cfg
 
 
-def finished_state(args: argparse.Namespace) -> tuple[int, str]:
-    """(status, message) of the finished rule for this command: the sweep asks it in-process."""
-    try:
-        cfg, identity = resolved_run(args)
-        if identity is None:
-            raise DaptInitError("--check-finished needs a DAPT_Init training or --eval-only "
-                                "command (one that writes result.json).")
-    except DaptInitError as error:
-        return runstate.OTHER_SETTINGS, one_line(str(error))
-    verdict = run_folder.folder_verdict(cfg.OUTPUT_DIR, identity)
-    if verdict.status == runstate.RUNNING_ELSEWHERE:
-        return verdict.status, f"running elsewhere: {verdict.message}"
-    return verdict.status, verdict.message
-
-
-def check_finished(args: argparse.Namespace) -> int:
-    """--check-finished: the scripts' skip test, by the rule train.py itself applies."""
-    status, message = finished_state(args)
-    if status == runstate.OTHER_SETTINGS:
-        print(f"error: {message}", file=sys.stderr)
-    elif message:
-        print(message)
-    return status
-
-
-def check_spec(spec: str) -> None:
-    """A --spec that is not a run spec is refused before anything runs."""
-    if not spec:
-        return
+def read_spec(text: str) -> dict[str, Any] | None:
+    """The --spec as its record (None without one); not a run spec: refused before anything
+    runs."""
+    if not text:
+        return None
     from study.spec import RunSpec, StudyError
 
     try:
-        RunSpec.from_dict(json.loads(spec))
-    except (ValueError, StudyError) as error:
+        return RunSpec.from_dict(json.loads(text)).to_dict()
+    except (ValueError, TypeError, AttributeError, StudyError) as error:
         raise DaptInitError(f"--spec is not a run spec of study/spec.py: {error}") from None
 
 
-def record_spec(output_dir: str, identity: runstate.RunIdentity | None, spec: str) -> None:
-    """Add the study's spec to this run's result.json (written by the trainer, which knows no
-    study layout); only to a result of this very command, never to an older one."""
-    if not spec or identity is None:
-        return
-    from study.spec import RunSpec
-    from trainers.dapt_init.atomic import json_dump_atomically
-
-    record = runstate.read_result(output_dir)
-    if record and record.get("fingerprint") == identity.fingerprint and "spec" not in record:
-        record["spec"] = RunSpec.from_dict(json.loads(spec)).to_dict()
-        json_dump_atomically(record, os.path.join(output_dir, runstate.RESULT_FILE))
-
-
-def main(args: argparse.Namespace) -> None:
-    check_spec(args.spec)
-    cfg, identity = resolved_run(args)
+def main(args: argparse.Namespace) -> int:
+    """Resolve, check, claim the run folder (the finished rule, once, under its lock), build,
+    then train or evaluate; the exit status."""
+    spec = read_spec(args.spec)
+    cfg = resolve(args)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
     check_registered(cfg)
     check_output_dir(cfg.OUTPUT_DIR)
-    # One process per run folder from the first write on: the lock is held until this block
-    # ends (the OS drops it however the process dies).
-    with run_folder.claim_run_folder(cfg.OUTPUT_DIR, identity,
-                                     lambda: build_quietly(cfg, args)) as claim:
-        if claim.refused:
-            raise DaptInitError(claim.message)
-        if claim.skip:
-            print(claim.message)
-            return
-        for path in claim.removed:
-            print(f"Removed {path} (left by a killed run)")
-        trainer, early = claim.prepared
-        run_claimed(cfg, args, identity, trainer, early)
+    identity = None
+    if cfg.TRAINER.NAME == "DAPT_Init" and not args.no_train:
+        identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
+                                             args.load_epoch)
+    claim = run_folder.claim(cfg.OUTPUT_DIR, identity)
+    if claim.skip:
+        print(claim.message)
+        return runstate.SUCCESS
+    if claim.status == runstate.RUNNING_ELSEWHERE:
+        print(f"running elsewhere: {claim.message}")
+        return runstate.RUNNING_ELSEWHERE
+    if claim.refused:
+        raise DaptInitError(claim.message)
+    for path in claim.removed:
+        print(f"Removed {path} (left by a killed run)")
+    try:
+        trainer, early = build_quietly(cfg, args)
+    except BaseException:
+        # Building reads data and weights and writes nothing: a refused build leaves no folder.
+        run_folder.release(cfg.OUTPUT_DIR, abandon=True)
+        raise
+    try:
+        run_claimed(cfg, args, identity, spec, trainer, early)
+    finally:
+        run_folder.release(cfg.OUTPUT_DIR)
+    return runstate.SUCCESS
 
 
 def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOutput]:
@@ -233,8 +190,6 @@ def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOut
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
-    # Building reads data and weights and writes nothing into the run folder, so a command
-    # refused here (bad data, bad weights) leaves no folder behind.
     console = sys.stdout
     sys.stdout = early = EarlyOutput(console)
     try:
@@ -248,7 +203,7 @@ def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOut
 
 
 def run_claimed(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunIdentity | None,
-                trainer: Any, early: EarlyOutput) -> None:
+                spec: dict[str, Any] | None, trainer: Any, early: EarlyOutput) -> None:
     """Log to log.txt (with what building printed) and train or evaluate."""
     start_log(cfg.OUTPUT_DIR)
     log_file = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console has it
@@ -256,12 +211,12 @@ def run_claimed(cfg: CfgNode, args: argparse.Namespace, identity: runstate.RunId
         log_file.write(early.kept.getvalue())
 
     trainer.run_identity = identity  # recorded in checkpoints and result.json
+    trainer.run_spec = spec  # the study's name for the run, recorded in result.json
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
     elif not args.no_train:
         trainer.train()
-    record_spec(cfg.OUTPUT_DIR, identity, args.spec)
 
 
 def one_line(text: str) -> str:
@@ -339,10 +294,8 @@ def run(argv: list[str] | None = None) -> int:
     """Entry point: user-facing errors become one message and exit status USER_ERROR, no
     traceback."""
     args = parse_args(argv)
-    if args.check_finished:
-        return check_finished(args)
     try:
-        main(args)
+        return main(args)
     except DaptInitError as error:  # DatasetError is one too
         report(error)
         return runstate.USER_ERROR
@@ -356,7 +309,6 @@ def run(argv: list[str] | None = None) -> int:
         stop_log_file()  # its file system is likely the full one
         report(environment_message(error))
         return runstate.USER_ERROR
-    return runstate.SUCCESS
 
 
 if __name__ == "__main__":

@@ -1,70 +1,46 @@
-"""python -m study COMMAND ...: what the bash scripts ask, and the sweep.
+"""python -m study COMMAND ...: the scripts of scripts/dapt_init/ (each is one line calling it).
 
-  plan SCRIPT ARG...      (main, eval, base2new_train, base2new_test) checks a script's
-                          arguments and environment and prints its runs as shell assignments
-  folder KIND DATASET INIT VIS_INIT CONFIG SHOTS SEED [TAG]   a run's folder under OUTPUT_ROOT
-  config DATASET SHOTS    the trainer config DAPT uses (CFG wins)
-  sweep [--dry-run | --slurm] [--grid KEY=V1,V2 ...] [-- KEY VALUE ...]   the study
+  main DATASET INIT SHOTS [GPU] [--dry-run] [-- KEY VALUE ...]       main.sh
+  eval INIT SHOTS [GPU] [--dry-run] [-- KEY VALUE ...]               eval.sh
+  base2new_train | base2new_test DATASET INIT [GPU] [--dry-run] ...  base2new_*.sh
+  sweep [--dry-run | --slurm] [--grid KEY=V1,V2 ...] [-- KEY VALUE ...]   sweep.sh
   job WORD...             one sweep job (a SLURM task): runs main.sh for it
+Each says more with --help.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from .plan import UsageError, bash_quote
-from .spec import RunSpec, StudyError, choose_config
-
-
-def shell_assign(name: str, value: str | list[str]) -> str:
-    if isinstance(value, list):
-        return f"{name}=(" + " ".join(bash_quote(w) for w in value) + ")"
-    return f"{name}={bash_quote(value)}"
+from .plan import UsageError
+from .scripts import SCRIPTS, script_main
+from .spec import StudyError
 
 
 def main(argv: list[str]) -> int:
     caller = os.environ.get("DAPT_CALLER_DIR") or os.getcwd()
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
-    usage = ""
+    from .help import USAGE
+
+    usage = USAGE.get("sweep" if command == "job" else command, "")
     try:
-        if command == "plan":
-            from .scripts import plan_script
-            from .help import USAGE
-
-            usage = USAGE.get(rest[0], "") if rest else ""
-            print(plan_script(rest[0], rest[1:], os.environ, caller))
-        elif command == "folder":
-            kind, dataset, init, vis, config, shots, seed, *tag = rest
-            spec = RunSpec(kind, dataset, init, vis, config, int(shots), int(seed),
-                           tag[0] if tag else "")
-            spec.check()
-            print(spec.folder(os.environ.get("OUTPUT_ROOT") or "output"))
-        elif command == "config":
-            print(choose_config(rest[0], int(rest[1]), os.environ.get("CFG", "")))
-        elif command in ("sweep", "job"):
+        if command in SCRIPTS:
+            return script_main(command, rest, os.environ, caller)
+        if command in ("sweep", "job"):
             from .sweep import job_main, sweep_main
-            from .help import USAGE
 
-            usage = USAGE["sweep"]
             try:
                 return (sweep_main if command == "sweep" else job_main)(rest, os.environ, caller)
             except KeyboardInterrupt:  # Ctrl-C before the pool runs (it has its own handler)
-                print("error: interrupted (SIGINT); no job was running",
-                      file=sys.stderr)
+                print("error: interrupted (SIGINT); no job was running", file=sys.stderr)
                 return 130
-        else:
-            print(__doc__, file=sys.stderr if command else sys.stdout)
-            return 2 if command else 0
+        print(__doc__, file=sys.stderr if command else sys.stdout)
+        return 2 if command else 0
     except StudyError as error:
         if isinstance(error, UsageError) and usage:
             print(f"usage: {usage}", file=sys.stderr)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, IndexError) as error:  # a wrong word count or number to a subcommand
-        print(f"error: {command}: bad arguments ({error}); see python -m study --help",
-              file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,10 +27,6 @@ from trainers.dapt_init.config import add_dapt_init_config
 from trainers.dapt_init import runstate
 from trainers.dapt_init.errors import DaptInitError
 
-# The exit statuses are runstate's (one definition, which the scripts' caller reads too).
-CHECK_FINISHED_HELP = ", ".join(f"{status}: {meaning}" for status, meaning
-                                in runstate.CHECK_FINISHED_STATUSES.items())
-
 DESCRIPTION = "Train or evaluate DAPT_Init with the Dassl toolbox (the CoOp-family command line)."
 
 
@@ -56,9 +52,6 @@ def build_parser(description: str = DESCRIPTION) -> argparse.ArgumentParser:
                         help="load the model from this output directory (with --eval-only)")
     parser.add_argument("--load-epoch", type=int, help="load the checkpoint of this epoch")
     parser.add_argument("--no-train", action="store_true", help="build everything, train nothing")
-    parser.add_argument("--check-finished", action="store_true",
-                        help="only say whether --output-dir holds this command's finished run "
-                             f"(exit {CHECK_FINISHED_HELP}); loads no data or model")
     parser.add_argument("--spec", type=str, default="",
                         help="the study's description of this run (JSON, study/spec.py), kept in "
                              "result.json under 'spec'; not part of the fingerprint")
@@ -88,7 +81,7 @@ def reset_cfg(cfg: CfgNode, args: argparse.Namespace) -> None:
 
 def base_cfg() -> CfgNode:
     """The toolbox's defaults plus this trainer's keys, unfrozen."""
-    from dassl.config import get_cfg_default  # here: --check-finished stays cheap
+    from dassl.config import get_cfg_default  # here: importing this module stays cheap
 
     cfg = get_cfg_default()
     add_dapt_init_config(cfg)
@@ -111,6 +104,27 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     apply_command(cfg, args)
     cfg.freeze()
     return cfg
+
+
+def run_verdict(argv: Sequence[str]) -> tuple[int, str]:
+    """(status, message): what the finished rule would say of a train.py command (``argv``
+    after ``train.py``) now, without its lock: a preview for --dry-run and the sweep's counts.
+    The run itself asks once more, under its lock, when it starts."""
+    from trainers.dapt_init.config import validate_config
+    from trainers.dapt_init.run_folder import folder_verdict
+
+    args = parse_args(argv)
+    try:
+        cfg = setup_cfg(args)
+        validate_config(cfg, training=not args.eval_only)
+        identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
+                                             args.load_epoch)
+    except DaptInitError as error:
+        return runstate.OTHER_SETTINGS, " ".join(str(error).split())
+    verdict = folder_verdict(cfg.OUTPUT_DIR, identity)
+    if verdict.status == runstate.RUNNING_ELSEWHERE:
+        return verdict.status, f"running elsewhere: {verdict.message}"
+    return verdict.status, verdict.message
 
 
 # yacs answers a typo with an AssertionError and a wrong type with a ValueError traceback:
@@ -218,7 +232,6 @@ def merge_overrides(cfg: CfgNode, opts: list[str]) -> None:
 
 
 # ============================================================================ a run's record
-RESULT_FILE = "result.json"
 # train.py prints ``vars(args)`` on the line after this one, at the head of every log.
 ARGUMENTS_LINE = "** Arguments **"
 # Keys a record holds that are not config keys: an evaluation's model folder and epoch.
@@ -273,7 +286,7 @@ def read_run_record(run_dir: str) -> RunRecord:
         raise DaptInitError(f"run folder {run_dir} does not exist.")
     keys, weights = {}, None
     try:
-        with open(os.path.join(run_dir, RESULT_FILE), encoding="utf-8") as file:
+        with open(os.path.join(run_dir, runstate.RESULT_FILE), encoding="utf-8") as file:
             result = json.load(file)
     except (OSError, ValueError):
         result = None
@@ -289,7 +302,7 @@ def read_run_record(run_dir: str) -> RunRecord:
 def apply_record(cfg: CfgNode, record: RunRecord) -> None:
     """The run's own config: its recorded keys (else its logged command), its CLIP weights
     file and its data root."""
-    source = f"in {os.path.join(record.run_dir, RESULT_FILE)}"
+    source = f"in {os.path.join(record.run_dir, runstate.RESULT_FILE)}"
     if record.keys:
         paths = set(_all_keys(cfg))
         for key, value in record.keys.items():
@@ -314,18 +327,6 @@ def apply_record(cfg: CfgNode, record: RunRecord) -> None:
             "fingerprint_keys and no '** Arguments **' in log.txt); give the data and config "
             "arguments as for train.py."
         )
-
-
-def run_cfg(run_dir: str, overrides: argparse.Namespace | None = None) -> CfgNode:
-    """The frozen config ``run_dir``'s run used, with ``overrides`` (train.py arguments given
-    to a tool: config files, --root, --seed, --backbone, KEY VALUE pairs) applied on top in
-    train.py's order."""
-    cfg = base_cfg()
-    apply_record(cfg, read_run_record(run_dir))
-    if overrides is not None:
-        apply_command(cfg, overrides)
-    cfg.freeze()
-    return cfg
 
 
 def recorded_cfg(run_dir: str) -> CfgNode | None:

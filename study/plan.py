@@ -1,6 +1,6 @@
 """The scripts' settings and checks (arguments, environment, TRIAL, CODEBASE), the train.py
-command of a run, and its finished state: what main.sh, eval.sh, base2new_*.sh and the sweep
-ask instead of deciding in bash."""
+command of a run, and a preview of its finished state (the run itself decides under its lock):
+what main.sh, eval.sh, base2new_*.sh and the sweep share."""
 from __future__ import annotations
 
 import os
@@ -58,7 +58,6 @@ class Setup:
     tag: str = ""
     grid: dict[str, str] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
-    has_check_finished: bool = True
     has_spec: bool = True
 
     def get(self, name: str, default: str = "") -> str:
@@ -86,7 +85,6 @@ def setup(env: Mapping[str, str], caller_dir: str) -> Setup:
             raise StudyError(f"CODEBASE='{codebase}' has no configs/trainers/{TRAINER}/; copy "
                              f"{REPO_ROOT}/configs/trainers/{TRAINER}/ there (drop-in step 3)")
         text = (out.codebase / "train.py").read_text(errors="replace")
-        out.has_check_finished = "--check-finished" in text
         out.has_spec = "--spec" in text
     trial = out.get("TRIAL")
     if trial not in ("", "0", "1"):
@@ -250,21 +248,18 @@ def train_argv(spec, s: Setup, model_dir: str = "", load_epoch: int = 0) -> list
 
 
 def run_state(argv: list[str], s: Setup) -> tuple[int, str]:
-    """(status, message) by train.py's finished rule, in this process (cwd: the codebase).
-    A host's train.py without the rule: a result.json is all there is to go by."""
+    """(status, message): a preview of the finished rule for a train.py command (cwd: the
+    codebase). A host's configs and trainer keys are its own, so there only a result.json
+    tells: the run itself compares the settings when it starts."""
     folder = argv[argv.index("--output-dir") + 1]
     if not os.path.exists(folder):
         return NOT_FINISHED, ""
-    if not s.has_check_finished:
+    if s.codebase != REPO_ROOT:
         found = os.path.isfile(os.path.join(folder, RESULT_FILE))
         return (FINISHED, f"skip (finished): {folder}") if found else (NOT_FINISHED, "")
-    if s.codebase != REPO_ROOT:  # a host's own rule: ask its train.py
-        done = subprocess.run([sys.executable, *argv, "--check-finished"], capture_output=True,
-                              text=True, check=False)
-        return done.returncode, (done.stdout + done.stderr).strip()
-    import train  # the repository's train.py: its config resolution and finished rule
+    from .config import run_verdict
 
-    return train.finished_state(train.parse_args(argv[1:]))
+    return run_verdict(argv[1:])
 
 
 def epoch_grid_text(grid_keys: list[str], counts: list[int]) -> str:

@@ -1,20 +1,33 @@
-"""What main.sh, eval.sh and base2new_*.sh ask before their loop over seeds: every check and
-rule, and the runs as shell assignments (the folder, the train.py command of each seed)."""
+"""main.sh, eval.sh and base2new_*.sh in one process: check the arguments and environment,
+plan each seed's train.py command, claim its run folder and run it.
+
+The claim is the finished rule, asked once under the folder's lock (run_folder.claim): a
+finished run is skipped with one line and starts no process; other settings stop the script
+with one error line; a folder another process holds is noted and left alone. A claimed run's
+train.py inherits the lock (it does not ask again). In a host codebase (CODEBASE=...), whose
+configs and trainer keys are its own, the host's train.py is run and its trainer claims.
+"""
 from __future__ import annotations
 
 import os
-import shlex
-from dataclasses import replace
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Mapping
 
-from trainers.dapt_init import runstate
-from trainers.dapt_init.runstate import FINISHED, NOT_FINISHED, OTHER_SETTINGS
+from trainers.dapt_init import run_folder
+from trainers.dapt_init.errors import DaptInitError
+from trainers.dapt_init.runstate import (FINISHED, INTERRUPTED, OTHER_SETTINGS, RESULT_FILE,
+                                         RUNNING_ELSEWHERE, USER_ERROR, command_identity)
 
 from .help import HELP, USAGE
-from .plan import (Setup, bash_quote, check_arg_count, check_dataset, check_gpu, check_init,
-                   check_overrides, check_shots, require_data_root, run_overrides, run_state,
-                   setup, split_args, train_argv)
-from .spec import (BASE2NEW_SHOTS, DG_TARGETS, EVAL_SOURCE, VIS_INIT_KEY, RunSpec, StudyError,
+from .plan import (STATE_NAMES, Setup, bash_quote, check_arg_count, check_dataset, check_gpu,
+                   check_init, check_overrides, check_shots, require_data_root, run_overrides,
+                   run_state, setup, split_args, train_argv)
+from .spec import (REPO_ROOT, BASE2NEW_SHOTS, DG_TARGETS, EVAL_SOURCE, VIS_INIT_KEY, RunSpec, StudyError,
                    choose_config, config_epochs, full_tag)
 
 # script -> (kind, positional arguments: min, max)
@@ -22,11 +35,25 @@ SCRIPTS = {"main": ("train", 3, 4), "eval": ("eval", 2, 3),
            "base2new_train": ("base2new_train", 2, 3), "base2new_test": ("base2new_test", 2, 3)}
 
 
-def plan_script(script: str, argv: list[str], env: Mapping[str, str], caller: str) -> str:
+@dataclass
+class Plan:
+    """A script's checked runs: each seed's train.py command, run from ``codebase``."""
+    setup: Setup
+    codebase: Path
+    gpu: str
+    runs: list[list[str]]
+    dry_run: bool = False
+
+
+def plan_script(script: str, argv: list[str], env: Mapping[str, str], caller: str
+                ) -> Plan | str:
+    """The checked plan of a script, or its help text when asked for."""
     kind, low, high = SCRIPTS[script]
     words, overrides, wants_help = split_args(argv)
     if wants_help:
-        return f"printf 'usage: %s\\n\\n%s\\n' {shlex.quote(USAGE[script])} {shlex.quote(HELP[script])}; exit 0"
+        return f"usage: {USAGE[script]}\n\n{HELP[script]}"
+    dry_run = "--dry-run" in words
+    words = [w for w in words if w != "--dry-run"]
     s = setup(env, caller)
     check_arg_count(words, low, high)
     if kind == "eval":
@@ -61,30 +88,19 @@ def plan_script(script: str, argv: list[str], env: Mapping[str, str], caller: st
             check_dataset(target, False, s.codebase)
     require_data_root(s, caller)
     os.chdir(s.codebase)  # the train.py commands' paths are relative to the codebase
-    lines = [f"DAPT_CODEBASE={shlex.quote(str(s.codebase))}",
-             f"DAPT_GPU={shlex.quote(gpu_text)}",
-             f"DAPT_HAS_CHECK_FINISHED={'1' if s.has_check_finished else ''}",
-             # train.py's exit statuses, from their one definition (the loop tests them).
-             f"DAPT_FINISHED={runstate.FINISHED} DAPT_NOT_FINISHED={runstate.NOT_FINISHED} "
-             f"DAPT_RUNNING_ELSEWHERE={runstate.RUNNING_ELSEWHERE} "
-             f"DAPT_USER_ERROR={runstate.USER_ERROR} DAPT_INTERRUPTED={runstate.INTERRUPTED}"]
-    runs = []
     if kind in ("eval", "base2new_test"):
-        check_models(spec, s, script, words)
+        check_models(spec, s, words)
+    runs = []
     for target in targets:
         for seed in s.seeds:
             run = replace(spec, dataset=target, seed=seed)
             model = run.model_spec()
             model_dir = model.folder(s.output_root) if model else ""
             runs.append(train_argv(run, s, model_dir, epochs))
-    lines.append(f"DAPT_RUNS={len(runs)}")
-    for i, argv in enumerate(runs):
-        lines.append(f"DAPT_DIR_{i}={shlex.quote(argv[argv.index('--output-dir') + 1])}")
-        lines.append(f"DAPT_CMD_{i}=({shlex.join(argv)})")
-    return "\n".join(lines)
+    return Plan(s, s.codebase, gpu_text, runs, dry_run)
 
 
-def check_models(spec: RunSpec, s: Setup, script: str, words: list[str]) -> None:
+def check_models(spec: RunSpec, s: Setup, words: list[str]) -> None:
     """Every model an evaluation loads must be a finished training run (the finished rule of
     its training command), before anything runs."""
     model = spec.model_spec()
@@ -118,4 +134,131 @@ def train_hint(s: Setup, script: str, args: list[str]) -> str:
     return " ".join(words + (["--", *map(bash_quote, over)] if over else []))
 
 
-__all__ = ["plan_script", "NOT_FINISHED"]
+# ------------------------------------------------------------------------------- running
+
+def train_python(env: Mapping[str, str]) -> str:
+    """PYTHON, else python where there is one, else python3 (what the scripts always ran)."""
+    python = env.get("PYTHON") or ("python" if shutil.which("python") else "python3")
+    if not shutil.which(python):
+        raise StudyError(f"python interpreter '{python}' not found; set PYTHON to the one with "
+                         "the project's requirements installed")
+    return python
+
+
+def shown(command: list[str], gpu: str) -> str:
+    """A command as bash's `set -x` / printf %q shows it."""
+    prefix = f" CUDA_VISIBLE_DEVICES={bash_quote(gpu)}" if gpu else ""
+    return "+" + prefix + " " + " ".join(bash_quote(word) for word in command)
+
+
+def run_plan(plan: Plan, env: Mapping[str, str]) -> int:
+    """Run (or with --dry-run, show) each seed's train.py command; the script's exit status."""
+    python = train_python(env)
+    child_env = dict(env)
+    if plan.gpu:
+        child_env["CUDA_VISIBLE_DEVICES"] = plan.gpu
+    elsewhere = []
+    for argv in plan.runs:
+        folder = argv[argv.index("--output-dir") + 1]
+        command = [python, *argv]
+        if plan.dry_run:
+            status, message = run_state(argv, plan.setup)
+            print(f"{STATE_NAMES[status]}: {folder}" + (f" ({message})" if message and
+                                                         status != FINISHED else ""))
+            print(shown(command, plan.gpu), flush=True)
+            continue
+        existed = os.path.isdir(folder)
+        claim = claim_run(argv) if plan.codebase == REPO_ROOT else None
+        if claim is not None and claim.skip:
+            print(claim.message)
+            continue
+        if claim is not None and claim.status == RUNNING_ELSEWHERE:
+            elsewhere.append(folder)
+            continue
+        if claim is not None and claim.refused:
+            print(f"error: {claim.message}", file=sys.stderr)
+            return USER_ERROR
+        for path in claim.removed if claim is not None else ():
+            print(f"Removed {path} (left by a killed run)")
+        if existed and not os.path.exists(os.path.join(folder, RESULT_FILE)):
+            print(f"unfinished run in {folder}: running it again (train.py resumes from its "
+                  "last checkpoint)")
+        print(shown(command, plan.gpu), flush=True)
+        try:
+            status = run_child(command, plan.codebase, child_env, run_folder.lock_fd(folder))
+        finally:  # a run that wrote nothing (stopped at once) leaves no folder behind
+            run_folder.release(folder, abandon=True)
+        if status == RUNNING_ELSEWHERE:  # a host's trainer found the folder held
+            elsewhere.append(folder)
+        elif status in (USER_ERROR, INTERRUPTED) or status > 128:
+            return status  # train.py printed its one line
+        elif status != 0:
+            print(f"error: exit status {status} from the run in {folder}; fix the cause and "
+                  "re-run the same command (finished runs are skipped, this one resumes)",
+                  file=sys.stderr)
+            return status
+    if elsewhere:
+        print(f"note: {len(elsewhere)} run(s) are running elsewhere; run this again once they "
+              "end")
+        return RUNNING_ELSEWHERE
+    return 0
+
+
+def claim_run(argv: list[str]) -> run_folder.Claim:
+    """Claim a train.py command's run folder (cwd: this repository): its config resolved
+    here as train.py resolves it, the finished rule asked under the lock."""
+    from .config import parse_args, setup_cfg
+    from trainers.dapt_init.config import validate_config
+
+    args = parse_args(argv[1:])
+    try:
+        cfg = setup_cfg(args)
+        validate_config(cfg, training=not args.eval_only)
+        identity = command_identity(cfg, args.model_dir if args.eval_only else "",
+                                    args.load_epoch)
+        return run_folder.claim(cfg.OUTPUT_DIR, identity)
+    except DaptInitError as error:
+        return run_folder.Claim(OTHER_SETTINGS, " ".join(str(error).split()))
+
+
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+
+
+def run_child(command: list[str], cwd: Path, env: Mapping[str, str],
+              lock_fd: int | None = None) -> int:
+    """Run one train.py; its exit status (128 + n when a signal ended it). Ctrl-C reaches it
+    from the terminal (same process group) and it reports it; SIGTERM and SIGHUP sent to this
+    process are passed on, so a closed terminal or a cluster's stop ends the run cleanly."""
+    env = dict(env)
+    if lock_fd is not None:  # train.py holds the lock this process took, and asks no rule
+        env[run_folder.LOCK_FD_ENV] = str(lock_fd)
+    child = subprocess.Popen(command, cwd=cwd, env=env,
+                             pass_fds=(lock_fd,) if lock_fd is not None else ())
+    previous = {sig: signal.getsignal(sig) for sig in FORWARDED}
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    try:
+        status = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - status if status < 0 else status
+
+
+def script_main(script: str, argv: list[str], env: Mapping[str, str], caller: str) -> int:
+    plan = plan_script(script, argv, env, caller)
+    if isinstance(plan, str):
+        print(plan)
+        return 0
+    try:
+        return run_plan(plan, env)
+    except KeyboardInterrupt:  # Ctrl-C between runs
+        print("error: interrupted (SIGINT); run the same command again: finished runs are "
+              "skipped and an unfinished one resumes from its last checkpoint", file=sys.stderr)
+        return INTERRUPTED

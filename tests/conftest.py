@@ -12,6 +12,12 @@ from tools.small_clip import save_small_clip
 # import: a warning and a network attempt in every test process, including train.py runs.
 os.environ.setdefault("OUTDATED_IGNORE", "1")
 
+# Commands the tests start (tools, benchmarks, stand-ins) import this checkout's packages, not
+# those of whichever checkout the editable install points at.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != REPO])
+
 # Helper modules that assert on behalf of several test files: pytest rewrites their asserts as
 # it does the test files' own, so a failure shows the values compared.
 pytest.register_assert_rewrite("tests.parse_res_helpers", "tests.analyze_prompts_helpers",

@@ -20,24 +20,13 @@ SCRIPT_ENV = ("DATA_ROOT", "OUTPUT_ROOT", "SEEDS", "CFG", "LOAD_EPOCH", "PYTHON"
               "EPOCHS", "TRIAL", "DEMO_DIR", "CODEBASE")
 
 FAKE_PYTHON = r"""#!/usr/bin/env bash
-# Stands in for python: records the call (CUDA_VISIBLE_DEVICES|arguments), then leaves a finished
-# run (result.json) in --output-dir, or fails with status 7 when FAKE_FAIL is in that folder.
-# A --check-finished call (the scripts' skip test) is the real train.py's; the result.json it
-# leaves is the one a finished run of the command would have (tests/fake_train.py), so the
-# real finished rule (train.py's, and the sweep's in-process one) judges it.
+# Stands in for python: tests/fake_train.py claims the run folder by the real rule (skips a
+# finished run, refuses other settings), records the call (CUDA_VISIBLE_DEVICES|arguments) and
+# leaves the result.json a finished run of the command would have; or fails with status 7 when
+# FAKE_FAIL is in that folder.
 # With FAKE_LOCKS it also holds a per-GPU lock while it runs and waits (up to 20 s) until
 # FAKE_BARRIER calls have started, so a pool that ran jobs one after another would time out.
 set -u
-out="" prev=""
-for arg in "$@"; do
-    [[ "$prev" == --output-dir ]] && out=$arg
-    prev=$arg
-done
-if [[ " $* " == *" --check-finished "* ]]; then  # train.py's finished rule, unrecorded
-    exec "$REAL_PYTHON" "$@"
-fi
-printf '%s|%s\n' "${CUDA_VISIBLE_DEVICES-unset}" "$*" >>"$FAKE_LOG"
-[[ -z "${FAKE_CWD:-}" ]] || pwd >>"$FAKE_CWD"
 lock=""
 if [[ -n "${FAKE_LOCKS:-}" ]]; then
     lock="$FAKE_LOCKS/gpu_${CUDA_VISIBLE_DEVICES-none}"
@@ -53,15 +42,11 @@ if [[ -n "${FAKE_LOCKS:-}" ]]; then
         sleep 0.05
     done
 fi
-if [[ -n "${FAKE_FAIL:-}" && "$out" == *"$FAKE_FAIL"* ]]; then
-    echo "fake failure" >&2
-    [[ -n "$lock" ]] && rmdir "$lock"
-    exit 7
-fi
 shift  # train.py
-"$REAL_PYTHON" "$FAKE_TRAIN" "$@" || exit 5
+status=0
+"$REAL_PYTHON" "$FAKE_TRAIN" "$@" || status=$?
 [[ -n "$lock" ]] && rmdir "$lock"
-exit 0
+exit "$status"
 """
 
 

@@ -170,7 +170,7 @@ def test_a_run_config_from_its_record_equals_the_config_of_its_command(trained_r
     command alone does."""
     import shutil
 
-    from study.config import logged_command, run_cfg, setup_cfg
+    from study.config import logged_command, recorded_cfg, setup_cfg
     from trainers.dapt_init.runstate import fingerprint_keys
 
     workdir, runs = trained_runs
@@ -179,7 +179,7 @@ def test_a_run_config_from_its_record_equals_the_config_of_its_command(trained_r
     from study.config import parse_args
 
     original = setup_cfg(parse_args(command[2:]))
-    rebuilt = run_cfg(str(runs["random"]))
+    rebuilt = recorded_cfg(str(runs["random"]))
     assert fingerprint_keys(rebuilt) == fingerprint_keys(original)
     assert rebuilt.DATASET.ROOT == original.DATASET.ROOT
     assert rebuilt.TRAINER.DAPT_INIT.CLIP_WEIGHTS == str(workdir / "small_clip.pt")
@@ -187,4 +187,4 @@ def test_a_run_config_from_its_record_equals_the_config_of_its_command(trained_r
 
     unfinished = shutil.copytree(runs["random"], tmp_path / "unfinished")
     (unfinished / "result.json").unlink()
-    assert fingerprint_keys(run_cfg(str(unfinished))) == fingerprint_keys(original)
+    assert fingerprint_keys(recorded_cfg(str(unfinished))) == fingerprint_keys(original)

@@ -22,6 +22,7 @@ import pytest
 from tests.scripts_helpers import Fake, arg
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import add_dapt_init_config
+from trainers.dapt_init.errors import DaptInitError
 
 
 @pytest.fixture()
@@ -146,9 +147,10 @@ def test_other_clip_weights_are_other_settings(tmp_path):
 # --------------------------------------------------------------------------------- lock
 
 HOLDER = (
-    "import sys; sys.path.insert(0, {repo!r})\n"
+    "import os, sys\n"
     "from trainers.dapt_init.run_folder import RunLock\n"
-    "lock = RunLock({folder!r}); print('locked', flush=True); sys.stdin.read()\n"
+    "os.makedirs({folder!r}, exist_ok=True)\n"
+    "lock = RunLock({folder!r}); lock.write_pid(); print('locked', flush=True); sys.stdin.read()\n"
 )
 
 
@@ -171,6 +173,7 @@ def test_one_process_per_run_folder_and_kill_9_leaves_no_stale_lock(tmp_path):
         holder.wait()
     assert run_folder.lock_holder(str(folder)) is None  # the OS released it
     lock = run_folder.RunLock(str(folder))
+    lock.write_pid()
     try:
         assert lock_file.read_text() == f"{os.getpid()}\n"
     finally:
@@ -195,55 +198,76 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
 
 # ----------------------------------------------------------------------------- claim
 
-def test_a_claim_builds_then_locks_cleans_and_releases(tmp_path):
+def test_a_claim_locks_first_cleans_and_holds_until_released(tmp_path):
     folder = tmp_path / "run"
     (folder / "prompt_learner").mkdir(parents=True)
     stale = folder / "prompt_learner/.tmp-x_model.pth.tar-2"
     stale.write_text("x")
-    built = []
-    with run_folder.claim_run_folder(str(folder), runstate.run_identity(resolved_config()),
-                                     lambda: built.append(run_folder.lock_holder(str(folder)))
-                                     or "trainer") as claim:
-        assert claim.claimed and claim.prepared == "trainer"
-        assert built == [None]  # built before the lock was taken
-        assert claim.removed == (str(stale),) and not stale.exists()
-        assert f"PID {os.getpid()}" in run_folder.lock_holder(str(folder))
-    assert run_folder.lock_holder(str(folder)) is None
-
-
-def test_a_finished_run_is_skipped_before_building(tmp_path):
-    made = runstate.run_identity(resolved_config())
-    write_result(tmp_path / "run", made)
-    with run_folder.claim_run_folder(str(tmp_path / "run"), made, pytest.fail) as claim:
-        assert claim.skip and claim.message == f"skip (finished): {tmp_path / 'run'}"
-    other = runstate.run_identity(resolved_config("OPTIM.LR", "0.5"))
-    with run_folder.claim_run_folder(str(tmp_path / "run"), other, pytest.fail) as claim:
-        assert claim.refused and claim.status == runstate.OTHER_SETTINGS
-        assert "OPTIM.LR 0.0003 -> 0.5" in claim.message
-
-
-def test_a_run_finished_elsewhere_while_building_is_skipped_under_the_lock(tmp_path):
-    made = runstate.run_identity(resolved_config())
-    with run_folder.claim_run_folder(str(tmp_path / "run"), made,
-                                     lambda: write_result(tmp_path / "run", made)) as claim:
-        assert claim.skip and not claim.claimed
-    assert run_folder.lock_holder(str(tmp_path / "run")) is None
-
-
-def test_a_held_folder_is_refused_before_building_or_after_it(tmp_path):
-    folder = tmp_path / "run"
-    lock = run_folder.RunLock(str(folder))
+    claim = run_folder.claim(str(folder), runstate.run_identity(resolved_config()))
     try:
-        with run_folder.claim_run_folder(str(folder), None, pytest.fail) as claim:
-            assert claim.refused and claim.status == runstate.RUNNING_ELSEWHERE
-            assert f"{folder} is in use by PID {os.getpid()}" in claim.message
+        assert claim.claimed and run_folder.holds(str(folder))
+        assert claim.removed == (str(stale),) and not stale.exists()
+        assert (folder / run_folder.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        assert f"PID {os.getpid()}" in run_folder.lock_holder(str(folder))
+        again = run_folder.claim(str(folder), None)  # this process holds it: a no-op
+        assert again.claimed and again.removed == ()
     finally:
-        lock.release()
-    holder = []  # another process takes the folder while this one builds
-    with run_folder.claim_run_folder(
-            str(folder), None, lambda: holder.append(run_folder.RunLock(str(folder)))) as claim:
+        run_folder.release(str(folder))
+    assert run_folder.lock_holder(str(folder)) is None and not run_folder.holds(str(folder))
+
+
+def test_a_finished_run_is_skipped_and_other_settings_refused_leaving_the_folder_as_it_was(
+        tmp_path):
+    made = runstate.run_identity(resolved_config())
+    folder = tmp_path / "run"
+    write_result(folder, made)
+    before = sorted(os.listdir(folder))
+    claim = run_folder.claim(str(folder), made)
+    assert claim.skip and claim.message == f"skip (finished): {folder}"
+    assert sorted(os.listdir(folder)) == before and not run_folder.holds(str(folder))
+    other = runstate.run_identity(resolved_config("OPTIM.LR", "0.5"))
+    claim = run_folder.claim(str(folder), other)
+    assert claim.refused and claim.status == runstate.OTHER_SETTINGS
+    assert "OPTIM.LR 0.0003 -> 0.5" in claim.message
+    assert sorted(os.listdir(folder)) == before  # no lock file left behind
+
+
+def test_a_held_folder_is_refused_and_an_abandoned_claim_removes_the_folders_it_made(tmp_path):
+    folder = tmp_path / "a" / "run"
+    lock = run_folder.RunLock(str(tmp_path))
+    lock.write_pid()
+    try:
+        claim = run_folder.claim(str(tmp_path), None)
         assert claim.refused and claim.status == runstate.RUNNING_ELSEWHERE
-    holder[0].release()
+        assert f"{tmp_path} is in use by PID {os.getpid()}" in claim.message
+    finally:
+        lock.release(remove=True)
+    assert run_folder.claim(str(folder), None).claimed and folder.is_dir()
+    run_folder.release(str(folder), abandon=True)  # building failed: nothing was written
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_lost_lock_is_detected_and_a_passed_lock_is_adopted_without_asking_again(tmp_path):
+    folder = tmp_path / "run"
+    made = runstate.run_identity(resolved_config())
+    assert run_folder.claim(str(folder), made).claimed
+    try:
+        run_folder.check_held(str(folder))  # held: nothing to say
+        fd = run_folder.lock_fd(str(folder))
+        os.environ[run_folder.LOCK_FD_ENV] = str(fd)
+        # Forget the claim as a child process would not know it, then adopt the passed lock:
+        # even a finished result would not be asked about (the parent asked under this lock).
+        held = run_folder._HELD.pop(os.path.realpath(folder))
+        write_result(folder, made)
+        adopted = run_folder.claim(str(folder), made)
+        assert adopted.claimed and run_folder.LOCK_FD_ENV not in os.environ
+        (folder / run_folder.LOCK_FILE).unlink()  # someone deletes the lock mid-run
+        with pytest.raises(DaptInitError, match="was deleted or replaced"):
+            run_folder.check_held(str(folder))
+    finally:
+        os.environ.pop(run_folder.LOCK_FD_ENV, None)
+        run_folder._HELD.pop(os.path.realpath(folder), None)
+        held.lock.release()
 
 
 # ------------------------------------------------------------------------------ scripts

@@ -121,7 +121,9 @@ def test_trainer_config_is_chosen_by_shots_as_dapt_does(fake, dataset, shots, cf
 
 
 def test_cfg_environment_variable_overrides_the_choice(fake):
-    done = fake.run("main.sh", "eurosat", "same", "3", SEEDS="2", CFG="demo_small")
+    # demo_small's 32x32 input is refused for ViT-B/16 before anything runs: give its size.
+    done = fake.run("main.sh", "eurosat", "same", "3", "--", "INPUT.SIZE", "(224, 224)",
+                    SEEDS="2", CFG="demo_small")
     assert done.returncode == 0, done.stderr
     [(_, args)] = fake.calls()
     assert arg(args, "--config-file") == "configs/trainers/DAPT_Init/demo_small.yaml"

@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
 # Domain generalisation: ImageNet-trained DAPT_Init prompts tested on the ImageNet variants.
-# A loop over seeds: `bash scripts/dapt_init/eval.sh --help` (study/help.py) says what it does.
-set -euo pipefail
-# shellcheck source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
-dapt_run_all eval "$@"
+# `bash scripts/dapt_init/eval.sh --help` (study/help.py) says what it does.
+# One line: python -m study (study/scripts.py) checks, plans and runs each seed's train.py.
+cd "$(dirname -- "${BASH_SOURCE[0]}")/../.." && DAPT_CALLER_DIR=$OLDPWD exec "${STUDY_PYTHON:-python3}" -m study eval "$@"

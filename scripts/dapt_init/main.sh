@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
 # Few-shot training of DAPT_Init on one data set with one text-prompt init, for each seed.
-# A loop over seeds: `bash scripts/dapt_init/main.sh --help` (study/help.py) says what it does.
-set -euo pipefail
-# shellcheck source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
-dapt_run_all main "$@"
+# `bash scripts/dapt_init/main.sh --help` (study/help.py) says what it does.
+# One line: python -m study (study/scripts.py) checks, plans and runs each seed's train.py.
+cd "$(dirname -- "${BASH_SOURCE[0]}")/../.." && DAPT_CALLER_DIR=$OLDPWD exec "${STUDY_PYTHON:-python3}" -m study main "$@"

@@ -19,10 +19,11 @@ RESULT_FORMAT = "dapt_init.result/1"
 
 
 def result_record(cfg: Any, identity: RunIdentity, split: str, metrics: dict[str, float],
-                  epoch: int, clip_loaded: dict[str, Any] | None, dataset: Any
-                  ) -> dict[str, Any]:
-    """The record of a final evaluation on ``split`` of the prompts after ``epoch``."""
-    return {
+                  epoch: int, clip_loaded: dict[str, Any] | None, dataset: Any,
+                  spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of a final evaluation on ``split`` of the prompts after ``epoch``;
+    ``spec``: the study's name for the run (``train.py --spec``), not part of the fingerprint."""
+    record = {
         "format": RESULT_FORMAT,
         "trainer": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
@@ -42,11 +43,14 @@ def result_record(cfg: Any, identity: RunIdentity, split: str, metrics: dict[str
         # command's DATASET.ROOT (a root with other data is not this run's).
         "data": data_record(cfg.DATASET.ROOT, dataset),
     }
+    if spec:
+        record["spec"] = dict(spec)
+    return record
 
 
 def write_result(output_dir: str, cfg: Any, identity: RunIdentity, split: str,
                  metrics: dict[str, float], epoch: int, clip_loaded: dict[str, Any] | None,
-                 dataset: Any) -> str:
+                 dataset: Any, spec: dict[str, Any] | None = None) -> str:
     """Write the record as ``output_dir/result.json`` atomically and return its path; an
     earlier result is kept as ``result.json-<its time>``, as the toolbox keeps earlier logs.
     Refused (nothing written) when a metric is not finite."""
@@ -54,7 +58,7 @@ def write_result(output_dir: str, cfg: Any, identity: RunIdentity, split: str,
     if bad:
         raise DaptInitError(f"the {split} metrics are not finite ({bad}), so no result.json "
                             "is written. Train again in a new --output-dir.")
-    record = result_record(cfg, identity, split, metrics, epoch, clip_loaded, dataset)
+    record = result_record(cfg, identity, split, metrics, epoch, clip_loaded, dataset, spec)
     path = os.path.join(output_dir, RESULT_FILE)
     if os.path.exists(path):
         stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(os.path.getmtime(path)))

@@ -1,31 +1,35 @@
 """Who runs in a run folder: its lock, and claiming the folder for one process.
 
-``claim_run_folder`` is the one call ``train.py`` makes before a run writes anything: it asks
-whether a live process holds the folder and whether the finished rule (``runstate.py``) skips
-or refuses the command, builds the run (``prepare``), takes the lock, asks the finished rule
-again under the lock and deletes what a killed process left. ``folder_verdict`` is the same
-question without claiming (``train.py --check-finished``). Imports neither torch nor the
-toolbox.
+``claim`` is the one decision about a run folder: it takes the folder's lock first, then asks
+the finished rule (``runstate.py``) once, under the lock, and either holds the folder for this
+process (claimed) or lets it go unchanged (finished: skip; other settings or another process:
+refused). ``train.py`` claims before it builds the trainer; in a host codebase, whose train.py
+knows nothing of this, the trainer claims when it starts training or loads a model to test.
+``folder_verdict`` is the same question without a lock, for previews (``--dry-run``, the
+sweep's counts). Imports neither torch nor the toolbox.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field
 
 from .errors import DaptInitError
 from .runstate import (FINISHED, NOT_FINISHED, OTHER_SETTINGS, RUNNING_ELSEWHERE, RunIdentity,
                        Verdict, finished_verdict)
 
 LOCK_FILE = ".lock"
+# A process that claimed a folder and starts the run in a child (the study's scripts) passes
+# its lock down: the child holds the same lock, and the rule is not asked twice.
+LOCK_FD_ENV = "DAPT_INIT_LOCK_FD"
 TMP_PREFIX = ".tmp-"  # atomic.py's temporary files: a killed run leaves only these
 
 
 class RunLocked(DaptInitError):
     """Another live process holds the run folder's lock."""
+
+    running_elsewhere = True  # exit status RUNNING_ELSEWHERE, not USER_ERROR
 
 
 def _holder(lock_path: str) -> str:
@@ -50,8 +54,8 @@ class RunLock:
     """
 
     def __init__(self, run_dir: str) -> None:
-        os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, LOCK_FILE)
+        self.created = not os.path.lexists(self.path)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as error:  # a folder or an unwritable file where the lock goes
@@ -67,12 +71,41 @@ class RunLock:
             if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise RunLocked(_locked_message(run_dir, self.path)) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
 
-    def release(self) -> None:
+    @classmethod
+    def adopt(cls, run_dir: str, fd: int) -> "RunLock | None":
+        """The lock a parent process took on ``run_dir`` and passed down as ``fd``; None
+        when ``fd`` is not that folder's lock file."""
+        lock = cls.__new__(cls)
+        lock.path, lock.created, lock.fd = os.path.join(run_dir, LOCK_FILE), False, fd
+        try:
+            return lock if lock.still_held() else None
+        except OSError:  # not an open descriptor
+            return None
+
+    def write_pid(self) -> None:
+        """Name this process as the holder (only once it has claimed the folder)."""
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def still_held(self) -> bool:
+        """False when the lock file was deleted or replaced (or its folder removed) while
+        held: another process could then take a new lock on the same folder."""
+        try:
+            on_disk = os.stat(self.path)
+        except OSError:
+            return False
+        held = os.fstat(self.fd)
+        return (on_disk.st_ino, on_disk.st_dev) == (held.st_ino, held.st_dev)
+
+    def release(self, remove: bool = False) -> None:
         if self.fd >= 0:
+            if remove:  # a lock file this process made for a claim it did not keep
+                try:
+                    os.remove(self.path)
+                except OSError:
+                    pass
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = -1
 
@@ -127,7 +160,7 @@ def _finished(run_dir: str, identity: RunIdentity | None) -> Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """What ``claim_run_folder`` decided.
+    """What ``claim`` decided.
 
     ``status``: FINISHED (skip: ``message`` says so), OTHER_SETTINGS or RUNNING_ELSEWHERE
     (refused: ``message`` says why and what to do), or NOT_FINISHED (claimed: the lock is
@@ -135,7 +168,6 @@ class Claim:
 
     status: int
     message: str
-    prepared: Any = None  # what ``prepare`` returned (None when refused before it ran)
     removed: tuple[str, ...] = ()
 
     @property
@@ -151,38 +183,104 @@ class Claim:
         return self.status == FINISHED
 
 
-@contextmanager
-def claim_run_folder(run_dir: str, identity: RunIdentity | None,
-                     prepare: Callable[[], Any]) -> Iterator[Claim]:
-    """Claim ``run_dir`` for this process, held until the ``with`` block ends.
+@dataclass
+class _Held:
+    lock: RunLock
+    made: list[str] = field(default_factory=list)  # folders the claim created, outermost first
 
-    In order: refused while a live process holds the folder, skipped or refused by the
-    finished rule (when ``identity`` is given); then ``prepare()`` (building the trainer reads
-    data and weights and writes nothing, so a command refused there leaves no folder); then
-    the lock is taken (refused if another process took it meanwhile) and the finished rule is
-    asked again under it (another process may have finished the run while this one built);
-    then the temporary files a killed process left are deleted. A folder whose lock cannot be
-    made at all raises ``DaptInitError``.
+
+# The run folders this process holds (real path -> its lock): a registry, so that the trainer
+# knows train.py claimed its folder already.
+_HELD: dict[str, _Held] = {}
+
+
+def _make_folders(run_dir: str) -> list[str]:
+    made, path = [], os.path.abspath(run_dir)
+    while not os.path.exists(path):
+        made.append(path)
+        path = os.path.dirname(path)
+    os.makedirs(run_dir, exist_ok=True)
+    return made[::-1]
+
+
+def _remove_made(made: list[str]) -> None:
+    """Remove the folders a claim made, innermost first, where they are still empty."""
+    for path in reversed(made):
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+
+
+def holds(run_dir: str) -> bool:
+    return os.path.realpath(run_dir) in _HELD
+
+
+def claim(run_dir: str, identity: RunIdentity | None) -> Claim:
+    """Claim ``run_dir`` for this process (held until ``release`` or the process ends).
+
+    The lock first, then the finished rule once, under it (``identity`` None: a command that
+    writes no result is never skipped). Skipped or refused, the folder is left as it was: a
+    lock file or folders made for the claim are removed again. A folder whose lock cannot be
+    made at all raises ``DaptInitError``. Claiming a folder this process holds is a no-op.
     """
-    before = folder_verdict(run_dir, identity)
-    if before.status != NOT_FINISHED:
-        yield Claim(before.status, before.message)
-        return
-    prepared = prepare()
+    if holds(run_dir):
+        return Claim(NOT_FINISHED, "")
+    passed = os.environ.pop(LOCK_FD_ENV, "")
+    if passed.isdigit():
+        lock = RunLock.adopt(run_dir, int(passed))
+        if lock is not None:  # the parent claimed this folder for this run
+            lock.write_pid()
+            _HELD[os.path.realpath(run_dir)] = _Held(lock)
+            return Claim(NOT_FINISHED, "")
+    made = _make_folders(run_dir)
     try:
         lock = RunLock(run_dir)
     except RunLocked as error:
-        taken = str(error)  # yielded outside the handler: the body's errors stand alone
-    else:
-        taken = ""
-    if taken:
-        yield Claim(RUNNING_ELSEWHERE, taken, prepared)
+        _remove_made(made)
+        return Claim(RUNNING_ELSEWHERE, str(error))
+    except BaseException:
+        _remove_made(made)
+        raise
+    verdict = _finished(run_dir, identity)
+    if verdict.status != NOT_FINISHED:
+        lock.release(remove=lock.created)
+        _remove_made(made)
+        return Claim(verdict.status, verdict.message)
+    lock.write_pid()
+    _HELD[os.path.realpath(run_dir)] = _Held(lock, made)
+    return Claim(NOT_FINISHED, "", tuple(remove_stale_temporaries(run_dir)))
+
+
+def lock_fd(run_dir: str) -> int | None:
+    """The descriptor of the lock this process holds on ``run_dir`` (to pass to a child)."""
+    held = _HELD.get(os.path.realpath(run_dir))
+    return held.lock.fd if held is not None else None
+
+
+def check_held(run_dir: str) -> None:
+    """Raise when this process's lock on ``run_dir`` was lost (its lock file or the folder
+    deleted): a second process could run there, so this one stops before writing more."""
+    held = _HELD.get(os.path.realpath(run_dir))
+    if held is None or held.lock.still_held():
         return
-    try:
-        again = _finished(run_dir, identity)
-        if again.status != NOT_FINISHED:
-            yield Claim(again.status, again.message, prepared)
-        else:
-            yield Claim(NOT_FINISHED, "", prepared, tuple(remove_stale_temporaries(run_dir)))
-    finally:
-        lock.release()
+    raise DaptInitError(
+        f"the lock {held.lock.path} of this run folder was deleted or replaced while the run "
+        "held it (or the folder itself was removed), so another process may be running there "
+        "now; this run stopped without writing more. Check that no other process uses "
+        f"{run_dir}, then run the same command again: it resumes from its last checkpoint."
+    )
+
+
+def release(run_dir: str, abandon: bool = False) -> None:
+    """Let the folder go. ``abandon``: the run never started (building it failed), so the
+    folders the claim made are removed again where nothing else was written into them."""
+    held = _HELD.pop(os.path.realpath(run_dir), None)
+    if held is None:
+        return
+    if abandon:
+        only_lock = sorted(os.listdir(run_dir)) == [LOCK_FILE] if os.path.isdir(run_dir) else False
+        held.lock.release(remove=held.lock.created and only_lock)
+        _remove_made(held.made)
+    else:
+        held.lock.release()

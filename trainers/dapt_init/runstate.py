@@ -40,10 +40,10 @@ NOT_RESULT_KEYS = frozenset({
     "TRAINER.DAPT_INIT.KEEP_EPOCHS",
 })
 
-# Exit statuses of ``train.py --check-finished`` (the scripts branch on them).
+# The finished rule's verdicts on a run folder. FINISHED, OTHER_SETTINGS and RUNNING_ELSEWHERE
+# are also train.py's exit statuses for them (skipped: 0; refused: 2; another process holds
+# the folder: 4); NOT_FINISHED is never an exit status (the run then runs).
 FINISHED, OTHER_SETTINGS, NOT_FINISHED, RUNNING_ELSEWHERE = 0, 2, 3, 4
-CHECK_FINISHED_STATUSES = {FINISHED: "finished", OTHER_SETTINGS: "other settings",
-                           NOT_FINISHED: "not finished", RUNNING_ELSEWHERE: "running elsewhere"}
 # Exit statuses of a train.py run: done, refused with one line on stderr, stopped by Ctrl-C.
 SUCCESS, USER_ERROR = 0, 2
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
@@ -139,6 +139,22 @@ def run_identity(cfg: Any, extra: Mapping[str, Any] | None = None,
     node = cfg.TRAINER.DAPT_INIT
     weights = clip_weights_identity(cfg.MODEL.BACKBONE.NAME, node.CLIP_WEIGHTS, known_weights)
     return RunIdentity(fingerprint_keys(cfg, extra), weights, cfg.DATASET.ROOT)
+
+
+def command_identity(cfg: Any, model_dir: str = "", load_epoch: int | None = None
+                     ) -> RunIdentity:
+    """What a command's result is a function of: the resolved config (less the keys that
+    cannot change it), the CLIP weights, and for an evaluation (``model_dir``) the model it
+    tests. Weights recorded in the folder's own result are reused rather than hashed again
+    when the file is unchanged."""
+    extra: dict[str, Any] = {}
+    if model_dir:
+        model = read_result(model_dir) or {}
+        extra = {"EVAL.MODEL_DIR": os.path.abspath(model_dir),
+                 "EVAL.MODEL_FINGERPRINT": model.get("fingerprint"),
+                 "EVAL.LOAD_EPOCH": load_epoch}
+    stored = read_result(cfg.OUTPUT_DIR) or {}
+    return run_identity(cfg, extra, stored_weights(stored))
 
 
 # ------------------------------------------------------------------------------------ data

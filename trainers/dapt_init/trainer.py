@@ -22,6 +22,7 @@ from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
+from . import host_process, run_folder
 from .checkpoint import PROMPT_MODEL, checkpoint_name, keep_prompts, save_checkpoint
 from .clip_loading import load_clip, loaded_backbone
 from .config import check_input_size, validate_config
@@ -37,8 +38,11 @@ from .result_record import write_result
 from .resume import (BEST_CHECKPOINT, ResumePoints, checkpoint_state, load_trained_prompts,
                      resume_from, toolbox_keeps)
 from .rng import capture_rng_state
-from .runstate import RunIdentity, run_identity
+from .runstate import RUNNING_ELSEWHERE, RunIdentity, command_identity
 from .schedule import EpochLR
+
+# In a host codebase's own train.py, a refused run ends with one line, not a traceback.
+host_process.install_excepthook()
 
 # DAPT meant to split the class texts over several GPUs for its two largest label sets only.
 DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
@@ -139,6 +143,32 @@ class DAPT_Init(TrainerX):
         transform = build_transform(self.cfg, is_train=is_train)
         return lambda items: CheckedDatasetWrapper(self.cfg, items, transform=transform,
                                                    is_train=is_train)
+
+    # ------------------------------------------------------------- the claim
+    # This repository's train.py claims the run folder before it builds the trainer; a host
+    # codebase's train.py knows nothing of it, so the trainer claims where a run starts:
+    # train(), or load_model() for an evaluation. The same rule holds in every codebase.
+    skipped = False
+
+    def _claim(self) -> bool:
+        """Hold the run folder (True), or skip a finished run (False); refusals raise."""
+        claim = run_folder.claim(self.output_dir, self.identity())
+        if claim.skip:
+            print(claim.message)
+            self.skipped = True
+            host_process.drop_fresh_log(self.output_dir)
+            return False
+        if claim.refused:
+            host_process.drop_fresh_log(self.output_dir)
+            error = run_folder.RunLocked if claim.status == RUNNING_ELSEWHERE else DaptInitError
+            raise error(claim.message)
+        for path in claim.removed:
+            print(f"Removed {path} (left by a killed run)")
+        return True
+
+    def train(self) -> None:  # type: ignore[override]
+        if run_folder.holds(self.output_dir) or self._claim():
+            super().train()
 
     # -------------------------------------------------------------- training
     def before_train(self) -> None:
@@ -263,6 +293,8 @@ class DAPT_Init(TrainerX):
         are also written to ``result.json`` beside ``log.txt``.
         """
         final = split is None
+        if final and self.skipped:  # a finished run: its result.json stands
+            return float("nan")
         split = split or self.cfg.TEST.SPLIT
         loader = self.val_loader if split == "val" and self.val_loader is not None else None
         if loader is None:
@@ -284,15 +316,17 @@ class DAPT_Init(TrainerX):
         for name, value in results.items():
             self.write_scalar(f"{split}/{name}", value, self.epoch)
         if final:
+            run_folder.check_held(self.output_dir)
             path = write_result(self.output_dir, self.cfg, self.identity(), split, results,
                                 self.trained_epochs, getattr(self, "clip_loaded", None),
-                                self.dm.dataset)
+                                self.dm.dataset, getattr(self, "run_spec", None))
             print(f"Result saved to {path}")
         return list(results.values())[0]
 
     # ----------------------------------------------------------- checkpoints
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: float | None = None, model_name: str = "") -> None:
+        run_folder.check_held(directory)
         for name in self.get_model_names():
             state = checkpoint_state(self._models[name], self._optims[name], self._scheds[name],
                                      self.scaler, epoch + 1, val_result, self.identity(),
@@ -305,9 +339,9 @@ class DAPT_Init(TrainerX):
 
     def identity(self) -> RunIdentity:
         """The run's fingerprint and CLIP weights: set by train.py (with an evaluation's
-        model folder), else computed from the config once."""
+        model folder) or by load_model, else computed from the config once."""
         if getattr(self, "run_identity", None) is None:
-            self.run_identity = run_identity(self.cfg)
+            self.run_identity = command_identity(self.cfg)
         return self.run_identity
 
     def resume_model_if_exist(self, directory: str) -> int:
@@ -326,6 +360,16 @@ class DAPT_Init(TrainerX):
         return start_epoch
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:
+        if not run_folder.holds(self.output_dir):  # an evaluation starts here (a host's train.py)
+            if directory and os.path.realpath(directory) == os.path.realpath(self.output_dir):
+                raise DaptInitError(
+                    f"the output folder {self.output_dir} is the trained run's own folder; the "
+                    "evaluation's result.json would replace the training result there. Give "
+                    "the evaluation its own --output-dir.")
+            if directory:
+                self.run_identity = command_identity(self.cfg, directory, epoch)
+            if not self._claim():
+                return
         if not directory:
             print("No --model-dir given: testing the initial prompts")
             return
