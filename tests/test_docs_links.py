@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,25 @@ def test_docs_config_names_every_trainer_key() -> None:
     assert missing == [], f"docs/config.md has no row for TRAINER.DAPT_INIT.{missing}"
     assert all(len(rows[k].strip()) >= 10 for k in keys), "a key's row says nothing"
     assert "`DATASET.SUBSAMPLE_CLASSES`" in page
+
+
+def code_map() -> list[str]:
+    """The paths the README's "Map of the code" names, one a line (first word of each line)."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Map of the code", 1)[1]
+    block = _FENCE.search(section)
+    assert block is not None, "README's Map of the code has no code block"
+    return [line.split()[0] for line in block.group(0).splitlines()[1:-1] if line.strip()]
+
+
+def test_code_map_names_existing_paths_and_every_top_level_folder() -> None:
+    named = code_map()
+    assert [p for p in named if not (ROOT / p).exists()] == []
+    try:
+        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
+                                 text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"no git checkout to list the tracked folders: {error}")
+    folders = {p.split("/")[0] for p in tracked if "/" in p and not p.startswith(".")}
+    covered = {p.split("/")[0] for p in named}
+    assert folders - covered == set(), "a top-level folder is missing from the README's map"
