@@ -184,7 +184,7 @@ def check_key(cfg: CfgNode, key: str, source: str) -> None:
     near = nearest_keys(key, _all_keys(cfg))
     hint = (f"nearest valid keys: {', '.join(near)}" if near
             else "keys are full dotted paths in capitals, e.g. TRAINER.DAPT_INIT.INIT_METHOD; "
-                 "the README lists this trainer's keys")
+                 "docs/config.md lists this trainer's keys")
     raise DaptInitError(f"unknown config key {key!r} ({source}); {hint}.")
 
 

@@ -52,7 +52,7 @@ def pytest_configure(config):
     if os.environ.get("DAPT_REQUIRE_TOOLBOX") == "1" and not HAVE_TOOLBOX:
         raise pytest.UsageError(
             "DAPT_REQUIRE_TOOLBOX=1 but the Dassl toolbox is not importable: run "
-            "'bash scripts/setup.sh' first (README, 'Install')"
+            "'bash scripts/setup.sh' first (README, 'Quick start')"
         )
 
 

@@ -13,7 +13,7 @@ import pytest
 HAVE_TOOLBOX = importlib.util.find_spec("dassl") is not None
 
 SKIP_REASON = (
-    "Dassl toolbox not installed: run 'bash scripts/setup.sh' (README, 'Install') to run the "
+    "Dassl toolbox not installed: run 'bash scripts/setup.sh' (README, 'Quick start') to run the "
     "integration tests"
 )
 

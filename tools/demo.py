@@ -69,7 +69,7 @@ def main() -> int:
         print(f"\nDemo failed (exit status {status}); the error is above.\n", file=sys.stderr)
         return status
     # Short lines and a blank line after: the closing words stay apart from what comes next
-    # (the README runs the demo for several inits in a row).
+    # (docs/results.md runs the demo for several inits in a row).
     print("\nDemo finished: the real pipeline ran end to end; its log.txt and result.json are in\n"
           f"  {run_dir}\n"
           "The CLIP had random weights and the images are noise: the accuracy means nothing.\n"
