@@ -1,10 +1,10 @@
 """Usage lines and --help texts of the scripts in scripts/dapt_init/ (they ask for them here)."""
 
 USAGE = {
-    'main': 'bash scripts/dapt_init/main.sh DATASET INIT SHOTS [GPU] [-- KEY VALUE ...]',
-    'eval': 'bash scripts/dapt_init/eval.sh INIT SHOTS [GPU] [-- KEY VALUE ...]',
-    'base2new_train': 'bash scripts/dapt_init/base2new_train.sh DATASET INIT [GPU] [-- KEY VALUE ...]',
-    'base2new_test': 'bash scripts/dapt_init/base2new_test.sh DATASET INIT [GPU] [-- KEY VALUE ...]',
+    'main': 'bash scripts/dapt_init/main.sh DATASET INIT SHOTS [GPU] [--dry-run] [-- KEY VALUE ...]',
+    'eval': 'bash scripts/dapt_init/eval.sh INIT SHOTS [GPU] [--dry-run] [-- KEY VALUE ...]',
+    'base2new_train': 'bash scripts/dapt_init/base2new_train.sh DATASET INIT [GPU] [--dry-run] [-- KEY VALUE ...]',
+    'base2new_test': 'bash scripts/dapt_init/base2new_test.sh DATASET INIT [GPU] [--dry-run] [-- KEY VALUE ...]',
     'sweep': ('bash scripts/dapt_init/sweep.sh [--dry-run | --slurm] [--grid KEY=V1,V2,... ...] '
               '[-- KEY VALUE ...]'),
 }
@@ -18,12 +18,13 @@ and SHOTS images per class, once per seed, into
 GPU (optional) sets CUDA_VISIBLE_DEVICES. Words after "--" are KEY VALUE config overrides
 passed to train.py (paths in them are relative to the repository root).
 
-A run is finished when its result.json records these settings (train.py --check-finished
-decides: same fingerprint and CLIP weights); it is then skipped with one line. A finished run
+A run is finished when its result.json records these settings (same fingerprint and CLIP
+weights; decided once, under the run folder's lock); it is then skipped with one line. A finished run
 with other settings stops the script with one error line naming the keys. An unfinished run is
 run again with the same command and resumes from its last checkpoint, bit for bit. A run that
 another process holds (its folder is locked) is noted and left alone; the script then exits 4.
 The first failing run stops the script with its exit status. Runs from any directory.
+--dry-run prints each seed's train.py command (and whether it is finished) and runs nothing.
 
 Environment:
   DATA_ROOT    (required) folder holding the data sets (eurosat/, oxford_pets/, ...)
@@ -35,8 +36,8 @@ Environment:
                embedding; TRAINER.DAPT_INIT.VIS_INIT_METHOD)
   OUTPUT_ROOT  output folder (default: <repository>/output)
   PYTHON       interpreter for train.py (default: python)
-  STUDY_PYTHON interpreter for the scripts' own checks and plans, python -m study (default:
-               python3; with the project's requirements and the toolbox)
+  STUDY_PYTHON interpreter for the script itself, python -m study (default: python3; with
+               the project's requirements and the toolbox)
   TAG          appended to the run folder: <cfg>_<SHOTS>shots_<TAG> (e.g. TAG=ep25 for a
                25-epoch variant: -- OPTIM.MAX_EPOCH 25)
   GRID         one point of a sweep's grid, "KEY=VALUE ..." (what sweep.sh --grid gives each
@@ -127,7 +128,7 @@ Runs every job of the study with main.sh ([TAG=<tag>] SEEDS=<seed> [VIS_INIT=<v>
 job at a time. Each job's output
 goes to $SWEEP_LOG_DIR/<dataset>_<init>[_vis-<v>]_<shots>shots[_<tag>]_seed<k>.log. Finished runs are skipped (so a
 re-run of the sweep does only what is missing, and resumes what was cut off); finished is
-as train.py --check-finished decides (same settings and CLIP weights). A job whose
+as main.sh decides under the run folder's lock (same settings and CLIP weights). A job whose
 folder another process holds (its lock) is "running elsewhere": left alone, not a failure.
 When a job fails the others still run; the sweep then lists the failed jobs and exits with
 status 1.

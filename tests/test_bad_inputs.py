@@ -28,7 +28,7 @@ import torch
 from tests.integration import REPO, prepared_workdir, run_train, train_command
 from tests.test_user_errors import argv, one_error_line, snapshot
 from tests.toolbox import HAVE_TOOLBOX, requires_toolbox
-from trainers.dapt_init import toolbox_keys
+from trainers.dapt_init import runstate, toolbox_keys
 from trainers.dapt_init.errors import DaptInitError
 
 if HAVE_TOOLBOX:
@@ -130,8 +130,6 @@ BAD_INPUTS = [
     # Family 7: a damaged result.json in the output folder is named as such, not as old.
     Case("result-corrupt", (), "result.json is corrupt (", key="result.json",
          setup=_corrupt_result),
-    Case("result-corrupt-check", (), "result.json is corrupt (", key="result.json",
-         flags=("--check-finished",), setup=_corrupt_result),
     Case("result-not-an-object", (), "it holds a JSON list, not an object", key="result.json",
          setup=_result_list),
     Case("fingerprint-5", (), "a fingerprint that this trainer never writes (5: the file was "
@@ -231,13 +229,14 @@ def test_every_table_key_exists_and_the_toolbox_defaults_pass():
 def test_shipped_configs_pass(trainer_config):
     from dassl.config import get_cfg_default
 
+    from study.config import merge_config_file
     from trainers.dapt_init.config import add_dapt_init_config
 
     for dataset_config in sorted((REPO / "configs/datasets").glob("*.yaml")):
         cfg = get_cfg_default()
         add_dapt_init_config(cfg)
-        train.merge_config_file(cfg, str(dataset_config), "--dataset-config-file")
-        train.merge_config_file(cfg, str(trainer_config), "--config-file")
+        merge_config_file(cfg, str(dataset_config), "--dataset-config-file")
+        merge_config_file(cfg, str(trainer_config), "--config-file")
         toolbox_keys.validate_toolbox_keys(cfg)
 
 
@@ -282,13 +281,15 @@ def finished(workdir, tmp_path_factory) -> dict:
     return {"command": command, "output": output}
 
 
-def _check(capsys, command: list[str], *extra: str) -> tuple[int, str]:
-    """train.py --check-finished for ``command`` (its arguments less the script), in-process."""
-    args = command[2:]
-    first_opt = args.index("TRAINER.DAPT_INIT.INIT_METHOD")
-    status = train.run(args[:first_opt] + ["--check-finished", *extra] + args[first_opt:])
-    captured = capsys.readouterr()
-    return status, captured.out + captured.err
+def _check(capsys, command: list[str]) -> tuple[int, str]:
+    """The finished rule's verdict on ``command`` (its arguments less the script), as the
+    scripts print it: a skip line, an error line, or why it is not finished."""
+    from study.config import run_verdict
+
+    status, message = run_verdict(command[2:])
+    if status == runstate.OTHER_SETTINGS:
+        return status, f"error: {message}\n"
+    return status, f"{message}\n" if message else ""
 
 
 def _with_flag(command: list[str], flag: str, value: str) -> list[str]:
@@ -355,7 +356,7 @@ def _poisoned_resume(finished: dict, tmp_path: Path, poison: Callable[[dict], No
     shutil.copytree(finished["output"] / "prompt_learner", output / "prompt_learner")
     path = output / "prompt_learner/model.pth.tar-1"
     checkpoint = torch.load(path, weights_only=True)
-    _, identity = train.resolved_run(train.parse_args(command[2:]))
+    identity = runstate.command_identity(train.resolve(train.parse_args(command[2:])))
     checkpoint["run"] = identity.record()  # the same run, as far as the resume check goes
     poison(checkpoint)
     torch.save(checkpoint, path)

@@ -26,10 +26,15 @@ if HAVE_TOOLBOX:
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every file and folder under ``folders``: size, mtime and (for files) the bytes."""
+    """Every file and folder under ``folders``: for files their size, mtime and bytes; for
+    folders that they exist (a folder's own mtime moves when a refused claim makes its lock
+    file and removes it again; what it holds must not change)."""
     state = {}
     for folder in folders:
         for path in [folder, *folder.rglob("*")] if folder.exists() else []:
+            if path.is_dir() and not path.is_symlink():
+                state[str(path)] = (0, 0, b"")
+                continue
             stat = path.lstat()
             data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
             state[str(path)] = (stat.st_size, stat.st_mtime_ns, data)

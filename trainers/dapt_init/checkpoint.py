@@ -166,11 +166,6 @@ def _epochs_matching(folder: str, pattern: re.Pattern) -> set[int]:
     return {int(match.group(1)) for match in found if match}
 
 
-def checkpoint_epochs(run_dir: str) -> list[int]:
-    """Epochs with a full checkpoint in ``run_dir/prompt_learner``, ascending."""
-    return sorted(_epochs_matching(os.path.join(run_dir, PROMPT_MODEL), _CHECKPOINT_FILE))
-
-
 def prompt_epochs(run_dir: str) -> list[int]:
     """Epochs whose prompts a run holds (kept prompts or a full checkpoint), ascending."""
     folder = os.path.join(run_dir, PROMPT_MODEL)

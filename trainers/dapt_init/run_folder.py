@@ -242,7 +242,12 @@ def claim(run_dir: str, identity: RunIdentity | None) -> Claim:
     except BaseException:
         _remove_made(made)
         raise
-    verdict = _finished(run_dir, identity)
+    try:
+        verdict = _finished(run_dir, identity)
+    except BaseException:  # a damaged result.json: refused, and the folder left as it was
+        lock.release(remove=lock.created)
+        _remove_made(made)
+        raise
     if verdict.status != NOT_FINISHED:
         lock.release(remove=lock.created)
         _remove_made(made)

@@ -1,6 +1,6 @@
 """Is a run folder finished, and for which settings (who runs in it: ``run_folder.py``).
 
-One rule, used by ``train.py`` and (through ``train.py --check-finished``) by the scripts:
+One rule, asked once per run under the run folder's lock (``run_folder.claim``):
 a run is finished for a command when its ``result.json`` records the same fingerprint (every
 resolved config key that can change the result) and the same CLIP weights. This module
 imports neither torch nor the toolbox, so the check costs a config resolution only.

@@ -5,7 +5,7 @@ transforms, the test), so a bad value today ends in a traceback deep in torch or
 run that finishes with a meaningless number (a negative LR, an infinite LR, zero epochs).
 ``TOOLBOX_KEYS`` is the one declarative table of them; ``validate_toolbox_keys`` checks it
 before anything is loaded or written, naming the key, the value and what is allowed. It imports
-nothing heavy (no torch, no toolbox), so ``train.py --check-finished`` stays fast.
+nothing heavy (no torch, no toolbox), so the scripts' checks stay fast.
 
 The upper bounds are generous sanity bounds, far above any published recipe (DAPT's largest
 LR is 20, its largest loss weight 100): a value beyond them is a typo or an exponent gone
