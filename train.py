@@ -36,6 +36,7 @@ from study import config
 from study.config import merge_config_file, setup_cfg  # noqa: F401
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import validate_config
+from trainers.dapt_init.dapt_values import apply_dapt_values
 from trainers.dapt_init.errors import DaptInitError
 
 
@@ -141,6 +142,12 @@ def resolved_run(args: argparse.Namespace) -> tuple[CfgNode, runstate.RunIdentit
         return cfg, None
     # Fail on a bad value before a folder, a log or a download exists.
     validate_config(cfg, training=not (args.eval_only or args.no_train))
+    # DAPT's values for keys nobody set, before the identity (the trainer would set them).
+    cfg.defrost()
+    applied = apply_dapt_values(cfg)
+    cfg.freeze()
+    if applied and not args.check_finished:
+        print(applied)
     if args.no_train:
         return cfg, None
     stored = runstate.read_result(cfg.OUTPUT_DIR) or {}
@@ -238,8 +245,12 @@ def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOut
     console = sys.stdout
     sys.stdout = early = EarlyOutput(console)
     try:
-        print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
+        # The config dump goes to log.txt, and to the console only once the trainer is built:
+        # a command refused while building (no data, bad weights) prints its one line alone.
+        dump = f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}\n"
+        early.kept.write(dump)
         trainer = build_trainer(cfg)
+        console.write(dump)
         # Seconds of subprocesses: only for a run that got this far.
         print(f"** System info **\n{collect_env_info()}\n")
     finally:
