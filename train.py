@@ -19,16 +19,13 @@ import json
 import os
 import sys
 import tempfile
-import warnings
 from typing import Any
 
 from yacs.config import CfgNode
 
-# openai-clip (and the toolbox's wilds, through 'outdated') import the deprecated
-# pkg_resources: a warning on every start that is about neither this project nor the user's
-# setup. Exactly that warning is silenced, before anything imports clip; all others show.
-warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API",
-                        category=UserWarning)
+# Before anything imports clip or the toolbox: no third-party pkg_resources warning, no
+# version check of 'outdated' (quiet.py says why).
+import trainers.dapt_init.quiet  # noqa: F401,E402
 
 from study import config
 # The config is built by study/config.py, shared with the analysis tools; its names stay
