@@ -298,6 +298,11 @@ def _job_config(sweep: Sweep, job: Job):
         argv = train_argv(sweep.spec(job), s)[1:]
     finally:
         s.grid = saved
+    if s.codebase != REPO_ROOT:
+        # A host's dataset yaml may set its own trainer's keys (DAPT's sets TRAINER.DAPT.*),
+        # which this repository's config lacks: the values are checked with ours.
+        at = argv.index("--dataset-config-file") + 1
+        argv[at] = str(REPO_ROOT / "configs" / "datasets" / f"{job.dataset}.yaml")
     cfg = setup_cfg(parse_args(argv))
     validate_config(cfg, training=True)
     cfg.defrost()
