@@ -115,7 +115,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 
 # yacs answers a typo with an AssertionError and a wrong type with a ValueError traceback:
 # these checks name the key, the value and the fix instead.
-TYPE_HINTS = {int: "a whole number", float: "a number (e.g. 0.5, 10 or 1e-3)",
+TYPE_HINTS = {int: "a whole number", float: "a decimal number (e.g. 0.5, 10 or 1e-3)",
               str: "text", bool: "True or False", tuple: "a tuple", list: "a list"}
 
 
