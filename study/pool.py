@@ -75,10 +75,11 @@ def check_slurm_env(env: Mapping[str, str]) -> None:
 
 def slurm_script(sweep, env: Mapping[str, str]) -> str:
     parallel, cpus = env.get("SWEEP_MAX_PARALLEL", ""), env.get("SWEEP_CPUS") or "8"
-    if parallel and not parallel.isdigit() or parallel.startswith("0"):
-        raise StudyError(f"SWEEP_MAX_PARALLEL must be a positive integer, got '{parallel}'")
-    if not cpus.isdigit() or cpus.startswith("0"):
-        raise StudyError(f"SWEEP_CPUS must be a positive integer, got '{cpus}'")
+    # ASCII digits only (str.isdigit takes '８' and '²', which sbatch does not).
+    if parallel and not re.fullmatch(r"[1-9][0-9]{0,6}", parallel):
+        raise StudyError(f"SWEEP_MAX_PARALLEL must be a positive integer, got {parallel!r}")
+    if not re.fullmatch(r"[1-9][0-9]{0,6}", cpus):
+        raise StudyError(f"SWEEP_CPUS must be a positive integer, got {cpus!r}")
     check_slurm_env(env)
     s = sweep.s
     exports = [("DATA_ROOT", s.data_root), ("OUTPUT_ROOT", s.output_root),

@@ -152,6 +152,10 @@ SLURM_CASES = [
     ("time-word", [], {"SWEEP_TIME": "bad"}, "SWEEP_TIME"),
     ("time-minutes-too-long", [], {"SWEEP_TIME": "1:000"}, "SWEEP_TIME"),
     ("sbatch-not-option", [], {"SWEEP_SBATCH": "partition=gpu"}, "SWEEP_SBATCH"),
+    ("cpus-newline", [], {"SWEEP_CPUS": "8\ntouch MARK"}, "SWEEP_CPUS"),
+    ("cpus-fullwidth", [], {"SWEEP_CPUS": "\uff18"}, "SWEEP_CPUS"),
+    ("parallel-superscript", [], {"SWEEP_MAX_PARALLEL": "\u00b2"}, "SWEEP_MAX_PARALLEL"),
+    ("parallel-ok", [], {"SWEEP_MAX_PARALLEL": "4", "SWEEP_CPUS": "16"}, None),
 ]
 
 
