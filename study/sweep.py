@@ -326,6 +326,10 @@ def check_values(sweep: Sweep) -> None:
 
     for key, values in sweep.grid.items():
         for value in values:
+            if value.count("[") != value.count("]") or value.count("(") != value.count(")"):
+                raise StudyError(f"--grid {key}: {','.join(values)} is split at its commas, so a "
+                                 "list or tuple cannot be a grid value; run one sweep per value "
+                                 f"with -- {key} VALUE")
             if not value.isprintable() or any(c.isspace() for c in value):
                 raise StudyError(f"--grid {key}: the value {value!r} holds a space or a control "
                                  "character; config values in a grid are single words")
