@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,7 @@ SLURM_CASES = [
     ("data-root-newline", [], {"DATA_ROOT": "d\ntouch MARK"}, None),
     ("output-root-quote", [], {"OUTPUT_ROOT": "o'; touch MARK; '"}, None),
     ("python-command", [], {"PYTHON": "python3; touch MARK"}, None),
+    ("codebase-subst", [], {"CODEBASE": "cb $(touch MARK) `touch MARK` 'q' \"q\""}, None),
     ("sbatch-semicolon", [], {"SWEEP_SBATCH": "--partition=gpu;touch --comment=$(x)"}, None),
     ("job-name-ok", [], {"SWEEP_JOB_NAME": "study.v2-lr+beta"}, None),
     ("time-days", [], {"SWEEP_TIME": "2-12:00:00"}, None),
@@ -174,6 +176,10 @@ def test_the_slurm_script_runs_only_what_it_was_fed(tmp_path, monkeypatch, argv,
            for k, v in env.items()}
     if "DATA_ROOT" in env:
         os.makedirs(env["DATA_ROOT"])
+    if "CODEBASE" in env:  # a host with the drop-in's files, under a hostile folder name
+        env["CODEBASE"] = str(tmp_path / env["CODEBASE"])
+        shutil.copytree(REPO_ROOT / "configs", Path(env["CODEBASE"]) / "configs")
+        shutil.copy(REPO_ROOT / "train.py", env["CODEBASE"])
     if refused:
         with pytest.raises(StudyError, match=refused):
             sweep, full = checked(tmp_path, ["--slurm", *argv], env, monkeypatch)
@@ -204,5 +210,6 @@ def test_the_slurm_script_runs_only_what_it_was_fed(tmp_path, monkeypatch, argv,
         assert seen["env"]["DATA_ROOT"] == sweep.s.data_root
         assert seen["env"]["OUTPUT_ROOT"] == sweep.s.output_root
         assert seen["env"]["PYTHON"] == full.get("PYTHON")
+        assert seen["env"]["CODEBASE"] == full.get("CODEBASE")
     assert not list(work.iterdir()) and not (REPO_ROOT / "MARK").exists()
     assert not (tmp_path / "MARK").exists()
