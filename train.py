@@ -19,21 +19,17 @@ import json
 import os
 import sys
 import tempfile
-import warnings
 from typing import Any
 
 from yacs.config import CfgNode
 
-# openai-clip (and the toolbox's wilds, through 'outdated') import the deprecated
-# pkg_resources: a warning on every start that is about neither this project nor the user's
-# setup. Exactly that warning is silenced, before anything imports clip; all others show.
-warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API",
-                        category=UserWarning)
+# Before anything imports clip or the toolbox: no third-party pkg_resources warning, no
+# version check of 'outdated' (quiet.py says why).
+import trainers.dapt_init.quiet  # noqa: F401,E402
 
 from study import config
-from study.config import setup_cfg
+from study.config import command_cfg
 from trainers.dapt_init import run_folder, runstate
-from trainers.dapt_init.config import validate_config
 from trainers.dapt_init.errors import DaptInitError
 
 
@@ -118,13 +114,12 @@ class EarlyOutput(io.TextIOBase):
         return self.console.fileno()
 
 
-def resolve(args: argparse.Namespace) -> CfgNode:
-    """The config, once, checked before a folder, a log or a download exists."""
-    cfg = setup_cfg(args)
+def resolve(args: argparse.Namespace) -> tuple[CfgNode, str | None]:
+    """The config, once, checked before a folder, a log or a download exists; and the line
+    naming DAPT's published values it applied (None when none)."""
+    cfg, applied = command_cfg(args)
     check_eval_args(args, cfg.OUTPUT_DIR)
-    if cfg.TRAINER.NAME == "DAPT_Init":
-        validate_config(cfg, training=not (args.eval_only or args.no_train))
-    return cfg
+    return cfg, applied
 
 
 def read_spec(text: str) -> dict[str, Any] | None:
@@ -144,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     """Resolve, check, claim the run folder (the finished rule, once, under its lock), build,
     then train or evaluate; the exit status."""
     spec = read_spec(args.spec)
-    cfg = resolve(args)
+    cfg, applied = resolve(args)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
@@ -165,6 +160,8 @@ def main(args: argparse.Namespace) -> int:
         raise DaptInitError(claim.message)
     for path in claim.removed:
         print(f"Removed {path} (left by a killed run)")
+    if applied:
+        print(applied)
     try:
         trainer, early = build_quietly(cfg, args)
     except BaseException:
@@ -193,8 +190,12 @@ def build_quietly(cfg: CfgNode, args: argparse.Namespace) -> tuple[Any, EarlyOut
     console = sys.stdout
     sys.stdout = early = EarlyOutput(console)
     try:
-        print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
+        # The config dump goes to log.txt, and to the console only once the trainer is built:
+        # a command refused while building (no data, bad weights) prints its one line alone.
+        dump = f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}\n"
+        early.kept.write(dump)
         trainer = build_trainer(cfg)
+        console.write(dump)
         # Seconds of subprocesses: only for a run that got this far.
         print(f"** System info **\n{collect_env_info()}\n")
     finally:

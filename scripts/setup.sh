@@ -5,6 +5,8 @@
 #   bash scripts/setup.sh                                   # toolbox from GitHub
 #   TOOLBOX_SRC=/path/Dassl.pytorch-c61a1b5.tar.gz bash scripts/setup.sh   # offline: archive
 #   TOOLBOX_SRC=/path/Dassl.pytorch bash scripts/setup.sh   # or a clone at the pinned commit
+#   bash scripts/setup.sh --cpu                             # CPU-only torch (no CUDA libraries)
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh  # an index you name
 #
 # Installs into the environment of PYTHON (default: python3; activate a virtual environment
 # first to keep it there). Safe to run again: what is installed already is left as it is.
@@ -17,6 +19,22 @@ fail() {
     printf 'error: %s\n' "$*" >&2
     exit "${FAIL_STATUS:-1}"
 }
+
+# torch from the index PyPI serves is the CUDA build (~3 GB of CUDA libraries on Linux): --cpu
+# takes torch and torchvision from PyTorch's CPU wheel index instead, TORCH_INDEX_URL from an
+# index the user names (a mirror, another CUDA version). Installed first, so step 1 finds them.
+CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
+for arg in "$@"; do
+    case $arg in
+        --cpu) TORCH_INDEX_URL=${TORCH_INDEX_URL:-$CPU_INDEX_URL} ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) FAIL_STATUS=2 fail "unknown argument '$arg' (setup.sh takes --cpu; TORCH_INDEX_URL and TOOLBOX_SRC are variables)" ;;
+    esac
+done
+if [[ -n $TORCH_INDEX_URL && ! $TORCH_INDEX_URL =~ ^(https?|file)://[^[:space:]]+$ ]]; then
+    FAIL_STATUS=2 fail "TORCH_INDEX_URL must be the URL of a pip index (e.g. $CPU_INDEX_URL), got '$TORCH_INDEX_URL'"
+fi
 
 command -v "$PYTHON" >/dev/null 2>&1 || FAIL_STATUS=2 fail "no '$PYTHON' on PATH: set PYTHON to a Python 3.10+ interpreter"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
@@ -31,6 +49,15 @@ pip_install_shown() {
         { grep --line-buffered -v -e '^Requirement already satisfied' -e '^  Using cached' || true; }
     return "${PIPESTATUS[0]}"
 }
+
+if [[ -n $TORCH_INDEX_URL ]]; then
+    echo "[0/4] torch and torchvision from $TORCH_INDEX_URL"
+    # The versions requirements.txt asks for, from that index only (no CUDA build from PyPI).
+    torch_reqs=$(grep -E '^(torch|torchvision)[<>=!~ ]' requirements.txt)
+    # shellcheck disable=SC2086  # one requirement per word: they hold no spaces
+    pip_install_shown --index-url "$TORCH_INDEX_URL" $torch_reqs ||
+        fail "step 0/4: pip could not install torch from TORCH_INDEX_URL=$TORCH_INDEX_URL (its output is above)"
+fi
 
 echo "[1/4] requirements.txt and the toolbox's runtime imports (requirements-toolbox.txt)"
 pip_install_shown -r requirements.txt -r requirements-toolbox.txt ||

@@ -106,17 +106,32 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
+def command_cfg(args: argparse.Namespace) -> tuple[CfgNode, str | None]:
+    """The frozen config a train.py command runs with: for DAPT_Init checked, and with DAPT's
+    published values for the keys nothing set (what its trainer applies too, so the run's
+    identity holds them); and the line naming the values applied (None when none)."""
+    from trainers.dapt_init.config import validate_config
+    from trainers.dapt_init.dapt_values import apply_dapt_values
+
+    cfg = setup_cfg(args)
+    if cfg.TRAINER.NAME != "DAPT_Init":
+        return cfg, None
+    validate_config(cfg, training=not (args.eval_only or args.no_train))
+    cfg.defrost()
+    applied = apply_dapt_values(cfg)
+    cfg.freeze()
+    return cfg, applied
+
+
 def run_verdict(argv: Sequence[str]) -> tuple[int, str]:
     """(status, message): what the finished rule would say of a train.py command (``argv``
     after ``train.py``) now, without its lock: a preview for --dry-run and the sweep's counts.
     The run itself asks once more, under its lock, when it starts."""
-    from trainers.dapt_init.config import validate_config
     from trainers.dapt_init.run_folder import folder_verdict
 
     args = parse_args(argv)
     try:
-        cfg = setup_cfg(args)
-        validate_config(cfg, training=not args.eval_only)
+        cfg, _ = command_cfg(args)
         identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
                                              args.load_epoch)
     except DaptInitError as error:
@@ -129,7 +144,7 @@ def run_verdict(argv: Sequence[str]) -> tuple[int, str]:
 
 # yacs answers a typo with an AssertionError and a wrong type with a ValueError traceback:
 # these checks name the key, the value and the fix instead.
-TYPE_HINTS = {int: "a whole number", float: "a decimal number (write 1.0, not 1)",
+TYPE_HINTS = {int: "a whole number", float: "a decimal number (e.g. 0.5, 10 or 1e-3)",
               str: "text", bool: "True or False", tuple: "a tuple", list: "a list"}
 
 

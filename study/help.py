@@ -135,6 +135,11 @@ status 1.
 Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C (or SIGTERM) is
 forwarded to the running jobs (each runs in a process group of its own); the sweep waits for
 them to stop, prints one "error: interrupted" line and exits 130 (143); a second one kills them.
+Before any job starts (--dry-run and --slurm too), the whole sweep is checked: every grid key
+exists, every value and override passes train.py's rules (type, range, finite; an integer is
+fine for a decimal key), no list holds a value twice (1 and 1.0 are one value), no two jobs
+share a run folder, at most 10000 jobs (a SLURM array: 1001). A problem is one error line
+(exit 2) and no job runs.
 
   --dry-run   print the jobs, each with its folder (and which are finished already); run
               nothing
@@ -172,7 +177,8 @@ Environment (lists are space-separated):
   CODEBASE     another CoOp-family codebase with the drop-in unit (see main.sh --help)
   TRIAL        1: a trial on any CPU with the demo's small CLIP and tiny data (see main.sh
                --help), into <repository>/output_trial, tagged "trial"
-  --slurm only: SWEEP_JOB_NAME (dapt_init), SWEEP_TIME (24:00:00), SWEEP_CPUS (8),
+  --slurm only: SWEEP_JOB_NAME (dapt_init; letters, digits, . _ + -), SWEEP_TIME
+               (24:00:00; SLURM's formats: MINUTES, HH:MM:SS, DAYS-HH[:MM[:SS]]), SWEEP_CPUS (8),
                SWEEP_MAX_PARALLEL (array throttle, e.g. 8), SWEEP_SBATCH (extra sbatch
                options, e.g. "--partition=gpu --account=lab"). Tasks ask for --requeue and
                append to their output file (--open-mode=append): a pre-empted task restarts,

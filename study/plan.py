@@ -29,6 +29,7 @@ RESERVED_KEYS = {
     "OUTPUT_DIR": "OUTPUT_ROOT",
     "DATASET.ROOT": "DATA_ROOT",
     "TRAINER.NAME": f"the script ({TRAINER})",
+    "DATASET.NAME": "the DATASET argument (its configs/datasets/<dataset>.yaml)",
 }
 CLIP_KEY = "TRAINER.DAPT_INIT.CLIP_WEIGHTS"
 STATE_NAMES = {FINISHED: "finished", OTHER_SETTINGS: "other-settings",

@@ -3,6 +3,7 @@ group) and its SLURM job-array script (one template)."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -10,7 +11,6 @@ import sys
 import time
 from typing import Mapping
 
-from .plan import bash_quote
 from .spec import REPO_ROOT, StudyError
 
 SLURM = """#!/bin/bash
@@ -39,25 +39,65 @@ exec "${{STUDY_PYTHON:-python3}}" -m study job "${{JOBS[$SLURM_ARRAY_TASK_ID]}}"
 """
 
 
+def _double_quoted(word: str) -> str:
+    """``word`` as one bash word in double quotes: inside them bash gives a meaning to exactly
+    backslash, '$', '`' and '"' (history expansion is off in scripts), so escaping those four
+    leaves every other character literal. The task list stays readable as it always was."""
+    return '"' + re.sub(r'([\\"$`])', r"\\\1", word) + '"'
+
+
+# SLURM's --time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+# days-hours:minutes, days-hours:minutes:seconds; or no limit.
+SLURM_TIME = re.compile(r"[0-9]+(:[0-9]{1,2}){0,2}|[0-9]+-[0-9]{1,2}(:[0-9]{1,2}){0,2}"
+                        r"|UNLIMITED|INFINITE")
+# A job name and an extra #SBATCH option become lines that sbatch reads up to the first
+# non-comment line: no newline (it would end the #SBATCH block and start a command), no other
+# control character, no space in a name (sbatch splits the line).
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+SBATCH_OPTION = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*(=[\x21-\x7e]*)?")
+
+
+def check_slurm_env(env: Mapping[str, str]) -> None:
+    """SWEEP_JOB_NAME, SWEEP_TIME and SWEEP_SBATCH, each checked before the script is written:
+    the script must be the one the sweep describes, whatever the variables hold."""
+    name, limit = env.get("SWEEP_JOB_NAME", ""), env.get("SWEEP_TIME", "")
+    if name and not JOB_NAME.fullmatch(name):
+        raise StudyError(f"SWEEP_JOB_NAME must be letters, digits, '.', '_', '+' or '-' "
+                         f"(at most 128, no spaces or newlines), got {name!r}")
+    if limit and not SLURM_TIME.fullmatch(limit):
+        raise StudyError(f"SWEEP_TIME must be a SLURM time limit (MINUTES, HH:MM:SS, "
+                         f"DAYS-HH:MM:SS, ... e.g. 24:00:00), got {limit!r}")
+    for option in (env.get("SWEEP_SBATCH") or "").split():
+        if not SBATCH_OPTION.fullmatch(option):
+            raise StudyError(f"SWEEP_SBATCH holds sbatch options separated by spaces (e.g. "
+                             f"'--partition=gpu --account=lab'), got {option!r}")
+
+
 def slurm_script(sweep, env: Mapping[str, str]) -> str:
     parallel, cpus = env.get("SWEEP_MAX_PARALLEL", ""), env.get("SWEEP_CPUS") or "8"
-    if parallel and not parallel.isdigit() or parallel.startswith("0"):
-        raise StudyError(f"SWEEP_MAX_PARALLEL must be a positive integer, got '{parallel}'")
-    if not cpus.isdigit() or cpus.startswith("0"):
-        raise StudyError(f"SWEEP_CPUS must be a positive integer, got '{cpus}'")
+    # ASCII digits only (str.isdigit takes '８' and '²', which sbatch does not).
+    if parallel and not re.fullmatch(r"[1-9][0-9]{0,6}", parallel):
+        raise StudyError(f"SWEEP_MAX_PARALLEL must be a positive integer, got {parallel!r}")
+    if not re.fullmatch(r"[1-9][0-9]{0,6}", cpus):
+        raise StudyError(f"SWEEP_CPUS must be a positive integer, got {cpus!r}")
+    check_slurm_env(env)
     s = sweep.s
     exports = [("DATA_ROOT", s.data_root), ("OUTPUT_ROOT", s.output_root),
                ("CODEBASE", str(s.codebase) if env.get("CODEBASE") else "")]
     exports += [(n, env.get(n, "")) for n in ("CFG", "PYTHON", "TAG", "TRIAL")]
+    # Every value that reaches a bash line is quoted here, by construction: exports and the
+    # repository with shlex.quote, each task in double quotes (_double_quoted), overrides
+    # with shlex.join. The comments carry only numbers and checked names.
     return SLURM.format(
         name=env.get("SWEEP_JOB_NAME") or "dapt_init", last=len(sweep.jobs) - 1,
         throttle=f"%{parallel}" if parallel else "", cpus=cpus,
         time=env.get("SWEEP_TIME") or "24:00:00",
         extra="".join(f"#SBATCH {o}\n" for o in (env.get("SWEEP_SBATCH") or "").split()),
         count=len(sweep.jobs), grid=sweep.grid_text(), date=time.strftime("%Y-%m-%d %H:%M"),
-        repo=bash_quote(str(REPO_ROOT)),
-        exports="".join(f"export {n}={bash_quote(v)}\n" for n, v in exports if v),
-        jobs="".join(f'    "{job.words()}"  # {i}\n' for i, job in enumerate(sweep.jobs)),
+        repo=shlex.quote(str(REPO_ROOT)),
+        exports="".join(f"export {n}={shlex.quote(v)}\n" for n, v in exports if v),
+        jobs="".join(f"    {_double_quoted(job.words())}  # {i}\n"
+                     for i, job in enumerate(sweep.jobs)),
         overrides=" -- " + shlex.join(s.overrides) if s.overrides else "").rstrip("\n")
 
 

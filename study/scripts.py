@@ -207,13 +207,11 @@ def run_plan(plan: Plan, env: Mapping[str, str]) -> int:
 def claim_run(argv: list[str]) -> run_folder.Claim:
     """Claim a train.py command's run folder (cwd: this repository): its config resolved
     here as train.py resolves it, the finished rule asked under the lock."""
-    from .config import parse_args, setup_cfg
-    from trainers.dapt_init.config import validate_config
+    from .config import command_cfg, parse_args
 
     args = parse_args(argv[1:])
     try:
-        cfg = setup_cfg(args)
-        validate_config(cfg, training=not args.eval_only)
+        cfg, _ = command_cfg(args)
         identity = command_identity(cfg, args.model_dir if args.eval_only else "",
                                     args.load_epoch)
         return run_folder.claim(cfg.OUTPUT_DIR, identity)

@@ -144,6 +144,7 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
             grid_words.append(word[7:])
         else:
             raise UsageError(f"unknown argument '{word}' (config overrides go after '--')")
+    check_lists(env)
     if env.get("GRID"):  # one job's grid point, set by the sweep itself
         raise StudyError("GRID is main.sh's (one point of a grid); give the sweep its grid as "
                          "--grid KEY=VALUE1,VALUE2")
@@ -207,6 +208,7 @@ def sweep_main(argv: list[str], env: Mapping[str, str], caller: str) -> int:
         return 0
     mode, sweep, gpus = build(argv, env, caller)
     os.chdir(sweep.s.codebase)
+    check_sweep(sweep, mode, env)  # one line and no job, whatever a job would refuse
     if mode == "dry-run":
         return dry_run(sweep)
     if mode == "slurm":
@@ -250,3 +252,141 @@ def job_main(argv: list[str], env: Mapping[str, str], caller: str) -> int:
     command = ["bash", str(REPO_ROOT / "scripts/dapt_init/main.sh"), dataset, init, shots]
     os.execve("/bin/bash", command + (["--", *overrides] if overrides else []), job_env)
     return 0
+
+
+# ------------------------------------------------------------------ checks before any job
+# Everything a job would refuse is found here, before the first job starts (and in --dry-run):
+# one error line, no job runs. The values are checked by building the config exactly as the
+# job's train.py would (study/config.py) and applying train.py's own rules (validate_config).
+LIST_VARIABLES = ("DATASETS", "INITS", "SHOTS", "SEEDS", "EPOCHS", "VIS_INITS")
+# The local pool has no limit of its own; a grid this large is a typo (a list pasted twice, a
+# stray comma). SLURM clusters refuse arrays beyond MaxArraySize (1001 by default).
+MAX_JOBS, MAX_SLURM_JOBS = 10_000, 1_001
+
+
+def check_lists(env: Mapping[str, str]) -> None:
+    """A list variable that is set but holds no word is an error, not its default (SEEDS=""
+    from a script whose variable went unset would otherwise run the default grid)."""
+    for name in LIST_VARIABLES:
+        if name in env and not env[name].split():
+            raise StudyError(f"{name} is set but empty; give its values (e.g. {name}="
+                             f"\"{_EXAMPLES[name]}\") or unset it for the default")
+    for name in LIST_VARIABLES:
+        words = (env.get(name) or "").split()
+        keyed = [int(w) if w.isdigit() else w for w in words]
+        twice = sorted({str(w) for w, k in zip(words, keyed) if keyed.count(k) > 1})
+        if twice:
+            raise StudyError(f"{name} lists {' and '.join(twice)} more than once; each value "
+                             "once (a value twice is two jobs on one run folder)")
+
+
+_EXAMPLES = {"DATASETS": "eurosat oxford_pets", "INITS": "random same diff", "SHOTS": "1 2 4",
+             "SEEDS": "1 2 3", "EPOCHS": "25 50", "VIS_INITS": "random diff"}
+
+
+def _job_config(sweep: Sweep, job: Job):
+    """The frozen config the job's train.py builds (cwd: the codebase), or the error it
+    would stop with."""
+    from trainers.dapt_init.config import validate_config
+    from trainers.dapt_init.dapt_values import apply_dapt_values
+
+    from .config import parse_args, setup_cfg
+
+    s, saved = sweep.s, sweep.s.grid
+    s.grid = {k: v for k, v in job.grid.items()}
+    try:
+        argv = train_argv(sweep.spec(job), s)[1:]
+    finally:
+        s.grid = saved
+    if s.codebase != REPO_ROOT:
+        # A host's dataset yaml may set its own trainer's keys (DAPT's sets TRAINER.DAPT.*),
+        # which this repository's config lacks: the values are checked with ours.
+        at = argv.index("--dataset-config-file") + 1
+        argv[at] = str(REPO_ROOT / "configs" / "datasets" / f"{job.dataset}.yaml")
+    cfg = setup_cfg(parse_args(argv))
+    validate_config(cfg, training=True)
+    cfg.defrost()
+    apply_dapt_values(cfg)  # as train.py: a value nobody set is DAPT's, compared as such
+    cfg.freeze()
+    return cfg
+
+
+def _config_value(cfg, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def check_values(sweep: Sweep) -> None:
+    """Each grid key exists; each value is of its key's type, finite and in range (train.py's
+    rules); no two values of a key are the same value (1 and 1.0); the sweep's overrides and
+    each data set's config pass too. Needs the toolbox's config (dassl.config)."""
+    from trainers.dapt_init.errors import DaptInitError
+
+    for key, values in sweep.grid.items():
+        for value in values:
+            if value.count("[") != value.count("]") or value.count("(") != value.count(")"):
+                raise StudyError(f"--grid {key}: {','.join(values)} is split at its commas, so a "
+                                 "list or tuple cannot be a grid value; run one sweep per value "
+                                 f"with -- {key} VALUE")
+            if not value.isprintable() or any(c.isspace() for c in value):
+                raise StudyError(f"--grid {key}: the value {value!r} holds a space or a control "
+                                 "character; config values in a grid are single words")
+    first = sweep.jobs[0]
+    try:  # the sweep's overrides and its first data set, without the grid's values
+        _job_config(sweep, Job(first.dataset, first.init, first.shots, first.seed))
+    except DaptInitError as error:
+        raise StudyError(f"every job would stop with: {error}") from None
+    seen_configs = {(first.dataset, first.shots)}
+    for job in sweep.jobs:  # each data set and shot count once (their yaml files)
+        if (job.dataset, job.shots) in seen_configs:
+            continue
+        seen_configs.add((job.dataset, job.shots))
+        try:
+            _job_config(sweep, Job(job.dataset, first.init, job.shots, first.seed))
+        except DaptInitError as error:
+            raise StudyError(f"the {job.dataset} {job.shots}-shot jobs would stop with: "
+                             f"{error}") from None
+    for key, values in sweep.grid.items():
+        parsed: dict[str, object] = {}
+        for value in values:
+            job = Job(first.dataset, first.init, first.shots, first.seed,
+                      {**first.grid, key: value})
+            try:
+                cfg = _job_config(sweep, job)
+            except DaptInitError as error:
+                raise StudyError(f"--grid {key}={value}: the jobs with it would stop with: "
+                                 f"{error}") from None
+            merged = _config_value(cfg, key)
+            same = [other for other, known in parsed.items() if known == merged]
+            if same:
+                raise StudyError(f"--grid {key} lists the value {merged!r} twice ({same[0]} "
+                                 f"and {value}); give each value once")
+            parsed[value] = merged
+
+
+def check_jobs(sweep: Sweep, mode: str, env: Mapping[str, str]) -> None:
+    """The grid's size, and no two jobs on one run folder (two grid values with one tag)."""
+    limit = MAX_SLURM_JOBS if mode == "slurm" else MAX_JOBS
+    if len(sweep.jobs) > limit:
+        where = ("a SLURM array of more than 1001 tasks is refused by SLURM's default "
+                 "MaxArraySize" if mode == "slurm" else f"more than {limit} jobs is taken for "
+                 "a typo")
+        raise StudyError(f"the sweep has {len(sweep.jobs)} jobs ({sweep.grid_text()}); {where}:"
+                         " split it (e.g. one DATASETS value per sweep)")
+    folders: dict[str, int] = {}
+    for index, job in enumerate(sweep.jobs):
+        folder = sweep.spec(job).folder(sweep.s.output_root)
+        if folder in folders:
+            other = sweep.jobs[folders[folder]]
+            raise StudyError(f"jobs {folders[folder]} ({other.text()}) and {index} "
+                             f"({job.text()}) would write one run folder, {folder}; grid "
+                             "values must differ in their folder tag")
+        folders[folder] = index
+
+
+def check_sweep(sweep: Sweep, mode: str, env: Mapping[str, str]) -> None:
+    """Every check above, in the codebase's folder (the configs are read from there)."""
+    check_jobs(sweep, mode, env)
+    check_values(sweep)

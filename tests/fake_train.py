@@ -14,7 +14,7 @@ from trainers.dapt_init import run_folder, runstate
 args = train.parse_args(sys.argv[1:])
 out = args.output_dir
 try:
-    cfg = train.resolve(args)
+    cfg, _ = train.resolve(args)
     identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
                                          args.load_epoch)
 except Exception:  # a host's configs: its own trainer keys are unknown here

@@ -356,7 +356,7 @@ def _poisoned_resume(finished: dict, tmp_path: Path, poison: Callable[[dict], No
     shutil.copytree(finished["output"] / "prompt_learner", output / "prompt_learner")
     path = output / "prompt_learner/model.pth.tar-1"
     checkpoint = torch.load(path, weights_only=True)
-    identity = runstate.command_identity(train.resolve(train.parse_args(command[2:])))
+    identity = runstate.command_identity(train.resolve(train.parse_args(command[2:]))[0])
     checkpoint["run"] = identity.record()  # the same run, as far as the resume check goes
     poison(checkpoint)
     torch.save(checkpoint, path)

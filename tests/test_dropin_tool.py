@@ -76,3 +76,49 @@ def test_the_command_applies_checks_and_refuses_with_one_line(tmp_path):
     refused = tool(str(tmp_path / "plain"))
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert refused.stderr.startswith("error: ") and "has no train.py" in refused.stderr
+
+
+# (train.py head, the line QUIET_LINE must come right after, or None: first line of the file)
+QUIET_CASES = [
+    ("import argparse\n", None),
+    ('"""Doc."""\nimport argparse\n', '"""Doc."""'),
+    ('"""Doc."""\nfrom __future__ import annotations\nimport argparse\n',
+     "from __future__ import annotations"),
+    ("#!/usr/bin/env python\n# comment\nimport argparse\n", "# comment"),
+    ("X = 1\nimport argparse\n", "X = 1"),  # a statement before the first import
+]
+
+
+@pytest.mark.parametrize("head,after", QUIET_CASES, ids=[str(i) for i in range(len(QUIET_CASES))])
+def test_the_quiet_import_comes_before_the_hosts_first_import(head, after):
+    from tools.dropin import QUIET_LINE
+
+    source = head + HOST.replace("import argparse\n", "", 1)
+    edited = edit_train_py(source)
+    lines = edited.splitlines()
+    at = lines.index(QUIET_LINE)
+    assert (at == 0) if after is None else lines[at - 1] == after
+    assert lines.count(QUIET_LINE) == 1 and lines[at + 1] == "import argparse"
+    assert body_names(edited)[-1] == "add_dapt_init_config(cfg)"
+    assert lines[lines.index(IMPORT_LINE) - 1] == "from trainers import cocoop  # noqa"
+    assert edit_train_py(edited) == edited
+
+
+def test_the_tool_names_dataset_configs_that_set_other_values_than_dapts(tmp_path):
+    from tools.dropin import dataset_values_report
+
+    configs = tmp_path / "configs" / "datasets"
+    configs.mkdir(parents=True)
+    (configs / "eurosat.yaml").write_text('DATASET:\n  NAME: "EuroSAT"\nOPTIM:\n  LR: 0.002\n')
+    (configs / "dtd.yaml").write_text('DATASET:\n  NAME: "DescribableTextures"\n'
+                                      "OPTIM:\n  LR: 20\n")  # DAPT's value, as an integer
+    (configs / "mine.yaml").write_text('DATASET:\n  NAME: "MyData"\nOPTIM:\n  LR: 1.0\n')
+    (configs / "broken.yaml").write_text("DATASET: [\n")
+    lines = dataset_values_report(tmp_path)
+    assert len(lines) == 2 and lines[0].startswith("data set values: runs of the 15 data sets")
+    assert not lines[0].endswith("nothing to do")
+    assert lines[1] == ("data set values: configs/datasets/eurosat.yaml sets OPTIM.LR 0.002 "
+                        "(DAPT: 20): it trains with that; delete it there (or set DAPT's value "
+                        "on the command line) to train DAPT's study")
+    (configs / "eurosat.yaml").unlink()
+    assert dataset_values_report(tmp_path)[-1].endswith("; nothing to do")

@@ -108,3 +108,65 @@ def test_setup_installs_the_toolbox_into_a_fresh_environment_and_a_second_run_ch
     assert second.returncode == 0, second.stderr[-3000:]
     assert "already installed; nothing to do" in second.stdout
     assert sorted((p.name, p.stat().st_mtime_ns) for p in site.rglob("*")) == before
+
+
+# ------------------------------------------------------------------ a CPU-only torch
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Records each call's arguments; every call succeeds (pip, the version checks, the tool).
+printf '%s\\n' "$*" >> "$CALLS"
+[[ $1 == - ]] && cat > /dev/null
+exit 0
+"""
+
+
+def setup_calls(tmp_path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, list]:
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls"
+    base = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"}
+    done = subprocess.run(["bash", str(REPO / "scripts/setup.sh"), *args],
+                          env={**base, "PYTHON": str(fake), "CALLS": str(calls), **env},
+                          capture_output=True, text=True, timeout=60)
+    return done, calls.read_text().splitlines() if calls.exists() else []
+
+
+def pip_installs(calls: list[str]) -> list[str]:
+    return [call for call in calls if call.startswith("-m pip install")]
+
+
+def requirement(name: str) -> str:
+    return next(line for line in (REPO / "requirements.txt").read_text().splitlines()
+                if line.startswith(name) and line[len(name)] in "<>=!~ ")
+
+
+@pytest.mark.parametrize("args,env,index", [
+    ((), {}, None),
+    (("--cpu",), {}, "https://download.pytorch.org/whl/cpu"),
+    ((), {"TORCH_INDEX_URL": "https://mirror.example/whl/cpu"}, "https://mirror.example/whl/cpu"),
+    (("--cpu",), {"TORCH_INDEX_URL": "file:///srv/wheels"}, "file:///srv/wheels"),
+], ids=["default", "cpu", "index-url", "index-url-wins"])
+def test_torch_comes_from_the_index_the_user_names_before_the_requirements(tmp_path, args, env,
+                                                                          index):
+    done, calls = setup_calls(tmp_path, *args, **env)
+    assert done.returncode == 0, done.stderr
+    installs = pip_installs(calls)
+    if index is None:
+        assert not any("--index-url" in call for call in installs)
+        assert "-r requirements.txt" in installs[0]
+        return
+    assert installs[0].endswith(f"--index-url {index} {requirement('torch')} "
+                                f"{requirement('torchvision')}")
+    assert "-r requirements.txt" in installs[1] and "--index-url" not in installs[1]
+
+
+@pytest.mark.parametrize("args,env,words", [
+    (("--gpu",), {}, "unknown argument '--gpu'"),
+    ((), {"TORCH_INDEX_URL": "cpu"}, "TORCH_INDEX_URL must be the URL of a pip index"),
+    ((), {"TORCH_INDEX_URL": "https://x/ y"}, "TORCH_INDEX_URL must be the URL"),
+])
+def test_a_bad_torch_option_is_one_line_and_installs_nothing(tmp_path, args, env, words):
+    done, calls = setup_calls(tmp_path, *args, **env)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+    assert words in done.stderr and pip_installs(calls) == []

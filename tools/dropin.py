@@ -4,8 +4,9 @@
     python tools/dropin.py /path/to/your/repo --check    # say what is missing, change nothing
 
 It copies ``trainers/dapt_init/`` and ``configs/trainers/DAPT_Init/`` into the codebase and adds
-two things to its ``train.py``: the trainer import after its own ``import trainers.*`` lines,
-and ``add_dapt_init_config(cfg)`` at the end of its ``extend_cfg(cfg)``. Nothing is specific
+three things to its ``train.py``: the trainer import after its own ``import trainers.*`` lines,
+``add_dapt_init_config(cfg)`` at the end of its ``extend_cfg(cfg)``, and, as its first import,
+``trainers.dapt_init.quiet`` (no third-party pkg_resources warning). Nothing is specific
 to one codebase: it needs what CoOp, CoCoOp, DAPT, RPO, MaPLe and their kin share (a
 ``train.py`` with those lines and a ``trainers/`` package). An earlier copy of the trainer is
 replaced by this one; any other file of the codebase is left as it is.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 TRAINER_DIR = Path("trainers") / "dapt_init"
 CONFIG_DIR = Path("configs") / "trainers" / "DAPT_Init"
 IMPORT_LINE = "import trainers.dapt_init.trainer  # DAPT_Init: registers the trainer"
+# First import of the host's train.py: silences the toolbox's and clip's pkg_resources warning,
+# which the host's own 'from dassl...' lines would print before any other line of ours runs.
+QUIET_LINE = "import trainers.dapt_init.quiet  # DAPT_Init: no third-party pkg_resources warning"
 CONFIG_LINES = ("from trainers.dapt_init.config import add_dapt_init_config  # DAPT_Init",
                 "add_dapt_init_config(cfg)  # DAPT_Init")
 
@@ -34,6 +40,22 @@ def _has_import(tree: ast.Module) -> bool:
     return any(isinstance(node, ast.Import)
                and any(alias.name == "trainers.dapt_init.trainer" for alias in node.names)
                for node in tree.body)
+
+
+def _has_quiet(tree: ast.Module) -> bool:
+    return any(isinstance(node, ast.Import)
+               and any(alias.name == "trainers.dapt_init.quiet" for alias in node.names)
+               for node in tree.body)
+
+
+def _first_import_line(tree: ast.Module) -> int:
+    """The 0-based line of the first top-level import after any ``from __future__`` one (a
+    future import must stay first), or after the docstring where there is no import."""
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not (
+                isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+            return node.lineno - 1
+    return 0
 
 
 def _extend_cfg(tree: ast.Module) -> ast.FunctionDef | None:
@@ -54,14 +76,17 @@ def edit_train_py(source: str) -> str:
     if function is None:
         raise DropInError("train.py has no top-level 'def extend_cfg(cfg)' (the function "
                           "CoOp-family train.py files extend the config in)")
-    if _calls_add_config(function) and _has_import(tree):
+    if _calls_add_config(function) and _has_import(tree) and _has_quiet(tree):
         return source
+    # (0-based line, lines to insert there), all positions in the original file, applied
+    # from the bottom up so that no insertion moves another's place.
+    inserts: list[tuple[int, list[str]]] = []
     if not _calls_add_config(function):
         last = function.body[-1]
         # At the end of the body; before a final 'return', which would skip it.
         at = last.lineno - 1 if isinstance(last, ast.Return) else last.end_lineno
         indent = " " * function.body[0].col_offset
-        lines[at:at] = [indent + line for line in CONFIG_LINES]
+        inserts.append((at, [indent + line for line in CONFIG_LINES]))
     if not _has_import(tree):
         trainer_imports = [node.end_lineno for node in tree.body
                            if isinstance(node, (ast.Import, ast.ImportFrom))
@@ -69,10 +94,15 @@ def edit_train_py(source: str) -> str:
         if not trainer_imports:
             raise DropInError("train.py imports no 'trainers.*' module (where CoOp-family "
                               "train.py files register their trainers)")
-        lines.insert(max(trainer_imports), IMPORT_LINE)
+        inserts.append((max(trainer_imports), [IMPORT_LINE]))
+    if not _has_quiet(tree):
+        inserts.append((_first_import_line(tree), [QUIET_LINE]))
+    for at, new in sorted(inserts, key=lambda insert: insert[0], reverse=True):
+        lines[at:at] = new
     edited = "\n".join(lines) + "\n"
-    check = ast.parse(edited)  # the result must still be Python, with both additions in place
-    assert _has_import(check) and _calls_add_config(_extend_cfg(check))
+    check = ast.parse(edited)  # the result must still be Python, with every addition in place
+    assert (_has_import(check) and _has_quiet(check)
+            and _calls_add_config(_extend_cfg(check)))
     return edited
 
 
@@ -129,8 +159,72 @@ def apply(host: Path) -> list[str]:
         changed.append("created trainers/__init__.py")
     if edited != source:
         (host / "train.py").write_text(edited)
-        changed.append("edited train.py (trainer import, add_dapt_init_config in extend_cfg)")
+        changed.append("edited train.py (trainer import, add_dapt_init_config in extend_cfg, "
+                       "quiet import first)")
     return changed
+
+
+def _dapt_values():
+    # By path: run as a script, this tool has tools/ on sys.path, not the repository root.
+    spec = importlib.util.spec_from_file_location(
+        "_dropin_dapt_values", REPO / TRAINER_DIR / "dapt_values.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dataset_configs(host: Path) -> dict[str, dict]:
+    """DATASET.NAME -> the flat {KEY: value} of each of the host's configs/datasets/*.yaml
+    (a file that does not read as a config is left out: the host's own business)."""
+    import yaml
+
+    found: dict[str, dict] = {}
+    for path in sorted((host / "configs" / "datasets").glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+        except yaml.YAMLError:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("DATASET"), dict):
+            continue
+        flat, stack = {}, [("", data)]
+        while stack:
+            prefix, node = stack.pop()
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    stack.append((f"{prefix}{key}.", value))
+                else:
+                    flat[f"{prefix}{key}"] = value
+        found[str(data["DATASET"].get("NAME", path.stem))] = {"file": path.name, **flat}
+    return found
+
+
+def dataset_values_report(host: Path) -> list[str]:
+    """What the drop-in does about DAPT's per-dataset LR and betas in ``host``, and what the
+    user must do, if anything: one line per data set whose config sets another value."""
+    values = _dapt_values()
+    configs = _dataset_configs(host)
+    lines = [f"data set values: runs of the {len(values.DAPT_VALUES)} data sets DAPT published "
+             "values for (trainers/dapt_init/dapt_values.py) train with DAPT's OPTIM.LR and "
+             "betas wherever neither their dataset config nor the command sets them (the log "
+             "says so in one line); nothing to do"]
+    for name, flat in sorted(configs.items()):
+        published = values.dapt_values(name)
+        if published is None:
+            continue
+        own = []
+        for key, dapt in published.items():
+            value = flat.get(key)
+            if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and not math.isclose(float(value), dapt)):
+                own.append(f"{key} {value:g} (DAPT: {dapt:g})")
+        if own:
+            lines.append(f"data set values: configs/datasets/{flat['file']} sets "
+                         f"{'; '.join(own)}: it trains with that; delete "
+                         f"{'it' if len(own) == 1 else 'them'} there (or set DAPT's value on "
+                         "the command line) to train DAPT's study")
+    if len(lines) > 1:  # something to do after all
+        lines[0] = lines[0].removesuffix("; nothing to do")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print("DAPT_Init is in place: run train.py ... --trainer DAPT_Init" if changed
           else "nothing to do: DAPT_Init is in place")
+    for line in dataset_values_report(args.host):
+        print(line)
     return 0
 
 

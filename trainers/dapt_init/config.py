@@ -29,6 +29,72 @@ VIT_RESOLUTIONS = {
 }
 
 
+# ------------------------------------------------------------------ yacs, as users type
+# yacs refuses an integer for a decimal key ('OPTIM.LR 20' is a "Type mismatch" traceback),
+# yet every tool of this field takes 20 for 20.0, and DAPT's own numbers are written so. The
+# coercion yacs calls for every merged key (merge_from_list, merge_from_file,
+# merge_from_other_cfg) is wrapped once, when this module is first imported (a host's
+# train.py imports the trainer before it builds its config): an int (never a bool) for a
+# float key becomes that float; every other rule of yacs stands.
+#
+# The same wrappers record which keys a merge set (a config file or the command line), on
+# the config itself: the data set's DAPT values are applied only to keys nobody set
+# (dapt_values.apply_dapt_values), so a command's own 'OPTIM.LR 0.0003' is kept.
+SET_KEYS_ATTR = "_dapt_init_set_keys"
+
+
+def _install_yacs_wrappers() -> None:
+    import yacs.config as yacs_config
+
+    if getattr(yacs_config, "_dapt_init_wrapped", False):
+        return  # a second import (or a second copy of this unit) wraps nothing twice
+    coerce = yacs_config._check_and_coerce_cfg_value_type
+    merge_into = yacs_config._merge_a_into_b
+    merge_list = yacs_config.CfgNode.merge_from_list
+
+    def coerce_int_to_float(replacement: Any, original: Any, key: str, full_key: str) -> Any:
+        if (isinstance(original, float) and isinstance(replacement, int)
+                and not isinstance(replacement, bool)):
+            return float(replacement)
+        return coerce(replacement, original, key, full_key)
+
+    def merge_a_into_b(a: Any, b: Any, root: Any, key_list: list) -> None:
+        merge_into(a, b, root, key_list)  # raises before recording on a bad key or type
+        if not key_list:  # the outermost call: every leaf of a was merged into root
+            _record_set_keys(root, _leaf_keys(a))
+
+    def merge_from_list(self: Any, cfg_list: list) -> None:
+        merge_list(self, cfg_list)
+        _record_set_keys(self, [str(key) for key in cfg_list[0::2]])
+
+    yacs_config._check_and_coerce_cfg_value_type = coerce_int_to_float
+    yacs_config._merge_a_into_b = merge_a_into_b
+    yacs_config.CfgNode.merge_from_list = merge_from_list
+    yacs_config._dapt_init_wrapped = True
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        keys += (_leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict)
+                 else [f"{prefix}{key}"])
+    return keys
+
+
+def _record_set_keys(cfg: Any, keys: list[str]) -> None:
+    # In the instance's __dict__, not as a key: yacs' attribute setter would make it a config
+    # key (and refuse it on a frozen config); clone()'s deepcopy carries it along.
+    cfg.__dict__.setdefault(SET_KEYS_ATTR, set()).update(keys)
+
+
+def set_keys(cfg: Any) -> set[str]:
+    """The full keys that a config file or a KEY VALUE list merged into ``cfg``."""
+    return set(cfg.__dict__.get(SET_KEYS_ATTR, ()))
+
+
+_install_yacs_wrappers()
+
+
 def add_dapt_init_config(cfg: Any) -> None:
     """Add ``TRAINER.DAPT_INIT`` (DAPT's keys with DAPT's defaults, plus ours) to a config.
 

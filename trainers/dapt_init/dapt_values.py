@@ -1,8 +1,10 @@
 """DAPT's published per-dataset learning rate and loss weights, in one place.
 
 ``configs/datasets/*.yaml`` carry the same values (a test checks they agree). A host codebase
-that copies only the trainer keeps the toolbox's LR and the keys' betas, which trains
-silently with other settings than DAPT's: ``stale_defaults_warning`` names DAPT's values.
+that copies only the trainer keeps the toolbox's LR and the keys' betas, and would train with
+other settings than DAPT's: ``apply_dapt_values`` gives such a run DAPT's values for every key
+that no config file and no command line set (the trainer calls it before anything loads), and
+says so in one line. A value the command sets, even the toolbox's default, is kept.
 """
 from __future__ import annotations
 
@@ -49,18 +51,33 @@ def _lookup(cfg: Any, key: str) -> Any:
     return node
 
 
-def stale_defaults_warning(cfg: Any) -> str | None:
-    """One warning line when a key DAPT sets for this data set still has its default value."""
+def apply_dapt_values(cfg: Any) -> str | None:
+    """Set DAPT's published value of each key that nothing set (``config.set_keys``) and that
+    still holds the default, on a data set DAPT published values for; one line saying what was
+    set, or None. ``cfg`` must be unfrozen; a second call changes nothing."""
+    from .config import set_keys  # config imports nothing of this module
+
     dataset = cfg.DATASET.NAME
     values = dapt_values(dataset)
     if values is None:
         return None
-    stale = [key for key, dapt in values.items()
-             if math.isclose(float(_lookup(cfg, key)), DEFAULTS[key])
-             and not math.isclose(dapt, DEFAULTS[key])]
-    if not stale:
+    chosen = set_keys(cfg)
+    applied = {}
+    for key, dapt in values.items():
+        current = _lookup(cfg, key)
+        if (key in chosen or isinstance(current, bool) or not isinstance(current, (int, float))
+                or not math.isclose(float(current), DEFAULTS[key])
+                or math.isclose(dapt, DEFAULTS[key])):
+            continue
+        node = cfg
+        *groups, leaf = key.split(".")
+        for part in groups:
+            node = node[part]
+        node[leaf] = dapt
+        applied[key] = dapt
+    if not applied:
         return None
-    wanted = ", ".join(f"{key} {value:g}" for key, value in values.items())
-    return (f"Warning: {' and '.join(stale)} still {'has' if len(stale) == 1 else 'have'} the "
-            f"default value; DAPT trains {dataset} with {wanted}. Set them in the dataset "
-            "config or on the command line (DAPT_Init's configs/datasets/*.yaml carry them).")
+    wanted = " ".join(f"{key} {value:g}" for key, value in applied.items())
+    return (f"DAPT_Init: {dataset} trains with DAPT's published {wanted} (no config file and "
+            "no command-line value set them; give another value on the command line or in "
+            "the dataset config to train with it)")

@@ -26,7 +26,7 @@ from . import host_process, run_folder
 from .checkpoint import PROMPT_MODEL, checkpoint_name, keep_prompts, save_checkpoint
 from .clip_loading import load_clip, loaded_backbone
 from .config import check_input_size, validate_config
-from .dapt_values import stale_defaults_warning
+from .dapt_values import apply_dapt_values
 from .errors import DaptInitError
 from .grad_norms import term_gradient_norms
 from .loader_workers import cap_workers
@@ -73,6 +73,15 @@ class DAPT_Init(TrainerX):
                 "extends the config (README, 'Drop into another CoOp-family codebase')."
             )
         validate_config(cfg, training=False)
+        # A host's dataset yaml carries no DAPT values: a run of a data set DAPT published
+        # values for gets them (each key no config file or command set), before anything loads.
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        applied = apply_dapt_values(cfg)
+        if frozen:
+            cfg.freeze()
+        if applied:
+            print(applied)
 
     def build_data_loader(self) -> None:
         # The toolbox's build_data_loader, with loaders whose datasets name an image that
@@ -174,9 +183,6 @@ class DAPT_Init(TrainerX):
     def before_train(self) -> None:
         if self.cfg.DATASET.NUM_SHOTS < 1:
             validate_config(self.cfg, training=True)  # raises, naming NUM_SHOTS
-        warning = stale_defaults_warning(self.cfg)
-        if warning:  # e.g. a host codebase that kept the toolbox's LR
-            print(warning)
         super().before_train()  # resumes, after checking the checkpoint is this run's
         keep_prompts(self._initial_prompts, self.output_dir, 0,
                      self.cfg.TRAINER.DAPT_INIT.KEEP_EPOCHS)
