@@ -40,6 +40,10 @@ NOT_RESULT_KEYS = frozenset({
     "TRAINER.DAPT_INIT.KEEP_EPOCHS",
 })
 
+# Keys left out of the fingerprint while at their default, so that runs fingerprinted before
+# the key existed stay valid (CPU_FP32 True: the CPU runs fp32, as it always did).
+DEFAULT_OMITTED_KEYS = {"TRAINER.DAPT_INIT.CPU_FP32": True}
+
 # Exit statuses of ``train.py --check-finished`` (the scripts branch on them).
 FINISHED, OTHER_SETTINGS, NOT_FINISHED, RUNNING_ELSEWHERE = 0, 2, 3, 4
 CHECK_FINISHED_STATUSES = {FINISHED: "finished", OTHER_SETTINGS: "other settings",
@@ -70,7 +74,8 @@ def fingerprint_keys(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = N
                      ) -> dict[str, Any]:
     """The flattened key -> value map a run's fingerprint hashes (``extra``: non-config
     inputs such as an evaluation's model folder and epoch)."""
-    keys = {k: v for k, v in flatten_config(cfg).items() if k not in NOT_RESULT_KEYS}
+    keys = {k: v for k, v in flatten_config(cfg).items() if k not in NOT_RESULT_KEYS
+            and not (k in DEFAULT_OMITTED_KEYS and v == DEFAULT_OMITTED_KEYS[k])}
     keys.update(extra or {})
     return dict(sorted(keys.items()))
 
