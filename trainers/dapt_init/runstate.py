@@ -209,7 +209,9 @@ def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[s
     missing = object()
     out = []
     for key in sorted(set(stored) | set(current)):
-        old, new = stored.get(key, missing), current.get(key, missing)
+        # A key left out at its default (DEFAULT_OMITTED_KEYS) reads as that default.
+        default = DEFAULT_OMITTED_KEYS.get(key, missing)
+        old, new = stored.get(key, default), current.get(key, default)
         if old != new:
             show = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
             out.append(f"{key} {show(old)} -> {show(new)}")

@@ -30,7 +30,7 @@ from .errors import DaptInitError
 from .grad_norms import term_gradient_norms
 from .loader_workers import cap_workers
 from .losses import LossTerms, dapt_loss
-from .model import DAPTModel, PromptSettings
+from .model import AMP_DTYPE, DAPTModel, PromptSettings
 from .prototype_cache import PrototypeCache, prototype_cache_dir
 from .readable_images import NamesUnreadableImages
 from .result_record import write_result
@@ -42,11 +42,6 @@ from .schedule import EpochLR
 
 # DAPT meant to split the class texts over several GPUs for its two largest label sets only.
 DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
-
-
-# Under amp, autocast's low-precision dtype: float16 on every device (a GPU's default, and
-# supported by the CPU's autocast since torch 2.x), so the CPU runs the GPU's code path.
-AMP_DTYPE = torch.float16
 
 
 def resolve_precision(requested: str, device: torch.device, cpu_fp32: bool = True) -> str:
