@@ -272,31 +272,31 @@ def test_fp32_prompts_tested_in_fp16_are_rounded_with_one_note(runs, tmp_path):
 def test_a_run_is_not_resumed_in_another_precision(runs, tmp_path):
     source = output_dir_of(runs["commands"]["fp16", "full"])
     copy = tmp_path / "run"
-    shutil.copytree(source / "prompt_learner", copy / "prompt_learner")
-    (copy / "prompt_learner" / "model.pth.tar-3").unlink()
-    (copy / "prompt_learner" / "checkpoint").write_text("model.pth.tar-2\n")
+    shutil.copytree(source / "prompt_learner", copy / "prompt_learner")  # no result.json
     command = command_for(runs["workdir"], "amp", "full", "unused")
     command[command.index("--output-dir") + 1] = str(copy)
     done = run_train(command)
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stdout[-2000:]
     line = one_error_line(done.stderr)
     assert "belongs to another run (TRAINER.DAPT_INIT.PREC 'fp16' -> 'amp')" in line
 
 
 def _inf_momentum_resume(runs: dict, precision: str, tmp_path: Path) -> tuple[list[str], Path]:
-    """A 2-epoch run resuming the precision's epoch-1 checkpoint with an inf momentum buffer:
-    finite prompts, grads and loss, and an update that overflows them (a real divergence,
-    which no GradScaler skips: the gradients are finite)."""
+    """A 4-epoch run resuming the precision's 3-epoch checkpoint (recorded for it) with an
+    inf momentum buffer: finite prompts, gradients and loss, and an update that overflows
+    them (a real divergence, which no GradScaler skips: the gradients are finite)."""
+    from trainers.dapt_init.runstate import fingerprint
+
     source = output_dir_of(runs["commands"][precision, "full"])
     output = tmp_path / "run"
-    command = command_for(runs["workdir"], precision, "full", "unused", "OPTIM.MAX_EPOCH", "3")
+    command = command_for(runs["workdir"], precision, "full", "unused", "OPTIM.MAX_EPOCH", "4")
     command[command.index("--output-dir") + 1] = str(output)
     shutil.copytree(source / "prompt_learner", output / "prompt_learner")
-    for epoch in (2, 3):
-        (output / f"prompt_learner/model.pth.tar-{epoch}").unlink()
-    (output / "prompt_learner/checkpoint").write_text("model.pth.tar-1\n")
-    path = output / "prompt_learner/model.pth.tar-1"
+    path = output / "prompt_learner/model.pth.tar-3"
     checkpoint = torch.load(path, weights_only=True)
+    run = checkpoint["run"]  # the same run, but for its 4 epochs
+    run["fingerprint_keys"]["OPTIM.MAX_EPOCH"] = 4
+    run["fingerprint"] = fingerprint(run["fingerprint_keys"])
     for state in checkpoint["optimizer"]["state"].values():
         state["momentum_buffer"] = torch.full_like(state["momentum_buffer"], math.inf)
     torch.save(checkpoint, path)
@@ -310,7 +310,7 @@ def test_a_real_divergence_stops_the_run_in_each_precision(runs, precision, tmp_
     done = run_train(command)
     assert done.returncode == 2, done.stderr[-3000:]
     line = one_error_line(done.stderr)
-    assert line.startswith("error: training stopped at epoch 2/3, batch 1/")
+    assert line.startswith("error: training stopped at epoch 4/4, batch 1/")
     assert "made the prompts non-finite" in line and f"PREC {precision})" in line
     assert not (output / "result.json").exists()
 
