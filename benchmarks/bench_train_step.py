@@ -83,7 +83,10 @@ class Step:
         self.params = [p for p in model.prompt_learner.parameters() if p.requires_grad]
         self.optim = torch.optim.SGD(self.params, lr=lr)
         device = batch["images"].device.type
-        self.scaler = torch.amp.GradScaler(device) if precision == "amp" else None
+        # A small initial scale: at the default 2**16 the first steps overflow and are
+        # skipped (the scaler's search), and the compared step must be one that is taken.
+        self.scaler = (torch.amp.GradScaler(device, init_scale=2.0 ** 8)
+                       if precision == "amp" else None)
         self.autocast = ((lambda: torch.autocast(device, dtype=AMP_DTYPE))
                          if precision == "amp" else _null)
 

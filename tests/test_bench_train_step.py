@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -39,7 +40,8 @@ def test_smoke_run_writes_valid_json_with_agreeing_paths(tmp_path, capsys):
         # The two paths agree: same loss, same prompts after one SGD step, up to rounding.
         assert row["max_loss_diff"] == abs(row["loss_full"] - row["loss_shared_prefix"])
         assert math.isfinite(row["loss_full"]) and math.isfinite(row["loss_shared_prefix"])
-        assert row["max_prompt_diff_rel"] < PROMPT_BOUND[precision]
+        assert 0 < row["max_prompt_diff_rel"] < PROMPT_BOUND[precision]
+        assert math.isfinite(row["max_step_diff_rel"])  # the compared step was taken
         if precision == "fp32":
             assert row["max_loss_diff"] < 1e-5
             assert row["max_step_diff_rel"] < 1e-4  # relative to lr * gradient
@@ -87,3 +89,13 @@ def test_generated_many_class_data_reads_as_imagenet(tmp_path):
 def test_gpu_check_script_parses():
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_gpu_check_refuses_to_run_without_a_gpu_unless_smoke(capsys):
+    import gpu_check
+
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.main([])
+    assert exit_info.value.code == 2
+    assert "no CUDA device" in capsys.readouterr().err
