@@ -28,8 +28,8 @@ from trainers.dapt_init.trainer import AMP_DTYPE, resolve_precision
 PRECISIONS = ("fp16", "amp")
 ENCODERS = ("full", "shared_prefix")
 # Largest relative difference of the final prompts, shared_prefix against full, after 3
-# epochs (max |a - b| / max |b|). Measured on this data: fp16 ~2e-3, amp ~3e-3 (fp32: <1e-5,
-# tests/test_text_encoder.py); both paths round differently in half precision, and the
+# epochs (max |a - b| / max |b|). Measured on this data: fp16 2.6e-3, amp 2.4e-3 (fp32:
+# < 1e-5, README "Performance"); both paths round differently in half precision, and the
 # demo's LR 20 amplifies it.
 SHARED_PREFIX_BOUND = {"fp16": 1e-2, "amp": 1e-2}
 PROMPT_DTYPE = {"fp16": torch.float16, "amp": torch.float32}  # amp: fp32 weights, fp16 math

@@ -21,6 +21,10 @@ RESULT_FILE = "result.json"
 # The trainer's model name, so the folder of its checkpoints inside a run.
 PROMPT_MODEL = "prompt_learner"
 
+# Keys left out of the fingerprint while at their default, so that runs fingerprinted before
+# the key existed stay valid (CPU_FP32 True: the CPU runs fp32, as it always did).
+DEFAULT_OMITTED_KEYS = {"TRAINER.DAPT_INIT.CPU_FP32": True}
+
 # Keys that cannot change a run's numbers: where files go, how often it prints or keeps
 # checkpoints, where the prototype cache lives. Every other key, including keys added later,
 # is part of the fingerprint. CLIP_WEIGHTS is replaced by the weights' identity (a moved file
@@ -39,10 +43,6 @@ NOT_RESULT_KEYS = frozenset({
     "TRAINER.DAPT_INIT.LOG_GRAD_NORMS",
     "TRAINER.DAPT_INIT.KEEP_EPOCHS",
 })
-
-# Keys left out of the fingerprint while at their default, so that runs fingerprinted before
-# the key existed stay valid (CPU_FP32 True: the CPU runs fp32, as it always did).
-DEFAULT_OMITTED_KEYS = {"TRAINER.DAPT_INIT.CPU_FP32": True}
 
 # Exit statuses of ``train.py --check-finished`` (the scripts branch on them).
 FINISHED, OTHER_SETTINGS, NOT_FINISHED, RUNNING_ELSEWHERE = 0, 2, 3, 4
