@@ -91,7 +91,7 @@ def log_text(run_dir: Path, split: Path, weights: Path, init: str, epochs: int, 
     lines = ["** Config **", "OPTIM:", f"  MAX_EPOCH: {epochs}", f"SEED: {seed}",
              "USE_CUDA: False", "Loading trainer: DAPT_Init", f"Reading split from {split}",
              "Note: running on the CPU, so TRAINER.DAPT_INIT.PREC fp16 is replaced by fp32 "
-             "(fp16 kernels are GPU-only)", f"Loading CLIP ({weights})",
+             "(faster there; TRAINER.DAPT_INIT.CPU_FP32 False runs it as asked)", f"Loading CLIP ({weights})",
              f"Building DAPT model (text prompt init: {init}, visual prompt init: random)",
              "Text encoder: shared_prefix", "** System info **", "PyTorch version: 2.14.1+cu130",
              "No checkpoint found, train from scratch"]

@@ -1,10 +1,13 @@
-"""Training-step cost of the two text encoders (full vs shared_prefix), side by side.
+"""Training-step cost of the two text encoders (full vs shared_prefix) per precision, side by side.
 
-For each class count it builds two DAPT models on one random-weight CLIP (no download) with the
-same prompts, and measures one training step (forward, DAPT's loss, backward, SGD step) with
-``TRAINER.DAPT_INIT.TEXT_ENCODER full`` and ``shared_prefix``: time, speed-up, peak memory,
-the largest differences in loss and in the prompts after one SGD step, and the achieved FLOP
-rate as a fraction of a large matmul's rate measured in the same run.
+For each class count and precision (fp32, fp16, amp; on the CPU too) it builds two DAPT models
+on one random-weight CLIP (no download) with the same prompts, and measures one training step
+(forward, DAPT's loss, backward, SGD step) with ``TRAINER.DAPT_INIT.TEXT_ENCODER full`` and
+``shared_prefix``: time, speed-up, peak memory, the largest differences in loss and in the
+prompts after one SGD step, the achieved FLOP rate as a fraction of a large matmul's rate (in
+the precision's dtype) measured in the same run, and each precision's step time against
+fp32's. All steps of one class count are timed in turn, so every ratio compares runs under the
+same machine load.
 
 Peak memory: on a GPU the CUDA allocator's peak during the step, above what was allocated
 before it (and, in the JSON and below the table, the peak including the model); on a CPU
@@ -12,7 +15,7 @@ the bytes of the tensors autograd saves for the backward pass (parameters exclud
 memory a step holds at its peak beyond the model.
 
     python benchmarks/bench_train_step.py                                  # small CLIP, CPU
-    python benchmarks/bench_train_step.py --size vit-b16 --device cuda --precision fp16
+    python benchmarks/bench_train_step.py --size vit-b16 --device cuda --precision fp16 fp32
     python benchmarks/bench_train_step.py --classes 3 5 --batch 2 --repeats 1 --json out.json
 """
 from __future__ import annotations
@@ -34,12 +37,13 @@ from torch.nn import functional as F
 from tools.small_clip import small_clip_state_dict  # noqa: E402
 from trainers.dapt_init.clip_model import build_clip_model  # noqa: E402
 from trainers.dapt_init.losses import dapt_loss  # noqa: E402
-from trainers.dapt_init.model import DAPTModel, PromptSettings  # noqa: E402
+from trainers.dapt_init.model import AMP_DTYPE, DAPTModel, PromptSettings  # noqa: E402
 
 VIT_B16 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
                vision_patch_size=16, transformer_width=512, transformer_heads=8,
                transformer_layers=12)
 ENCODERS = ("full", "shared_prefix")
+PRECISIONS = ("fp32", "fp16", "amp")
 # Class names of 1 to 4 words, so the classes' EOS positions differ as in real label sets.
 WORDS = ["red", "annual crop", "sea", "lake", "great white", "shark", "industrial", "river",
          "herbaceous vegetation", "land", "highway", "road", "pasture", "forest"]
@@ -77,8 +81,12 @@ class Step:
         self.params = [p for p in model.prompt_learner.parameters() if p.requires_grad]
         self.optim = torch.optim.SGD(self.params, lr=lr)
         device = batch["images"].device.type
-        self.scaler = torch.amp.GradScaler(device) if precision == "amp" else None
-        self.autocast = (lambda: torch.autocast(device)) if precision == "amp" else _null
+        # A small initial scale: at the default 2**16 the first steps overflow and are
+        # skipped (the scaler's search), and the compared step must be one that is taken.
+        self.scaler = (torch.amp.GradScaler(device, init_scale=2.0 ** 8)
+                       if precision == "amp" else None)
+        self.autocast = ((lambda: torch.autocast(device, dtype=AMP_DTYPE))
+                         if precision == "amp" else _null)
 
     def loss(self) -> torch.Tensor:
         with self.autocast():
@@ -206,46 +214,55 @@ def timed_once(step: Step, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def compare(clip_model: torch.nn.Module, classes: int, args: argparse.Namespace,
-            device: torch.device, peak_rate: float) -> dict[str, Any]:
+def compare(clips: dict[str, torch.nn.Module], classes: int, args: argparse.Namespace,
+            device: torch.device, peak_rates: dict[str, float]) -> list[dict[str, Any]]:
+    """One row per precision for ``classes`` classes; every step timed in turn."""
     names = class_names(classes)
-    row: dict[str, Any] = {"classes": classes}
-    steps, losses, updates, start = {}, {}, {}, {}
-    for encoder in ENCODERS:
-        model = build_model(clip_model, names, encoder, args.txt_tokens, device)
-        steps[encoder] = step = Step(model, make_batch(model, classes, args.batch, device),
-                                     args.precision, args.lr)
-        start[encoder] = [p.detach().float().clone() for p in step.params]
-        losses[encoder] = step()  # the compared step: both from the same prompts
-        updates[encoder] = [p.detach().float().clone() for p in step.params]
-    if not all(torch.equal(a, b) for a, b in zip(start["full"], start["shared_prefix"])):
-        raise RuntimeError("the two models did not start from the same prompts")
-    # Alternate the two paths so both see the same machine load; the median resists noise.
-    times: dict[str, list[float]] = {encoder: [] for encoder in ENCODERS}
-    for _ in range(args.repeats):
+    rows: dict[str, dict[str, Any]] = {}
+    steps: dict[tuple[str, str], Step] = {}
+    for precision, clip_model in clips.items():
+        row = rows[precision] = {"classes": classes, "precision": precision}
+        losses, updates, start = {}, {}, {}
         for encoder in ENCODERS:
-            times[encoder].append(timed_once(steps[encoder], device))
-    for encoder, step in steps.items():
-        row[f"{encoder}_s"] = statistics.median(times[encoder])
+            model = build_model(clip_model, names, encoder, args.txt_tokens, device)
+            steps[precision, encoder] = step = Step(
+                model, make_batch(model, classes, args.batch, device), precision, args.lr)
+            start[encoder] = [p.detach().float().clone() for p in step.params]
+            losses[encoder] = step()  # the compared step: both from the same prompts
+            updates[encoder] = [p.detach().float().clone() for p in step.params]
+        if not all(torch.equal(a, b) for a, b in zip(start["full"], start["shared_prefix"])):
+            raise RuntimeError("the two models did not start from the same prompts")
+        row["loss_full"], row["loss_shared_prefix"] = losses["full"], losses["shared_prefix"]
+        row["max_loss_diff"] = abs(losses["full"] - losses["shared_prefix"])
+        # Prompts after one step: the largest difference relative to the prompts' largest
+        # value, and (stricter, independent of the LR) relative to the step itself.
+        pairs = list(zip(updates["full"], updates["shared_prefix"], start["full"]))
+        diff = max((a - b).abs().max().item() for a, b, _ in pairs)
+        size = max(a.abs().max().item() for a, _, _ in pairs)
+        moved = max((a - p).abs().max().item() for a, _, p in pairs)
+        row["max_prompt_diff"] = diff
+        row["max_prompt_diff_rel"] = diff / size
+        row["max_step_diff_rel"] = diff / moved if moved > 0 else math.inf
+    # Alternate every path so all see the same machine load; the median resists noise.
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
+    for _ in range(args.repeats):
+        for key, step in steps.items():
+            times[key].append(timed_once(step, device))
+    for (precision, encoder), step in steps.items():
+        row = rows[precision]
+        row[f"{encoder}_s"] = statistics.median(times[precision, encoder])
         row[f"{encoder}_peak_bytes"], total = peak_bytes(step, device)
         if total is not None:
             row[f"{encoder}_peak_total_bytes"] = total
         row[f"{encoder}_flops"] = flops = step_flops(step)
-        row[f"{encoder}_peak_fraction"] = flops / row[f"{encoder}_s"] / peak_rate
-    row["speedup"] = row["full_s"] / row["shared_prefix_s"]
-    row["memory_ratio"] = row["shared_prefix_peak_bytes"] / max(row["full_peak_bytes"], 1)
-    row["loss_full"], row["loss_shared_prefix"] = losses["full"], losses["shared_prefix"]
-    row["max_loss_diff"] = abs(losses["full"] - losses["shared_prefix"])
-    # Prompts after one step: the largest difference relative to the prompts' largest value,
-    # and (stricter, independent of the LR) relative to the step itself (SGD: lr * gradient).
-    pairs = list(zip(updates["full"], updates["shared_prefix"], start["full"]))
-    diff = max((a - b).abs().max().item() for a, b, _ in pairs)
-    size = max(a.abs().max().item() for a, _, _ in pairs)
-    moved = max((a - p).abs().max().item() for a, _, p in pairs)
-    row["max_prompt_diff"] = diff
-    row["max_prompt_diff_rel"] = diff / size
-    row["max_step_diff_rel"] = diff / moved if moved > 0 else math.inf
-    return row
+        row[f"{encoder}_peak_fraction"] = flops / row[f"{encoder}_s"] / peak_rates[precision]
+    for row in rows.values():
+        row["speedup"] = row["full_s"] / row["shared_prefix_s"]
+        row["memory_ratio"] = row["shared_prefix_peak_bytes"] / max(row["full_peak_bytes"], 1)
+        if "fp32" in rows:  # > 1: this precision's step is faster than fp32's
+            for encoder in ENCODERS:
+                row[f"{encoder}_vs_fp32"] = rows["fp32"][f"{encoder}_s"] / row[f"{encoder}_s"]
+    return list(rows.values())
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -257,20 +274,26 @@ def machine(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def _ratio(row: dict[str, Any], encoder: str) -> str:
+    ratio = row.get(f"{encoder}_vs_fp32")
+    return "" if ratio is None else f"{ratio:.2f}x"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
     mib = 1024 ** 2
-    body = [[r["classes"], f"{r['speedup']:.2f}x", f"{r['memory_ratio']:.3f}",
+    body = [[r["classes"], r["precision"], f"{r['speedup']:.2f}x", f"{r['memory_ratio']:.3f}",
              f"{r['full_s'] * 1000:.1f}", f"{r['shared_prefix_s'] * 1000:.1f}",
              f"{r['full_peak_bytes'] / mib:.1f}", f"{r['shared_prefix_peak_bytes'] / mib:.1f}",
              f"{r['max_loss_diff']:.1e}", f"{r['max_prompt_diff_rel']:.1e}",
              f"{r['max_step_diff_rel']:.1e}",
-             f"{r['full_peak_fraction']:.3f}", f"{r['shared_prefix_peak_fraction']:.3f}"]
+             f"{r['full_peak_fraction']:.3f}", f"{r['shared_prefix_peak_fraction']:.3f}",
+             _ratio(r, "full"), _ratio(r, "shared_prefix")]
             for r in rows]
-    headers = ["classes", "speed-up", "memory shared/full", "full ms", "shared ms",
+    headers = ["classes", "precision", "speed-up", "memory shared/full", "full ms", "shared ms",
                "full MiB", "shared MiB", "|Δ loss|", "Δ prompts (rel.)", "Δ step (rel.)",
-               "full FLOP/peak", "shared FLOP/peak"]
+               "full FLOP/peak", "shared FLOP/peak", "full fp32/this", "shared fp32/this"]
     return tabulate(body, headers=headers, tablefmt="github")
 
 
@@ -278,7 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("small", "vit-b16"), default="small")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "amp"), default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=list(PRECISIONS),
+                        help="precisions to compare (fp32 first gives the ratio columns)")
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--txt-tokens", type=int, default=16)
@@ -292,8 +316,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-    if torch.device(args.device).type == "cpu" and args.precision != "fp32":
-        parser.error("the CPU runs fp32 only (as the trainer does)")
     threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -305,23 +327,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
-    dtype = torch.float16 if args.precision in ("fp16", "amp") else torch.float32
+    precisions = list(dict.fromkeys(args.precision))  # in the order given, once each
     size = args.matmul_size or (8192 if device.type == "cuda" else 1024)
-    peak_rate = matmul_rate(size, dtype, device, max(args.repeats, 3))
-    clip_model = build_clip(args.size, args.precision, device)
-    rows = [compare(clip_model, classes, args, device, peak_rate) for classes in args.classes]
+    peak_rates = {precision: matmul_rate(size, torch.float32 if precision == "fp32"
+                                         else torch.float16, device, max(args.repeats, 3))
+                  for precision in precisions}
+    clips = {precision: build_clip(args.size, precision, device) for precision in precisions}
+    rows = [row for classes in args.classes
+            for row in compare(clips, classes, args, device, peak_rates)]
 
-    result = {"format": "dapt_init.bench_train_step/1", "machine": machine(device),
-              "size": args.size, "precision": args.precision, "batch": args.batch,
+    result = {"format": "dapt_init.bench_train_step/2", "machine": machine(device),
+              "size": args.size, "precisions": precisions, "batch": args.batch,
               "txt_tokens": args.txt_tokens, "repeats": args.repeats,
-              "matmul": {"size": size, "flops_per_s": peak_rate}, "rows": rows}
-    print(f"{args.size} CLIP, {args.precision}, batch {args.batch}, {args.txt_tokens} text "
+              "matmul": {"size": size, "flops_per_s": peak_rates}, "rows": rows}
+    rates = ", ".join(f"{p} {r / 1e9:.1f}" for p, r in peak_rates.items())
+    print(f"{args.size} CLIP, {'/'.join(precisions)}, batch {args.batch}, {args.txt_tokens} text "
           f"tokens on {device} (torch {torch.__version__}, {torch.get_num_threads()} threads); "
-          f"reference matmul {size}x{size}: {peak_rate / 1e9:.1f} GFLOP/s")
+          f"reference matmul {size}x{size} (GFLOP/s): {rates}")
     print(table(rows))
     for row in rows:
         if "full_peak_total_bytes" in row:
-            print(f"{row['classes']} classes, peak allocated including the model: full "
+            print(f"{row['classes']} classes, {row['precision']}, peak allocated including the model: full "
                   f"{row['full_peak_total_bytes'] / 1024 ** 3:.2f} GiB, shared_prefix "
                   f"{row['shared_prefix_peak_total_bytes'] / 1024 ** 3:.2f} GiB")
     if args.json:

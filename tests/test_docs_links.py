@@ -142,7 +142,7 @@ def test_docs_config_names_every_trainer_key() -> None:
     page = (DOCS / "config.md").read_text(encoding="utf-8")
     # Each key's row in the table: | `KEY` | default | what it does |
     rows = {m.group(1): m.group(2) for m in
-            re.finditer(r"^\| `([A-Z_]+)` \| [^|]+ \| (.+) \|$", page, re.M)}
+            re.finditer(r"^\| `([A-Z0-9_]+)` \| [^|]+ \| (.+) \|$", page, re.M)}
     missing = [k for k in keys if k not in rows]
     assert missing == [], f"docs/config.md has no row for TRAINER.DAPT_INIT.{missing}"
     assert all(len(rows[k].strip()) >= 10 for k in keys), "a key's row says nothing"

@@ -48,9 +48,20 @@ def test_total_combines_the_three_terms_with_the_betas():
     assert terms.total.item() == pytest.approx(expected_total, rel=1e-5)
 
 
-def test_loss_is_computed_in_fp32_from_fp16_features():
+def test_fp16_features_keep_ce_and_intra_in_fp16_and_inter_in_fp32_as_dapt_does():
     torch.manual_seed(3)
-    images, texts = normalised(4, 8).half(), normalised(3, 8).half()
-    terms = dapt_loss((images @ texts.t()).float(), torch.tensor([0, 1, 2, 0]), images, texts,
-                      normalised(3, 8), 1.0, 1.0, 2.0)
-    assert all(term.dtype == torch.float32 for term in terms)
+    images, texts, prototypes = normalised(4, 8).half(), normalised(3, 8).half(), normalised(3, 8)
+    labels = torch.tensor([0, 1, 2, 0])
+    logits = 100.0 * images @ texts.t()  # fp16, as DAPT's fp16 model gives them
+    terms = dapt_loss(logits, labels, images, texts, prototypes, 1.0, 1.0, 2.0)
+    assert (terms.ce.dtype, terms.intra.dtype) == (torch.float16, torch.float16)
+    assert terms.inter.dtype == torch.float32 and terms.total.dtype == torch.float32
+    # The same formulas in float64 from the fp16 inputs (prototypes rounded to fp16 first).
+    ce = sum(-float(torch.log_softmax(logits[i].double(), 0)[labels[i]]) for i in range(4)) / 4
+    targets = prototypes.half().double()
+    intra = sum(float(((images[i].double() - targets[labels[i]]) ** 2).sum())
+                for i in range(4)) / (4 * 8)
+    assert terms.ce.item() == pytest.approx(ce, rel=2e-3)
+    assert terms.intra.item() == pytest.approx(intra, rel=2e-3)
+    assert terms.total.item() == pytest.approx(
+        terms.ce.item() + terms.intra.item() + terms.inter.item(), rel=1e-3)

@@ -257,21 +257,31 @@ def test_the_probe_catches_a_block_class_changed_after_import(small_clip, monkey
     assert "does not compute" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 kernels need a GPU")
-def test_fp16_and_amp_agree_within_fp16_tolerance(small_clip_file):
+@pytest.mark.parametrize("precision", ["fp16", "amp"])
+def test_fp16_and_amp_agree_within_fp16_tolerance(small_clip_file, precision):
+    """On the GPU when there is one, else on the CPU (torch runs fp16 kernels there too)."""
     from trainers.dapt_init.clip_loading import load_clip
+    from trainers.dapt_init.trainer import AMP_DTYPE
 
-    for precision in ("fp16", "amp"):
-        clip_model = load_clip("ViT-B/16", small_clip_file)  # fp16 as shipped
-        if precision == "amp":
-            clip_model.float()
-        clip_model.cuda()
-        features = {}
-        for encoder in ("full", "shared_prefix"):
-            model = build(clip_model, encoder, 16).cuda()
-            with torch.autocast("cuda", enabled=precision == "amp"):
-                features[encoder] = model.encode_text().float()
-        assert (features["full"] - features["shared_prefix"]).abs().max() < 5e-3, precision
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    clip_model = load_clip("ViT-B/16", small_clip_file)  # fp16 as shipped
+    if precision == "amp":
+        clip_model.float()
+    clip_model.to(device)
+    features = {}
+    for encoder in ("full", "shared_prefix"):
+        model = build(clip_model, encoder, 16).to(device)
+        with torch.autocast(device.type, dtype=AMP_DTYPE, enabled=precision == "amp"):
+            encoded = model.encode_text()
+        # fp16: CLIP in half precision; amp: fp32 weights, half-precision matmuls.
+        assert encoded.dtype == torch.float16, (precision, encoder)
+        features[encoder] = encoded.float()
+    # Independent of both: fp32 CLIP, full encoder (the fp16 weights rounded the same way).
+    reference = load_clip("ViT-B/16", small_clip_file).float().to(device)
+    expected = build(reference, "full", 16).to(device).encode_text().float()
+    assert (features["full"] - features["shared_prefix"]).abs().max() < 5e-3
+    for encoded in features.values():
+        assert 0 < (encoded - expected).abs().max() < 5e-3
 
 
 def test_the_config_key_defaults_to_shared_prefix_and_names_its_values():

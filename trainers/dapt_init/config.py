@@ -114,7 +114,10 @@ def add_dapt_init_config(cfg: Any) -> None:
     node.INIT_METHOD = "random"  # random (DAPT) | same | diff (RPO's ST-initialisation)
     node.INIT_NOISE_SCALE = 0.1  # norm of the noise added to EOS / CLS for same / diff
     node.VIS_INIT_METHOD = "random"  # random (DAPT) | same | diff: visual prompts from CLS
-    node.PREC = "fp16"  # fp16 | fp32 | amp; the CPU always runs fp32
+    node.PREC = "fp16"  # fp16 | fp32 | amp (on the CPU see CPU_FP32)
+    # On the CPU fp16 / amp are replaced by fp32 (faster there, same code path); False runs
+    # the asked precision on the CPU too, as a GPU would (tests, CI, the DAPT comparison).
+    node.CPU_FP32 = True
     node.CLIP_WEIGHTS = ""  # local CLIP file (JIT archive or state dict); "" downloads
     node.PROTOTYPE_VIEW = "dapt"  # dapt: DAPT's generator's random views; test: deterministic
     node.PROTOTYPE_CACHE_DIR = ""  # "" = <dataset dir>/split_fewshot/prototypes
@@ -193,6 +196,10 @@ def validate_config(cfg: Any, *, training: bool = True) -> None:
         )
     _choice(node.PROTOTYPE_VIEW, PROTOTYPE_VIEWS, prefix + "PROTOTYPE_VIEW")
     _choice(node.TEXT_ENCODER, TEXT_ENCODERS, prefix + "TEXT_ENCODER")
+    if not isinstance(node.get("CPU_FP32", True), bool):
+        raise DaptInitError(
+            f"{prefix}CPU_FP32 is {node.CPU_FP32!r}; it must be True or False."
+        )
     _non_negative(node.INIT_NOISE_SCALE, prefix + "INIT_NOISE_SCALE", MAX_NOISE_SCALE)
     _positive_int(node.VIS_NUM_TOKENS, prefix + "VIS_NUM_TOKENS", MAX_VIS_TOKENS)
     _positive_int(node.TXT_NUM_TOKENS, prefix + "TXT_NUM_TOKENS", MAX_TXT_TOKENS)

@@ -1,6 +1,8 @@
 """DAPT's objective: CLIP cross-entropy plus two dispersion terms, kept apart for logging.
 
-L = L_ce + VIS_BETA * L_intra + TXT_BETA * L_inter, computed in fp32 whatever the model runs in.
+L = L_ce + VIS_BETA * L_intra + TXT_BETA * L_inter, each term in the dtype DAPT computes it in:
+L_ce and L_intra in the model's (fp16 under PREC fp16, as DAPT; fp32 under fp32, and under amp,
+where autocast runs both losses in fp32), L_inter always in fp32 (DAPT casts it).
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ def intra_class_loss(
     image_features: torch.Tensor, prototypes: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
     """Mean squared error between each normalised image feature and its class prototype."""
-    targets = prototypes.to(image_features.device)[labels]
-    return F.mse_loss(image_features.float(), targets.float())
+    targets = prototypes.to(image_features.device, image_features.dtype)[labels]
+    return F.mse_loss(image_features, targets)
 
 
 def inter_class_loss(text_features: torch.Tensor, rbf_t: float) -> torch.Tensor:
@@ -43,7 +45,7 @@ def dapt_loss(
     txt_beta: float,
     rbf_t: float,
 ) -> LossTerms:
-    ce = F.cross_entropy(logits.float(), labels)
+    ce = F.cross_entropy(logits, labels)
     intra = intra_class_loss(image_features, prototypes, labels)
     inter = inter_class_loss(text_features, rbf_t)
     return LossTerms(ce, intra, inter, ce + vis_beta * intra + txt_beta * inter)

@@ -23,6 +23,11 @@ from .init_rules import EOS_TOKEN_ID, draw_text_prompts, initial_visual_prompts
 from .text_encoder import SharedPrefixTextEncoder, standard_block_problem
 
 
+# Under PREC amp, autocast's low-precision dtype: float16 on every device (a GPU's default,
+# and what the CPU's autocast supports since torch 2.x), so the CPU runs the GPU's casts.
+AMP_DTYPE = torch.float16
+
+
 @dataclass(frozen=True)
 class PromptSettings:
     vis_tokens: int = 16

@@ -96,29 +96,28 @@ def compute_dapt_prototypes(
     encode_batch_size: int,
     progress: bool = True,
 ) -> torch.Tensor:
-    """(C, D) fp32 prototypes from ``dapt_views`` groups, averaged as DAPT averages them.
+    """(C, D) prototypes (returned as fp32) from ``dapt_views`` groups, averaged as DAPT does.
 
-    Each class's normalised features are averaged in one fp32 mean, in drawn order; the
-    images are encoded ``encode_batch_size`` at a time, which bounds memory (DAPT encodes a
-    whole group at once).
+    Each class's features are normalised and averaged in one mean in the encoder's dtype
+    (CLIP's fp16 under PREC fp16, as DAPT), in drawn order; the images are encoded
+    ``encode_batch_size`` at a time, which bounds memory (DAPT encodes a whole group at once).
     """
     prototypes: torch.Tensor | None = None
     seen = torch.zeros(n_classes, dtype=torch.bool)
     for images, labels in tqdm(groups, desc="prototypes", disable=not progress):
         with torch.no_grad():
-            features = torch.cat([encode_images(images[start:start + encode_batch_size])
-                                  .float().cpu()
+            features = torch.cat([encode_images(images[start:start + encode_batch_size]).cpu()
                                   for start in range(0, len(images), encode_batch_size)])
         features = features / features.norm(dim=-1, keepdim=True)
         if prototypes is None:
-            prototypes = torch.zeros(n_classes, features.shape[1])
+            prototypes = torch.zeros(n_classes, features.shape[1], dtype=features.dtype)
         for label in labels.unique().tolist():
             prototypes[label] = features[labels == label].mean(dim=0)
             seen[label] = True
     empty = (~seen).nonzero().flatten().tolist()
     if prototypes is None or empty:
         raise ValueError(f"no training image for classes {empty}: cannot build their prototypes")
-    return prototypes
+    return prototypes.float()  # exact: fp16 values widen without rounding
 
 
 def images_digest(items: Iterable[tuple[str, int]]) -> str:

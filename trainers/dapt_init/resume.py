@@ -120,11 +120,29 @@ def load_trained_prompts(folder: str, file_name: str, module: nn.Module) -> int:
             "(the last epoch is always saved)."
         )
     checkpoint = read_checkpoint(path)
+    note = precision_note(checkpoint["state_dict"], module.state_dict())
     load_prompt_state(module, checkpoint["state_dict"], path)
+    if note:
+        print(note)
     val = checkpoint.get("val_result")
     extra = f", val accuracy {val:.1f}" if isinstance(val, (int, float)) else ""
     print(f"Loaded {path} (epoch {checkpoint['epoch']}{extra})")
     return checkpoint["epoch"]
+
+
+def precision_note(saved: dict[str, Any], own: dict[str, torch.Tensor]) -> str | None:
+    """One line when an evaluation rounds trained prompts to a narrower dtype (fp32 / amp
+    prompts tested under fp16); a widening load (fp16 into fp32) is exact and says nothing."""
+    narrowed = sorted(
+        name for name, tensor in saved.items()
+        if isinstance(tensor, torch.Tensor) and name in own and tensor.is_floating_point()
+        and torch.finfo(own[name].dtype).bits < torch.finfo(tensor.dtype).bits)
+    if not narrowed:
+        return None
+    old, new = saved[narrowed[0]].dtype, own[narrowed[0]].dtype
+    return (f"Note: the trained prompts ({', '.join(narrowed)}) are {old}, this run's model "
+            f"is {new}: they are rounded to {new} for this evaluation (set "
+            "TRAINER.DAPT_INIT.PREC to the training run's to test them unrounded)")
 
 
 def toolbox_keeps(epoch: int, max_epoch: int, checkpoint_freq: int) -> bool:

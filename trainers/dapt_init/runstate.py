@@ -21,6 +21,10 @@ RESULT_FILE = "result.json"
 # The trainer's model name, so the folder of its checkpoints inside a run.
 PROMPT_MODEL = "prompt_learner"
 
+# Keys left out of the fingerprint while at their default, so that runs fingerprinted before
+# the key existed stay valid (CPU_FP32 True: the CPU runs fp32, as it always did).
+DEFAULT_OMITTED_KEYS = {"TRAINER.DAPT_INIT.CPU_FP32": True}
+
 # Keys that cannot change a run's numbers: where files go, how often it prints or keeps
 # checkpoints, where the prototype cache lives. Every other key, including keys added later,
 # is part of the fingerprint. CLIP_WEIGHTS is replaced by the weights' identity (a moved file
@@ -70,7 +74,8 @@ def fingerprint_keys(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = N
                      ) -> dict[str, Any]:
     """The flattened key -> value map a run's fingerprint hashes (``extra``: non-config
     inputs such as an evaluation's model folder and epoch)."""
-    keys = {k: v for k, v in flatten_config(cfg).items() if k not in NOT_RESULT_KEYS}
+    keys = {k: v for k, v in flatten_config(cfg).items() if k not in NOT_RESULT_KEYS
+            and not (k in DEFAULT_OMITTED_KEYS and v == DEFAULT_OMITTED_KEYS[k])}
     keys.update(extra or {})
     return dict(sorted(keys.items()))
 
@@ -220,7 +225,9 @@ def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[s
     missing = object()
     out = []
     for key in sorted(set(stored) | set(current)):
-        old, new = stored.get(key, missing), current.get(key, missing)
+        # A key left out at its default (DEFAULT_OMITTED_KEYS) reads as that default.
+        default = DEFAULT_OMITTED_KEYS.get(key, missing)
+        old, new = stored.get(key, default), current.get(key, default)
         if old != new:
             show = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
             out.append(f"{key} {show(old)} -> {show(new)}")

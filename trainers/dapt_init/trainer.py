@@ -31,7 +31,7 @@ from .errors import DaptInitError
 from .grad_norms import term_gradient_norms
 from .loader_workers import cap_workers
 from .losses import LossTerms, dapt_loss
-from .model import DAPTModel, PromptSettings
+from .model import AMP_DTYPE, DAPTModel, PromptSettings
 from .prototype_cache import PrototypeCache, prototype_cache_dir
 from .readable_images import NamesUnreadableImages
 from .result_record import write_result
@@ -48,12 +48,19 @@ host_process.install_excepthook()
 DATA_PARALLEL_TEXT_DATASETS = ("SUN397", "ImageNet")
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    if device.type == "cpu" and requested != "fp32":
+def resolve_precision(requested: str, device: torch.device, cpu_fp32: bool = True) -> str:
+    """The precision to run: ``requested``, except fp32 on the CPU unless ``cpu_fp32`` is off
+    (TRAINER.DAPT_INIT.CPU_FP32 False: fp16 / amp on the CPU, as on a GPU)."""
+    if device.type == "cpu" and requested != "fp32" and cpu_fp32:
         print(f"Note: running on the CPU, so TRAINER.DAPT_INIT.PREC {requested} is replaced "
-              "by fp32 (fp16 kernels are GPU-only)")
+              "by fp32 (faster there; TRAINER.DAPT_INIT.CPU_FP32 False runs it as asked)")
         return "fp32"
     return requested
+
+
+def amp_autocast(device: torch.device) -> Callable[[], Any]:
+    """A factory of autocast contexts for ``device`` in ``AMP_DTYPE``."""
+    return lambda: torch.autocast(device.type, dtype=AMP_DTYPE)
 
 
 class CheckedDatasetWrapper(NamesUnreadableImages, DatasetWrapper):
@@ -100,7 +107,7 @@ class DAPT_Init(TrainerX):
     # ----------------------------------------------------------------- model
     def build_model(self) -> None:
         cfg, node = self.cfg, self.cfg.TRAINER.DAPT_INIT
-        self.precision = resolve_precision(node.PREC, self.device)
+        self.precision = resolve_precision(node.PREC, self.device, node.get("CPU_FP32", True))
         source = node.CLIP_WEIGHTS or cfg.MODEL.BACKBONE.NAME
         print(f"Loading CLIP ({source})")
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, node.CLIP_WEIGHTS)
@@ -127,7 +134,7 @@ class DAPT_Init(TrainerX):
         self.register_model(PROMPT_MODEL, learner, self.optim, self.sched)
         use_amp = self.precision == "amp"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_amp else None
-        self.autocast = (lambda: torch.autocast(self.device.type)) if use_amp else nullcontext
+        self.autocast = amp_autocast(self.device) if use_amp else nullcontext
 
         gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
         if gpus > 1 and cfg.DATASET.NAME in DATA_PARALLEL_TEXT_DATASETS:
