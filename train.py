@@ -153,8 +153,8 @@ def main(args: argparse.Namespace) -> int:
     if claim.skip:
         print(claim.message)
         return runstate.SUCCESS
-    if claim.status == runstate.RUNNING_ELSEWHERE:
-        print(f"running elsewhere: {claim.message}")
+    if claim.status == runstate.RUNNING_ELSEWHERE:  # refused, with its own status
+        report(claim.message)
         return runstate.RUNNING_ELSEWHERE
     if claim.refused:
         raise DaptInitError(claim.message)

@@ -173,6 +173,7 @@ def run_plan(plan: Plan, env: Mapping[str, str]) -> int:
             print(claim.message)
             continue
         if claim is not None and claim.status == RUNNING_ELSEWHERE:
+            print(f"running elsewhere: {claim.message}")
             elsewhere.append(folder)
             continue
         if claim is not None and claim.refused:

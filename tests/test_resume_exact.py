@@ -118,7 +118,7 @@ def test_killed_at_each_point_and_rerun_equals_the_uninterrupted_run(workdir, re
     assert rerun["status"] == 0 and rerun["result"]
 
     second = json.loads(second_process.read_text())
-    assert second["returncode"] == 2
+    assert second["returncode"] == 4  # RUNNING_ELSEWHERE: refused, another process holds it
     lines = second["stderr"].strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert f"in use by PID {second['holder_pid']}" in lines[0]
@@ -221,6 +221,7 @@ def test_a_locked_run_is_running_elsewhere_for_the_scripts(workdir, reference, s
     from trainers.dapt_init.run_folder import RunLock
 
     lock = RunLock(str(reference))  # this test process holds the folder, as a live run would
+    lock.write_pid()
     try:
         main = run_script("main.sh", "eurosat", "diff", "2", *overrides(workdir),
                           env=script_env)
