@@ -176,12 +176,12 @@ def check_spec(spec: str) -> None:
     """A --spec that is not a run spec is refused before anything runs."""
     if not spec:
         return
-    from study.spec import RunSpec, StudyError
+    from study.run import RunSpec, StudyError
 
     try:
         RunSpec.from_dict(json.loads(spec))
     except (ValueError, StudyError) as error:
-        raise DaptInitError(f"--spec is not a run spec of study/spec.py: {error}") from None
+        raise DaptInitError(f"--spec is not a run spec of study/run.py: {error}") from None
 
 
 def record_spec(output_dir: str, identity: runstate.RunIdentity | None, spec: str) -> None:
@@ -189,7 +189,7 @@ def record_spec(output_dir: str, identity: runstate.RunIdentity | None, spec: st
     study layout); only to a result of this very command, never to an older one."""
     if not spec or identity is None:
         return
-    from study.spec import RunSpec
+    from study.run import RunSpec
     from trainers.dapt_init.atomic import json_dump_atomically
 
     record = runstate.read_result(output_dir)

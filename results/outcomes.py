@@ -2,20 +2,18 @@
 with a final result) or why it has none; and the Skipped / Notes report on stderr."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from trainers.dapt_init.runstate import RESULT_FILE
+from study.run_read import RESULT_FILE, accuracy_problem, read_record, record_format_problem
 
 from .logs import LOG_NAME, LogScan, log_files_newest_first, scan_log, subfolders
 from .numbers import parse_metric_value
 
 # One name for the record a finished DAPT_Init run writes: runstate's (plain Python, no torch).
 RESULT_JSON_NAME = RESULT_FILE
-RESULT_JSON_FORMAT = "dapt_init.result/1"
 # result.json names some metrics differently from the log lines.
 JSON_METRIC_FOR_KEYWORD = {"error": "error_rate"}
 # Dassl prints metrics with one decimal, so a log value may differ from result.json by 0.05.
@@ -83,15 +81,11 @@ def multi_exp_hint(run_dir: Path) -> str:
 
 def value_from_result_json(run_dir: Path, keyword: str) -> tuple[float | None, str | None]:
     """(value, None), (None, None) when there is no usable file or metric, or (None, note)."""
-    path = run_dir / RESULT_JSON_NAME
-    if not path.is_file():
-        return None, None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        return None, f"{RESULT_JSON_NAME} unreadable ({error}); used the log"
-    if not isinstance(record, dict) or record.get("format") != RESULT_JSON_FORMAT:
-        return None, f"{RESULT_JSON_NAME} is not '{RESULT_JSON_FORMAT}'; used the log"
+    record, problem = read_record(run_dir)
+    if record is None:
+        return None, f"{problem}; used the log" if problem else None
+    if record_format_problem(record):
+        return None, f"{record_format_problem(record)}; used the log"
     metrics = record.get("metrics")
     metric_name = JSON_METRIC_FOR_KEYWORD.get(keyword, keyword)
     if not isinstance(metrics, dict) or metric_name not in metrics:
@@ -119,16 +113,6 @@ def read_run(run_dir: Path, keyword: str = "accuracy", test_log: bool = False) -
         notes.append(f"used {RESULT_JSON_NAME}; the log has no usable result "
                      f"({from_log.skip_reason})")
     return RunOutcome(run_dir, value=json_value, source=run_dir / RESULT_JSON_NAME, notes=notes)
-
-
-def result_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's result.json as a dict; None when it is missing, unreadable or not an object.
-    (read_run reports the unreadable ones; the other readers only look for extra fields.)"""
-    try:
-        record = json.loads((run_dir / RESULT_JSON_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def report_problems(named_outcomes: Sequence[tuple[str, RunOutcome]]) -> None:

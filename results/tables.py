@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from .labels import Method, method_of
-from .layout import RunKey, dataset_display_name, dataset_sort_key
+from study.run import RunKey, dataset_display_name, dataset_sort_key
 from .numbers import Summary, harmonic_mean, summarize
 from .reference import Reference, reference_cells
 from .study import NOT_AS_PUBLISHED, StudyRun

@@ -13,7 +13,7 @@ import os
 import sys
 
 from .plan import UsageError, bash_quote
-from .spec import RunSpec, StudyError, choose_config
+from .run import RunSpec, StudyError, choose_config
 
 
 def shell_assign(name: str, value: str | list[str]) -> str:

@@ -60,7 +60,7 @@ def build_parser(description: str = DESCRIPTION) -> argparse.ArgumentParser:
                         help="only say whether --output-dir holds this command's finished run "
                              f"(exit {CHECK_FINISHED_HELP}); loads no data or model")
     parser.add_argument("--spec", type=str, default="",
-                        help="the study's description of this run (JSON, study/spec.py), kept in "
+                        help="the study's description of this run (JSON, study/run.py), kept in "
                              "result.json under 'spec'; not part of the fingerprint")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")

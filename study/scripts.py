@@ -14,7 +14,7 @@ from .help import HELP, USAGE
 from .plan import (Setup, bash_quote, check_arg_count, check_dataset, check_gpu, check_init,
                    check_overrides, check_shots, require_data_root, run_overrides, run_state,
                    setup, split_args, train_argv)
-from .spec import (BASE2NEW_SHOTS, DG_TARGETS, EVAL_SOURCE, VIS_INIT_KEY, RunSpec, StudyError,
+from .run import (BASE2NEW_SHOTS, DG_TARGETS, EVAL_SOURCE, VIS_INIT_KEY, RunSpec, StudyError,
                    choose_config, config_epochs, full_tag)
 
 # script -> (kind, positional arguments: min, max)

@@ -11,7 +11,7 @@ from typing import Mapping
 from .plan import (STATE_NAMES, Setup, UsageError, bash_quote, check_dataset, check_gpu,
                    check_init, check_overrides, check_shots, epoch_grid_text, require_data_root,
                    run_state, setup, split_args, train_argv)
-from .spec import EPOCH_KEY, REPO_ROOT, VIS_INIT_KEY, RunSpec, StudyError, choose_config, full_tag
+from .run import EPOCH_KEY, REPO_ROOT, VIS_INIT_KEY, RunSpec, StudyError, choose_config, full_tag
 
 
 @dataclass(frozen=True)
