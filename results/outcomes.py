@@ -12,12 +12,11 @@ from study.run_read import RESULT_FILE, accuracy_problem, read_record, record_fo
 from .logs import LOG_NAME, LogScan, log_files_newest_first, scan_log, subfolders
 from .numbers import parse_metric_value
 
-# One name for the record a finished DAPT_Init run writes: runstate's (plain Python, no torch).
-RESULT_JSON_NAME = RESULT_FILE
 # result.json names some metrics differently from the log lines.
 JSON_METRIC_FOR_KEYWORD = {"error": "error_rate"}
 # Dassl prints metrics with one decimal, so a log value may differ from result.json by 0.05.
 LOG_ROUNDING_TOLERANCE = 0.05 + 1e-9
+
 
 @dataclass
 class RunOutcome:
@@ -56,6 +55,10 @@ def outcome_from_scan(run_dir: Path, scan: LogScan, keyword: str) -> RunOutcome:
     if value is None:
         return RunOutcome(run_dir, source=scan.path, notes=notes,
                           skip_reason=f"non-numeric {keyword} {raw_value!r} in {scan.path.name}")
+    problem = accuracy_problem(value, keyword)
+    if problem:  # every metric the parser reads is a percentage ('* K: VALUE%')
+        return RunOutcome(run_dir, source=scan.path, notes=notes,
+                          skip_reason=f"{problem} in {scan.path.name}")
     return RunOutcome(run_dir, value=value, source=scan.path, notes=notes)
 
 
@@ -93,7 +96,10 @@ def value_from_result_json(run_dir: Path, keyword: str) -> tuple[float | None, s
     raw_value = metrics[metric_name]
     value = parse_metric_value(str(raw_value)) if not isinstance(raw_value, bool) else None
     if value is None:
-        return None, f"{RESULT_JSON_NAME} has non-numeric {metric_name} {raw_value!r}; used the log"
+        return None, f"{RESULT_FILE} has non-numeric {metric_name} {raw_value!r}; used the log"
+    problem = accuracy_problem(value, metric_name)
+    if problem:
+        return None, f"{RESULT_FILE} has {problem}; used the log"
     return value, None
 
 
@@ -107,12 +113,12 @@ def read_run(run_dir: Path, keyword: str = "accuracy", test_log: bool = False) -
         return from_log
     notes = list(from_log.notes)
     if from_log.complete and abs(from_log.value - json_value) > LOG_ROUNDING_TOLERANCE:
-        notes.append(f"{RESULT_JSON_NAME} says {json_value:g}, {from_log.source.name} says "
-                     f"{from_log.value:g}; used {RESULT_JSON_NAME}")
+        notes.append(f"{RESULT_FILE} says {json_value:g}, {from_log.source.name} says "
+                     f"{from_log.value:g}; used {RESULT_FILE}")
     if not from_log.complete:
-        notes.append(f"used {RESULT_JSON_NAME}; the log has no usable result "
+        notes.append(f"used {RESULT_FILE}; the log has no usable result "
                      f"({from_log.skip_reason})")
-    return RunOutcome(run_dir, value=json_value, source=run_dir / RESULT_JSON_NAME, notes=notes)
+    return RunOutcome(run_dir, value=json_value, source=run_dir / RESULT_FILE, notes=notes)
 
 
 def report_problems(named_outcomes: Sequence[tuple[str, RunOutcome]]) -> None:

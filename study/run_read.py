@@ -28,8 +28,8 @@ from trainers.dapt_init.config import INIT_METHODS
 from trainers.dapt_init.result_record import RESULT_FORMAT
 from trainers.dapt_init.runstate import RESULT_FILE
 
-from .run import (KEY_KINDS, LayoutError, RunKey, TRAINER, canonical_dataset, normalized_dataset,
-                  spec_from_path)
+from .run import (KEY_KINDS, TRAINER, LayoutError, RunKey, canonical_dataset,
+                  find_run_folders, normalized_dataset, spec_from_path)
 
 SPEC_KEY = "spec"
 SPEC_KINDS = KEY_KINDS  # spec "kind" -> (RunKey kind, base2new split)
@@ -336,6 +336,7 @@ class RunFolder:
     unplaced: str | None = None  # why the run has no place (key None)
     notes: list[str] = field(default_factory=list)
     source: str = "folder"  # what placed it: "spec", "result.json" or "folder"
+    duplicate_of: Path | None = None  # an earlier folder recording the same run (same key)
 
 
 def read_run_folder(root: Path, folder: Path) -> RunFolder:
@@ -347,3 +348,28 @@ def read_run_folder(root: Path, folder: Path) -> RunFolder:
         relative = folder.parts
     key, notes, unplaced, source = place_run(record, tuple(relative))
     return RunFolder(folder, record, key, problem, unplaced, notes, source)
+
+
+def read_run_folders(root: Path) -> list[RunFolder]:
+    """Every seed folder under ``root``, read. Two folders recording the same run (one key:
+    a copied or renamed tree beside the original) count once: the first in natural order,
+    with a note naming the other; the other carries ``duplicate_of``."""
+    folders = [read_run_folder(root, path) for path in find_run_folders(root)]
+    first: dict[RunKey, RunFolder] = {}
+    for folder in folders:
+        if folder.key is None:
+            continue
+        if folder.key in first:
+            folder.duplicate_of = first[folder.key].path
+            first[folder.key].notes.append(f"{_relative(folder.path, root)} records the same "
+                                           "run; counted once")
+        else:
+            first[folder.key] = folder
+    return folders
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

@@ -98,7 +98,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     moved.parent.mkdir(parents=True)
     (base / "random/vit_b16_ep100_2shots/seed1").rename(moved)
     record = json.loads((moved / "result.json").read_text())
-    record["spec"] = {"kind": "fewshot", "dataset": "EuroSAT", "init": "random",
+    record["spec"] = {"kind": "train", "dataset": "EuroSAT", "init": "random",
                       "vis_init": "random", "config": "vit_b16_ep100", "shots": 2, "seed": 1,
                       "tag": "", "grid": {}}
     (moved / "result.json").write_text(json.dumps(record))
