@@ -42,7 +42,7 @@ def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
                      methods: dict[RunKey, Method]) -> GridTable:
     values: dict[tuple[str, int, str], list[float]] = defaultdict(list)
     unpublished: dict[tuple[str, int], set[str]] = defaultdict(set)
-    weights: dict[tuple[str, int, str], set[str | None]] = defaultdict(set)
+    weights: dict[tuple[str, int, str], set[str]] = defaultdict(set)
     rows: set[tuple[Method, int]] = set()
     datasets: set[str] = set()
     for run in runs:
@@ -50,7 +50,8 @@ def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
             continue
         method = method_of(run.key, methods)
         values[(method.label, run.key.shots, run.key.dataset)].append(run.outcome.value)
-        weights[(method.label, run.key.shots, run.key.dataset)].add(run.clip_sha256)
+        if run.clip_sha256 is not None:  # a run that recorded no weights says nothing
+            weights[(method.label, run.key.shots, run.key.dataset)].add(run.clip_sha256)
         unpublished[(method.label, run.key.shots)].update(run.unpublished)
         rows.add((method, run.key.shots))
         datasets.add(run.key.dataset)
