@@ -144,7 +144,12 @@ def resolved_run(args: argparse.Namespace) -> tuple[CfgNode, runstate.RunIdentit
     if args.no_train:
         return cfg, None
     stored = runstate.read_result(cfg.OUTPUT_DIR) or {}
-    return cfg, command_identity(cfg, args, runstate.stored_weights(stored))
+    identity = command_identity(cfg, args, runstate.stored_weights(stored))
+    if args.eval_only:  # before any folder or log: prompts are read only with their CLIP
+        model = runstate.read_result(args.model_dir) or {}
+        runstate.refuse_other_weights(args.model_dir, runstate.stored_weights(model),
+                                      identity.weights)
+    return cfg, identity
 
 
 def finished_state(args: argparse.Namespace) -> tuple[int, str]:

@@ -143,12 +143,9 @@ def read_run(folder: sources.RunFolder) -> Run:
     if folder.duplicate_of is not None:
         run.status, run.detail = DUPLICATE, f"records the same run as {folder.duplicate_of}"
     if run.status == FINISHED:
-        accuracy = run.metrics.get("accuracy")
-        problem = sources.accuracy_problem(accuracy)
+        run.accuracy, problem = sources.metric_of({"metrics": run.metrics}, "accuracy")
         if problem:
-            run.status, run.detail = UNREADABLE, f"result.json's metrics.{problem}"
-        else:
-            run.accuracy = float(accuracy)
+            run.status, run.detail = UNREADABLE, f"result.json has {problem}"
     return run
 
 

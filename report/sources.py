@@ -22,7 +22,7 @@ from results.numbers import summarize  # noqa: E402
 from results.reference import ReferenceDataError, load_reference  # noqa: E402
 from study.run import (RunKey, dataset_display_name, dataset_sort_key,  # noqa: E402
                        natural_key, normalized_dataset)
-from study.run_read import (RunFolder, accuracy_problem, mapping_field,  # noqa: E402
+from study.run_read import (RunFolder, mapping_field, metric_of,  # noqa: E402
                             read_run_folders, record_format_problem)
 from trainers.dapt_init.runstate import PROMPT_MODEL  # noqa: E402  (no torch, no toolbox)
 from trainers.dapt_init.run_folder import lock_holder  # noqa: E402
@@ -30,7 +30,7 @@ from trainers.dapt_init.run_folder import lock_holder  # noqa: E402
 __all__ = [
     "INIT_ORDER", "LOG_NAME", "ReferenceDataError", "crash_message", "dataset_display_name",
     "dataset_sort_key", "load_reference", "log_files_newest_first", "natural_key",
-    "normalized_dataset", "RunKey", "RunFolder", "accuracy_problem", "mapping_field",
+    "normalized_dataset", "RunKey", "RunFolder", "mapping_field", "metric_of",
     "read_run_folders", "record_format_problem", "summarize", "lock_holder", "PROMPT_MODEL", "REPO",
     "prompt_tools", "loss_tools", "model_tools",
 ]

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from study.run_read import RESULT_FILE, accuracy_problem, read_record, record_format_problem
+from study.run_read import (RESULT_FILE, accuracy_problem, metric_of, read_record,
+                            record_format_problem)
 
 from .logs import LOG_NAME, LogScan, log_files_newest_first, scan_log, subfolders
 from .numbers import parse_metric_value
@@ -89,16 +90,11 @@ def value_from_result_json(run_dir: Path, keyword: str) -> tuple[float | None, s
         return None, f"{problem}; used the log" if problem else None
     if record_format_problem(record):
         return None, f"{record_format_problem(record)}; used the log"
-    metrics = record.get("metrics")
     metric_name = JSON_METRIC_FOR_KEYWORD.get(keyword, keyword)
-    if not isinstance(metrics, dict) or metric_name not in metrics:
+    value, problem = metric_of(record, metric_name)
+    if problem.startswith("no metrics."):  # nothing recorded: the log is the source
         return None, None
-    raw_value = metrics[metric_name]
-    value = parse_metric_value(str(raw_value)) if not isinstance(raw_value, bool) else None
     if value is None:
-        return None, f"{RESULT_FILE} has non-numeric {metric_name} {raw_value!r}; used the log"
-    problem = accuracy_problem(value, metric_name)
-    if problem:
         return None, f"{RESULT_FILE} has {problem}; used the log"
     return value, None
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
-import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import yaml
@@ -26,6 +26,8 @@ from yacs.config import CfgNode
 from trainers.dapt_init.config import add_dapt_init_config
 from trainers.dapt_init import runstate
 from trainers.dapt_init.errors import DaptInitError
+
+from .run_read import read_record
 
 # The exit statuses are runstate's (one definition, which the scripts' caller reads too).
 CHECK_FINISHED_HELP = ", ".join(f"{status}: {meaning}" for status, meaning
@@ -218,7 +220,7 @@ def merge_overrides(cfg: CfgNode, opts: list[str]) -> None:
 
 
 # ============================================================================ a run's record
-RESULT_FILE = "result.json"
+RESULT_FILE = runstate.RESULT_FILE
 # train.py prints ``vars(args)`` on the line after this one, at the head of every log.
 ARGUMENTS_LINE = "** Arguments **"
 # Keys a record holds that are not config keys: an evaluation's model folder and epoch.
@@ -240,7 +242,8 @@ class RunRecord:
 
 def _log_files(run_dir: str) -> list[str]:
     """log.txt, then the log.txt-<time> files of resumed runs, oldest first."""
-    names = sorted(name for name in os.listdir(run_dir) if name.startswith("log.txt-"))
+    names = sorted(name for name in os.listdir(run_dir) if name.startswith("log.txt-")
+                   and os.path.isfile(os.path.join(run_dir, name)))  # no FIFO: it would block
     first = ["log.txt"] if os.path.isfile(os.path.join(run_dir, "log.txt")) else []
     return [os.path.join(run_dir, name) for name in first + names]
 
@@ -272,11 +275,7 @@ def read_run_record(run_dir: str) -> RunRecord:
     if not os.path.isdir(run_dir):
         raise DaptInitError(f"run folder {run_dir} does not exist.")
     keys, weights = {}, None
-    try:
-        with open(os.path.join(run_dir, RESULT_FILE), encoding="utf-8") as file:
-            result = json.load(file)
-    except (OSError, ValueError):
-        result = None
+    result, _ = read_record(Path(run_dir))  # non-blocking: a FIFO result.json is no record
     if isinstance(result, dict):
         if isinstance(result.get("fingerprint_keys"), dict):
             keys = result["fingerprint_keys"]

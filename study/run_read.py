@@ -106,15 +106,35 @@ def mapping_field(record: Mapping[str, Any], name: str, notes: list[str]) -> dic
     return value
 
 
-def accuracy_problem(value: Any, name: str = "accuracy") -> str:
+def accuracy_problem(value: float, name: str = "accuracy") -> str:
     """Why a recorded percentage is not one ("" when it is a finite number in [0, 100])."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{name} {value!r} is not a number"
     if not math.isfinite(value):
-        return f"{name} {value!r} is not finite"
+        return f"non-numeric {name} {value!r}"
     if not 0.0 <= value <= 100.0:
-        return f"{name} {value:g} is outside 0-100 %"
+        return f"{name} {value:g} outside 0-100 %"
     return ""
+
+
+def metric_of(record: Mapping[str, Any], name: str) -> tuple[float | None, str]:
+    """(value, "") of ``metrics[name]`` as the parser and the report both read it: a number,
+    or a number written as text ('91.1', '91.1%'), finite and within 0-100 (every metric
+    Dassl reports is a percentage); else (None, why not)."""
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or name not in metrics:
+        return None, f"no metrics.{name}"
+    raw = metrics[name]
+    value = None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip().removesuffix("%").replace(",", "").strip())
+        except ValueError:
+            value = None
+    if value is None:
+        return None, f"non-numeric {name} {raw!r}"
+    problem = accuracy_problem(value, name)
+    return (None, problem) if problem else (value, "")
 
 
 # ------------------------------------------------------------------------------ the spec

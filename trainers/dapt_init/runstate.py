@@ -237,6 +237,8 @@ def check_run_weights(run_dir: str, backbone: str, weights_file: str) -> None:
     written elsewhere) records no weights and is not checked.
     """
     path = os.path.join(run_dir, RESULT_FILE)
+    if not os.path.isfile(path):  # none yet, or not a file (a FIFO would block the open)
+        return
     try:
         with open(path) as file:
             recorded = stored_weights(json.load(file))
@@ -246,15 +248,23 @@ def check_run_weights(run_dir: str, backbone: str, weights_file: str) -> None:
         return
     given = clip_weights_identity(backbone, weights_file, recorded) if (
         not weights_file or os.path.isfile(weights_file)) else {"path": weights_file}
-    if not same_weights(recorded, given):
-        use = (f"the weights file {recorded['path']} (--clip-weights or "
-               "TRAINER.DAPT_INIT.CLIP_WEIGHTS)" if "path" in recorded
-               else f"the backbone {recorded.get('name')!r} and no weights file")
-        raise DaptInitError(
-            f"{run_dir} was trained with CLIP weights {_weights_text(recorded)}, but "
-            f"{_weights_text(given)} were given: its prompts mean something else under other "
-            f"weights; use {use}."
-        )
+    refuse_other_weights(run_dir, recorded, given)
+
+
+def refuse_other_weights(run_dir: str, recorded: Mapping[str, Any] | None,
+                         given: Mapping[str, Any] | None) -> None:
+    """Raise when ``recorded`` (a run's result.json or checkpoint) names other CLIP weights
+    than ``given``; a run that recorded none is not checked."""
+    if not recorded or same_weights(recorded, given):
+        return
+    use = (f"the weights file {recorded['path']} (--clip-weights or "
+           "TRAINER.DAPT_INIT.CLIP_WEIGHTS)" if "path" in recorded
+           else f"the backbone {recorded.get('name')!r} and no weights file")
+    raise DaptInitError(
+        f"{run_dir} was trained with CLIP weights {_weights_text(recorded)}, but "
+        f"{_weights_text(given)} were given: its prompts mean something else under other "
+        f"weights; use {use}."
+    )
 
 
 def _weights_text(weights: Mapping[str, Any] | None) -> str:
