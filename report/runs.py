@@ -128,6 +128,12 @@ def read_run(folder: sources.RunFolder) -> Run:
         clip = sources.mapping_field(record, "clip", notes)
         weights = clip.get("weights")
         run.clip_weights = weights if isinstance(weights, dict) else {}
+        wrong = [name for name, kind in (("sha256", str), ("path", str), ("size", int))
+                 if not isinstance(run.clip_weights.get(name, kind()), kind)]
+        if wrong:  # the report slices, opens and compares these: a damaged one is dropped
+            notes.append(f"result.json's clip.weights.{'/'.join(wrong)} of the wrong type; "
+                         "ignored")
+            run.clip_weights = {k: v for k, v in run.clip_weights.items() if k not in wrong}
         if run.clip_weights.get("sha256") is not None:
             # Other CLIP weights are another model: compared like a setting, so that a cell
             # pooling them is marked and its runs are not paired.

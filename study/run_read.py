@@ -39,6 +39,7 @@ COMPARED_FIELDS = ("kind", "dataset", "init", "vis_init", "config", "shots", "se
 # No few-shot run has more shots than this; a larger number is a damaged record (10**30 would
 # be placed in a column of its own and printed as a 31-digit header).
 MAX_SHOTS = 10**6
+MAX_SEED = 2**32 - 1  # numpy's seeds end here; Dassl seeds numpy with the run's seed
 MAX_JSON_BYTES = 64 * 2**20  # a result.json is a few kB: a larger file is not one
 
 
@@ -55,6 +56,8 @@ def read_json(path: Path) -> tuple[dict[str, Any] | None, str]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
+        if os.path.islink(path):  # a link to a file that is gone (a purged scratch copy)
+            return None, f"{path.name} is a link to {os.readlink(path)}, which is missing"
         return None, ""
     except OSError as error:
         if error.errno == errno.ENOTDIR:
@@ -199,7 +202,7 @@ def key_from_spec(spec: Any, trainer: str | None = None,
         vis_init=_text(spec, "vis_init", INIT_METHODS, optional=True),
         config=config,
         extra=folder_key.extra if folder_key else "",
-        shots=_whole(spec, "shots", MAX_SHOTS), seed=_whole(spec, "seed"),
+        shots=_whole(spec, "shots", MAX_SHOTS), seed=_whole(spec, "seed", MAX_SEED),
         tag=_text(spec, "tag", optional=True) or "",
         grid=grid_items(spec.get("grid")))
 
@@ -332,6 +335,7 @@ def unpublished_setting(record: Mapping[str, Any] | None, key: RunKey) -> tuple[
         return ()
     reasons = []
     backbone = record.get("backbone")
+    backbone = backbone if isinstance(backbone, str) else repr(backbone)
     sha = clip_sha256(record)
     if sha is not None and sha != PUBLISHED_CLIP_SHA256.get(backbone):
         reasons.append(f"not {backbone}'s published weights")
