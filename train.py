@@ -203,9 +203,27 @@ def record_spec(output_dir: str, identity: runstate.RunIdentity | None, spec: st
         json_dump_atomically(record, os.path.join(output_dir, runstate.RESULT_FILE))
 
 
+def check_spec_is_this_run(spec: str, cfg: CfgNode, dataset_file: str) -> None:
+    """A --spec naming another data set, seed, shots or init than the run's own config is
+    refused: result.json's spec places the run, so it must say what the run is."""
+    if not spec:
+        return
+    from study.run import RunSpec
+
+    node = cfg.TRAINER.DAPT_INIT
+    names = (os.path.splitext(os.path.basename(dataset_file or ""))[0], cfg.DATASET.NAME)
+    found = RunSpec.from_dict(json.loads(spec)).mismatches(
+        names, cfg.SEED, cfg.DATASET.NUM_SHOTS, node.INIT_METHOD,
+        node.VIS_INIT_METHOD)
+    if found:
+        raise DaptInitError(f"--spec is another run than this command's ({'; '.join(found)}); "
+                            "give the spec of this run, or no --spec.")
+
+
 def main(args: argparse.Namespace) -> None:
     check_spec(args.spec)
     cfg, identity = resolved_run(args)
+    check_spec_is_this_run(args.spec, cfg, args.dataset_config_file)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 

@@ -112,6 +112,21 @@ class RunSpec:
                       split=split, vis_init=self.vis_init, tag=self.tag,
                       grid=tuple(sorted((str(k), str(v)) for k, v in self.grid.items())))
 
+    def mismatches(self, datasets: Sequence[str], seed: int, shots: int, init: str,
+                   vis_init: str) -> list[str]:
+        """What this spec says otherwise than the run's own config (a --spec naming another
+        data set or seed would place the run in another cell): 'seed 2 (the run: 1)'.
+        ``datasets``: the run's data set by each name it has (config file, DATASET.NAME)."""
+        found = []
+        if not any(normalized_dataset(self.dataset) == normalized_dataset(name)
+                   for name in datasets if name):
+            found.append(f"dataset {self.dataset} (the run: {' / '.join(filter(None, datasets))})")
+        for name, value in (("seed", seed), ("shots", shots), ("init", init),
+                            ("vis_init", vis_init)):
+            if getattr(self, name) != value:
+                found.append(f"{name} {getattr(self, name)} (the run: {value})")
+        return found
+
     def model_spec(self) -> "RunSpec | None":
         """The training run an evaluation loads its prompts from (None for a training run)."""
         if self.kind == "eval":

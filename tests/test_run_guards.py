@@ -125,3 +125,20 @@ def test_eval_only_under_other_clip_weights_is_refused(runs, tmp_path, record):
     assert f"{model} was trained with CLIP weights" in errors[0]
     assert "other_clip.pt" in errors[0]
     assert not (out / "result.json").exists()
+
+
+@pytest.mark.parametrize("field,value", [("dataset", "dtd"), ("seed", 7)])
+def test_a_spec_naming_another_run_is_refused_before_work(tmp_path, field, value):
+    import json
+
+    workdir = prepared_workdir(tmp_path / "work")
+    spec = {"kind": "train", "dataset": "eurosat", "init": "random", "vis_init": "random",
+            "config": "demo_small", "shots": 2, "seed": 1, "tag": "", "grid": {},
+            field: value}
+    out = tmp_path / "run"
+    done = run_train(train_command(workdir, "random", output_dir=out,
+                                   flags=("--spec", json.dumps(spec))))
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert f"--spec is another run than this command's ({field} {value} (the run: " in errors[0]
+    assert not (out / "result.json").exists() and not (out / "log.txt").exists()

@@ -59,3 +59,19 @@ def test_grid_tags():
     assert grid_tag("TRAINER.DAPT_INIT.VIS_BETA", "10") == "vis_beta10"
     assert full_tag("trial", {"TRAINER.DAPT_INIT.VIS_INIT_METHOD": "same",
                               "OPTIM.MAX_EPOCH": "25"}) == "trial_ep25"
+
+
+@pytest.mark.parametrize("change,found", [
+    ({}, []),
+    ({"dataset": "dtd"}, ["dataset dtd (the run: eurosat / EuroSAT)"]),
+    ({"seed": 2}, ["seed 2 (the run: 1)"]),
+    ({"shots": 8}, ["shots 8 (the run: 4)"]),
+    ({"init": "diff", "vis_init": "same"}, ["init diff (the run: random)",
+                                            "vis_init same (the run: random)"]),
+])
+def test_a_spec_naming_another_run_than_its_config_says_what_differs(change, found):
+    spec = replace(RunSpec("train", "eurosat", "random", "random", "vit_b16", 4, 1), **change)
+    assert spec.mismatches(("eurosat", "EuroSAT"), 1, 4, "random", "random") == found
+    # Dassl's class name alone places a data set too ('DescribableTextures' is dtd's).
+    assert RunSpec("train", "dtd", "random", "random", "vit_b16", 4, 1).mismatches(
+        ("dtd", "DescribableTextures"), 1, 4, "random", "random") == []
