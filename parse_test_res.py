@@ -101,26 +101,19 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-# The code lives in results/, one module per concern; the names below are re-exported so that
+# The code lives in results/ and study/run*.py; the names below are re-exported so that
 # ``from parse_test_res import ...`` (tests, tools) keeps working.
 from results.coop import run_directory_mode, run_folders_of, summarize_directory
 from results.labels import (INIT_ORDER, Method, base_method_label, cell_of, effective_vis_init,
                             init_rank, label_methods, method_of)
-from results.layout import (BASE2NEW_SHOTS_DIR, BASE2NEW_SPLITS, DATASET_RANK, DEFAULT_VIS_INIT,
-                            DISPLAY_NAME_BY_NORMALIZED, KNOWN_DATASET_FOLDERS, KNOWN_DATASETS,
-                            LAYOUT_TOPS, SEED_DIR, SHOTS_DIR, VIS_INIT_DIR, LayoutError, RunKey,
-                            canonical_dataset, dataset_display_name, dataset_sort_key,
-                            find_seed_folders, is_layout_top, normalized_dataset,
-                            output_root_problem, parse_base2new_path, parse_fewshot_path,
-                            parse_run_path, split_vis_init)
 from results.logs import (FINISH_TRAINING, LOG_NAME, RESULT_HEADER, TRACEBACK_START,
                           TRAINING_MARKERS, LogScan, crash_message, log_files_newest_first,
                           metric_line_pattern, natural_key, scan_log, subfolders)
 from results.numbers import Summary, harmonic_mean, parse_metric_value, summarize
-from results.outcomes import (JSON_METRIC_FOR_KEYWORD, LOG_ROUNDING_TOLERANCE, RESULT_JSON_FORMAT,
-                              RESULT_JSON_NAME, RunOutcome, exit_status, multi_exp_hint,
+from results.outcomes import (JSON_METRIC_FOR_KEYWORD, LOG_ROUNDING_TOLERANCE,
+                              RunOutcome, exit_status, multi_exp_hint,
                               outcome_from_logs, outcome_from_scan, read_run,
-                              reason_without_result, report_problems, result_record,
+                              reason_without_result, report_problems,
                               value_from_result_json)
 from results.plots import (CAPSIZE, DODGE_OCTAVES, METRIC_RANGE, REFERENCE_MARKERS,
                            clipped_error, dodge_factor, draw_grid_figure, plot_grid_table,
@@ -128,19 +121,26 @@ from results.plots import (CAPSIZE, DODGE_OCTAVES, METRIC_RANGE, REFERENCE_MARKE
 from results.reference import (REFERENCE_COLUMNS, Reference, ReferenceDataError, load_reference,
                                reference_cells)
 from results.render import FORMATS, LATEX_SPECIALS, latex_escaped, print_tables, render_table
-from results.spec import SPEC_KEY, SPEC_KINDS, SpecError, key_from_spec
-from results.study import (CONFIG_MAX_EPOCH, NOT_AS_PUBLISHED, PUBLISHED_CLIP_SHA256,
-                           TRAINER_CONFIGS, StudyRun, collect_study, config_max_epoch,
-                           place_run, recorded_vis_init, unpublished_setting)
-from results.tables import (TABLE_KINDS, GridTable, TextTable, base2new_text_table, matched_cells,
-                            build_grid_table, format_cell, grid_text_table, row_key_cells,
-                            row_key_headers, table_titles)
+from results.study import NOT_AS_PUBLISHED, StudyRun, collect_study
+from results.tables import (MIXED_WEIGHTS_MARK, MIXED_WEIGHTS_NOTE, TABLE_KINDS, GridTable,
+                            TextTable, base2new_text_table, build_grid_table, format_cell,
+                            grid_text_table, matched_cells, row_key_cells, row_key_headers,
+                            table_titles)
+from study.run import (BASE2NEW_SHOTS_DIR, BASE2NEW_SPLITS, DATASET_RANK, DEFAULT_VIS_INIT,
+                       DISPLAY_NAME_BY_NORMALIZED, KNOWN_DATASET_FOLDERS, KNOWN_DATASETS,
+                       LAYOUT_TOPS, SEED_DIR, SHOTS_DIR, VIS_INIT_DIR, LayoutError, RunKey,
+                       canonical_dataset, dataset_display_name, dataset_sort_key,
+                       find_run_folders, is_layout_top, normalized_dataset, output_root_problem,
+                       parse_base2new_path, parse_fewshot_path, spec_from_path, split_vis_init)
+from study.run_read import (CONFIG_MAX_EPOCH, PUBLISHED_CLIP_SHA256, RESULT_FILE, RESULT_FORMAT,
+                            SPEC_KEY, SPEC_KINDS, TRAINER_CONFIGS, SpecError, config_max_epoch,
+                            key_from_spec, place_run, unpublished_setting)
 
 
 # ---- Study mode: driver ----------------------------------------------------------------------
 def run_study_mode(options: argparse.Namespace) -> int:
     root: Path = options.directory
-    problem = output_root_problem(root, find_seed_folders(root))
+    problem = output_root_problem(root, find_run_folders(root))
     try:
         if problem:
             raise ReferenceDataError(problem)
@@ -162,6 +162,8 @@ def run_study_mode(options: argparse.Namespace) -> int:
     print_tables([tables[kind] for kind in wanted if tables[kind].rows], table_format)
     sys.stdout.flush()  # the tables before the notes on stderr, also when both go to one file
     plotted = plot_if_possible(grids["fewshot"], options, references) if options.plot else True
+    if any(grid.mixed_weights for grid in grids.values()):
+        print(MIXED_WEIGHTS_NOTE, file=sys.stderr)
     for reference in references:
         print(f"Reference {reference.name} ({reference.path}): {len(reference.values)} values, "
               f"{matched_cells(reference, list(grids.values()))} beside measured cells",

@@ -127,12 +127,29 @@ def read_spec(text: str) -> dict[str, Any] | None:
     runs."""
     if not text:
         return None
-    from study.spec import RunSpec, StudyError
+    from study.run import RunSpec, StudyError
 
     try:
         return RunSpec.from_dict(json.loads(text)).to_dict()
     except (ValueError, TypeError, AttributeError, StudyError) as error:
-        raise DaptInitError(f"--spec is not a run spec of study/spec.py: {error}") from None
+        raise DaptInitError(f"--spec is not a run spec of study/run.py: {error}") from None
+
+
+def check_spec_is_this_run(spec: str, cfg: CfgNode, dataset_file: str) -> None:
+    """A --spec naming another data set, seed, shots or init than the run's own config is
+    refused: result.json's spec places the run, so it must say what the run is."""
+    if not spec:
+        return
+    from study.run import RunSpec
+
+    node = cfg.TRAINER.DAPT_INIT
+    names = (os.path.splitext(os.path.basename(dataset_file or ""))[0], cfg.DATASET.NAME)
+    found = RunSpec.from_dict(json.loads(spec)).mismatches(
+        names, cfg.SEED, cfg.DATASET.NUM_SHOTS, node.INIT_METHOD,
+        node.VIS_INIT_METHOD)
+    if found:
+        raise DaptInitError(f"--spec is another run than this command's ({'; '.join(found)}); "
+                            "give the spec of this run, or no --spec.")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -140,6 +157,7 @@ def main(args: argparse.Namespace) -> int:
     then train or evaluate; the exit status."""
     spec = read_spec(args.spec)
     cfg, applied = resolve(args)
+    check_spec_is_this_run(args.spec, cfg, args.dataset_config_file)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
@@ -149,6 +167,10 @@ def main(args: argparse.Namespace) -> int:
     if cfg.TRAINER.NAME == "DAPT_Init" and not args.no_train:
         identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
                                              args.load_epoch)
+        if args.eval_only:  # before any folder or log: prompts are read only with their CLIP
+            model = runstate.read_result(args.model_dir) or {}
+            runstate.refuse_other_weights(args.model_dir, runstate.stored_weights(model),
+                                          identity.weights)
     claim = run_folder.claim(cfg.OUTPUT_DIR, identity)
     if claim.skip:
         print(claim.message)

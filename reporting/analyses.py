@@ -59,17 +59,24 @@ def first_token_stats(groups: dict[str, list[Run]]) -> tuple[list[list[Any]], st
     tools = sources.prompt_tools()
     import torch
 
-    rows = []
+    rows, problems = [], []
     for label, runs in groups.items():
         for run in runs:
             path = run.path / PROMPTS_FILE.format(epoch=0)
             if not path.is_file():
                 continue
-            txt = torch.load(path, map_location="cpu", weights_only=True)["txt_ctx"].float()
-            stats = tools.token_statistics(txt[0])
+            try:  # a truncated or key-less file costs that run only, with a note
+                txt = torch.load(path, map_location="cpu", weights_only=True)["txt_ctx"].float()
+                stats = tools.token_statistics(txt[0])
+            except Exception as error:
+                problems.append(f"{run.path.name} {path.name}: {type(error).__name__}: "
+                                f"{str(error)[:200]}")
+                continue
             rows.append([label, run.seed, *(f"{stats[k]:.4f}" for k in ("mean", "std", "min",
                                                                           "max"))])
     note = "" if rows else "no run of this cell kept its initial prompts (prompts-epoch0.pt)."
+    if problems:
+        note = (note + " " if note else "") + "Left out: " + "; ".join(problems)
     return rows, note
 
 

@@ -183,6 +183,10 @@ def inventory_blocks(study: Study, runs: Sequence[Run], grid: Grid) -> list[Bloc
                             [[str(r.path), r.status, r.detail] for r in outside],
                             caption="Run folders outside the grid (not in Table 1 unless "
                                     "finished and placed)"))
+    noted = [[str(r.path), note] for r in runs for note in r.notes]
+    if noted:  # what was odd or damaged in a run's record (study/run_read.py)
+        blocks.append(Table(["folder", "note"], noted, anchor="runnotes",
+                            caption="Notes on run folders (damaged or disagreeing records)"))
     differing = pooled_differences(study)
     blocks.append(Heading(3, "Config keys that differ between runs pooled in one cell"))
     if differing:

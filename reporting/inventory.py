@@ -8,11 +8,11 @@ from importlib import metadata
 from typing import Sequence
 
 from . import sources
-from .runs import FINISHED, MISSING, Run
+from .runs import EMPTY, FINISHED, MISSING, Run
 from .study import Study
 
 STATUS_ORDER = ("finished", "finished, other settings", "in progress", "crashed", "unreadable",
-                "missing")
+                "duplicate", "empty", "missing")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _version(*names: str) -> str:
 def provenance(runs: Sequence[Run]) -> list[tuple[str, str]]:
     commit = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no")
-    finished = [r for r in runs if r.status != MISSING]
+    finished = [r for r in runs if r.status not in (MISSING, EMPTY)]
 
     def tally(values: Sequence[str]) -> str:
         counts = Counter(v or "not logged" for v in values)

@@ -1,12 +1,11 @@
 """Reading run folders: what each run is (spec), how far it got, and what it measured.
 
-A run's identity comes from ``result.json``'s ``spec`` when present, then its top-level fields
-(dataset, init_method, ...), and only then from the folder layout
+A run's identity is read as the parser reads it (study/run_read.py): ``result.json``'s
+``spec`` when present, else the folder layout
 ``<dataset>/<trainer>/<init>[_vis-<v>]/<cfg>_<shots>shots[_<tag>]/seed<k>`` (principle 9).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,9 @@ IN_PROGRESS = "in progress"
 CRASHED = "crashed"
 MISSING = "missing"
 UNREADABLE = "unreadable"
+EMPTY = "empty"  # a seed folder with nothing in it (not "missing": the folder is there)
+DUPLICATE = "duplicate"  # a second folder recording a run already read (counted once)
+CLIP_KEY = "clip.weights.sha256"  # the CLIP weights, compared with the config keys
 
 
 @dataclass(frozen=True)
@@ -62,62 +64,34 @@ class Run:
     torch_version: str = ""
     split_file: str = ""
     spec_source: str = ""  # "spec", "result.json" or "folder"
+    notes: list[str] = field(default_factory=list)  # what was wrong or odd in the folder
 
     @property
     def finished(self) -> bool:
         return self.accuracy is not None
 
 
-def _read_json(path: Path) -> tuple[dict[str, Any] | None, str]:
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None, ""
-    except (OSError, ValueError) as error:
-        return None, f"{path.name} unreadable ({error})"
-    if not isinstance(record, dict):
-        return None, f"{path.name} is not a JSON object"
-    return record, ""
-
-
 def _log_texts(run_dir: Path) -> tuple[str, str]:
     """(all logs of the run oldest first, the newest log): a resumed run's log.txt-<time>
     files come after log.txt; only the newest one says how the last attempt ended."""
     logs = sources.log_files_newest_first(run_dir)
-    texts = [p.read_text(errors="replace") for p in logs]
+    texts = []
+    for path in logs:
+        try:
+            texts.append(path.read_text(errors="replace"))
+        except OSError:  # unreadable (permissions): the run is judged on what else it has
+            texts.append("")
     return "\n".join(reversed(texts)), (texts[0] if texts else "")
 
 
-def cell_from_path(root: Path, run_dir: Path) -> tuple[Cell | None, int | None]:
-    try:
-        key = sources.parse_run_path(run_dir.relative_to(root).parts)
-    except (sources.LayoutError, ValueError, AttributeError):
+def cell_of(key: sources.RunKey | None) -> tuple[Cell | None, int | None]:
+    """Table 1's cell of a run placed in the study (few-shot runs only) and its seed."""
+    if key is None:
         return None, None
     if key.kind != "fewshot" or key.init is None:
         return None, key.seed
     return Cell(sources.dataset_display_name(key.dataset), key.init, key.vis_init or "random",
                 key.shots, key.config, key.tag), key.seed
-
-
-def cell_from_record(record: dict[str, Any], fallback: Cell | None
-                     ) -> tuple[Cell | None, int | None, str]:
-    """The spec first, then result.json's own fields, each field falling back to the path."""
-    spec = record.get("spec") if isinstance(record.get("spec"), dict) else None
-    if spec:
-        get, source = spec.get, "spec"
-        names = {"init": "init", "vis_init": "vis_init"}
-    else:
-        get, source = record.get, "result.json"
-        names = {"init": "init_method", "vis_init": "vis_init_method"}
-    dataset, init, shots = get("dataset"), get(names["init"]), get("shots")
-    if not (isinstance(dataset, str) and isinstance(init, str) and isinstance(shots, int)):
-        return fallback, None, "folder"
-    seed = get("seed") if isinstance(get("seed"), int) else None
-    cell = Cell(sources.dataset_display_name(dataset), init,
-                get(names["vis_init"]) or "random", shots,
-                (spec or {}).get("config") or (fallback.config if fallback else ""),
-                (spec or {}).get("tag") or (fallback.tag if fallback else ""))
-    return cell, seed, source
 
 
 def environment_from_log(run: Run, text: str) -> None:
@@ -137,37 +111,52 @@ def environment_from_log(run: Run, text: str) -> None:
     run.split_file = split.group(1) if split else ""
 
 
-def read_run(root: Path, run_dir: Path) -> Run:
-    """One seed folder, whatever state it is in; never raises for a broken run."""
-    path_cell, path_seed = cell_from_path(root, run_dir)
-    record, problem = _read_json(run_dir / sources.RESULT_JSON_NAME)
-    cell, seed, source = path_cell, path_seed, "folder"
-    if record is not None:
-        record_cell, record_seed, source = cell_from_record(record, path_cell)
-        cell, seed = record_cell, record_seed if record_seed is not None else path_seed
-    run = Run(run_dir, cell, seed, MISSING, spec_source=source)
+def read_run(folder: sources.RunFolder) -> Run:
+    """One seed folder, whatever state it is in; never raises for a broken run: every
+    problem of its record becomes a note (``notes``) or its status (unreadable)."""
+    run_dir = folder.path
+    record, notes = folder.record, list(folder.notes)
+    cell, seed = cell_of(folder.key)
+    run = Run(run_dir, cell, seed, MISSING, spec_source=folder.source, notes=notes)
     text, newest = _log_texts(run_dir)
     if record is not None:
-        run.keys = record.get("fingerprint_keys") or {}
-        run.fingerprint = record.get("fingerprint")
-        run.epoch = record.get("epoch") if isinstance(record.get("epoch"), int) else None
-        run.metrics = record.get("metrics") or {}
-        clip = record.get("clip") if isinstance(record.get("clip"), dict) else {}
-        run.clip_weights = clip.get("weights") if isinstance(clip.get("weights"), dict) else {}
+        run.keys = sources.mapping_field(record, "fingerprint_keys", notes)
+        fingerprint = record.get("fingerprint")
+        run.fingerprint = fingerprint if isinstance(fingerprint, str) else None
+        run.epoch = record.get("epoch") if _whole(record.get("epoch")) else None
+        run.metrics = sources.mapping_field(record, "metrics", notes)
+        clip = sources.mapping_field(record, "clip", notes)
+        weights = clip.get("weights")
+        run.clip_weights = weights if isinstance(weights, dict) else {}
+        wrong = [name for name, kind in (("sha256", str), ("path", str), ("size", int))
+                 if not isinstance(run.clip_weights.get(name, kind()), kind)]
+        if wrong:  # the report slices, opens and compares these: a damaged one is dropped
+            notes.append(f"result.json's clip.weights.{'/'.join(wrong)} of the wrong type; "
+                         "ignored")
+            run.clip_weights = {k: v for k, v in run.clip_weights.items() if k not in wrong}
+        if run.clip_weights.get("sha256") is not None:
+            # Other CLIP weights are another model: compared like a setting, so that a cell
+            # pooling them is marked and its runs are not paired.
+            run.keys = {**run.keys, CLIP_KEY: run.clip_weights.get("sha256")}
         max_epoch = run.keys.get("OPTIM.MAX_EPOCH")
-        run.max_epoch = max_epoch if isinstance(max_epoch, int) else None
+        run.max_epoch = max_epoch if _whole(max_epoch) else None
     environment_from_log(run, text)
     elapsed = ELAPSED.findall(text)
     if elapsed:
         h, m, s = map(int, elapsed[-1])
         run.wall_s = float(h * 3600 + m * 60 + s)
-    run.status, run.detail = classify(run_dir, record, problem, newest)
-    accuracy = run.metrics.get("accuracy") if run.status == FINISHED else None
-    if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool):
-        run.accuracy = float(accuracy)
-    elif run.status == FINISHED:
-        run.status, run.detail = UNREADABLE, "result.json has no numeric metrics.accuracy"
+    run.status, run.detail = classify(run_dir, record, folder.problem, newest)
+    if folder.duplicate_of is not None:
+        run.status, run.detail = DUPLICATE, f"records the same run as {folder.duplicate_of}"
+    if run.status == FINISHED:
+        run.accuracy, problem = sources.metric_of({"metrics": run.metrics}, "accuracy")
+        if problem:
+            run.status, run.detail = UNREADABLE, f"result.json has {problem}"
     return run
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def classify(run_dir: Path, record: dict[str, Any] | None, problem: str,
@@ -177,9 +166,8 @@ def classify(run_dir: Path, record: dict[str, Any] | None, problem: str,
     if holder:
         return IN_PROGRESS, "lock held: " + holder.split(":")[0]
     if record is not None:
-        if record.get("format") != sources.RESULT_JSON_FORMAT:
-            return UNREADABLE, f"result.json is not '{sources.RESULT_JSON_FORMAT}'"
-        return FINISHED, ""
+        problem = sources.record_format_problem(record)
+        return (UNREADABLE, problem) if problem else (FINISHED, "")
     if problem:
         return UNREADABLE, problem
     crash = sources.crash_message(text.splitlines()) if text else None
@@ -193,8 +181,9 @@ def classify(run_dir: Path, record: dict[str, Any] | None, problem: str,
         return IN_PROGRESS, f"{len(checkpoints)} checkpoint(s), no result.json (stopped or running)"
     if text:
         return IN_PROGRESS, "log.txt without a checkpoint or result yet"
-    return MISSING, "empty folder"
+    return EMPTY, "empty folder"
 
 
 def read_tree(root: Path) -> list[Run]:
-    return [read_run(root, folder) for folder in sources.find_seed_folders(root)]
+    """Every seed folder under root (a second folder recording one run: "duplicate")."""
+    return [read_run(folder) for folder in sources.read_run_folders(root)]

@@ -1,7 +1,7 @@
 """Everything the report borrows from the rest of the repository, in one place.
 
-The analysis commands (tools/prompt_analysis/) and the results code (parse_test_res.py's
-public names, backed by results/) are reached only through the names below, so a move is
+The analysis commands (tools/prompt_analysis/), the results code (results/) and the run reader
+(study/run.py, study/run_read.py) are reached only through the names below, so a move is
 fixed here and nowhere else. Heavy imports (torch, clip, matplotlib through the tools) happen on
 first use, so a report of a tree without prompt files never pays for them.
 """
@@ -12,21 +12,23 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
-# parse_test_res imports nothing heavy: taken eagerly.
-from parse_test_res import (INIT_ORDER, LOG_NAME, RESULT_JSON_FORMAT,  # noqa: E402
-                            RESULT_JSON_NAME, LayoutError, ReferenceDataError,
-                            crash_message,
-                            dataset_display_name, dataset_sort_key, find_seed_folders,
-                            load_reference, log_files_newest_first, natural_key,
-                            normalized_dataset, parse_run_path)
+# The results code and the run reader import nothing heavy: taken eagerly.
+from results.labels import INIT_ORDER  # noqa: E402
+from results.logs import LOG_NAME, crash_message, log_files_newest_first  # noqa: E402
+from results.numbers import summarize  # noqa: E402
+from results.reference import ReferenceDataError, load_reference  # noqa: E402
+from study.run import (RunKey, dataset_display_name, dataset_sort_key,  # noqa: E402
+                       natural_key, normalized_dataset)
+from study.run_read import (RunFolder, mapping_field, metric_of,  # noqa: E402
+                            read_run_folders, record_format_problem)
 from trainers.dapt_init.runstate import PROMPT_MODEL  # noqa: E402  (no torch, no toolbox)
 from trainers.dapt_init.run_folder import lock_holder  # noqa: E402
 
 __all__ = [
-    "INIT_ORDER", "LOG_NAME", "RESULT_JSON_FORMAT", "RESULT_JSON_NAME", "LayoutError",
-    "ReferenceDataError", "crash_message", "dataset_display_name", "dataset_sort_key",
-    "find_seed_folders", "load_reference", "log_files_newest_first", "natural_key",
-    "normalized_dataset", "parse_run_path", "lock_holder", "PROMPT_MODEL", "REPO",
+    "INIT_ORDER", "LOG_NAME", "ReferenceDataError", "crash_message", "dataset_display_name",
+    "dataset_sort_key", "load_reference", "log_files_newest_first", "natural_key",
+    "normalized_dataset", "RunKey", "RunFolder", "mapping_field", "metric_of",
+    "read_run_folders", "record_format_problem", "summarize", "lock_holder", "PROMPT_MODEL", "REPO",
     "prompt_tools", "loss_tools", "model_tools",
 ]
 

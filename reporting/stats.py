@@ -135,7 +135,3 @@ def summary_over_cells(cell_means: Sequence[float]) -> Paired | None:
     (each cell weighs the same, whatever its seeds)."""
     return Paired(tuple(cell_means), tuple(range(len(cell_means)))) if cell_means else None
 
-
-def population_std(values: Sequence[float]) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from . import sources
 from .runs import OTHER_SETTINGS, Cell, Run
-from .stats import Paired, pair_up, population_std, summary_over_cells
+from .stats import Paired, pair_up, summary_over_cells
 
 SEED_KEYS = {"SEED"}  # differ between the seeds of one cell by construction
 INIT_KEYS = {"TRAINER.DAPT_INIT.INIT_METHOD"}  # differ between the inits of one pair
@@ -51,7 +51,7 @@ class CellRuns:
 
     @property
     def std(self) -> float:
-        return population_std(list(self.values.values()))
+        return sources.summarize(list(self.values.values())).std  # population std
 
     @property
     def n(self) -> int:

@@ -4,9 +4,9 @@ numbers    Summary (mean, population std, ci95), harmonic mean, metric text -> f
 logs       one log file: final results, crashes, which logs a run folder holds
 outcomes   one run folder: its value (result.json, else the logs) or why it has none
 coop       CoOp's directory mode (DIR holds seed folders)
-layout     folder names -> RunKey, dataset names, "is DIR an output root"
-spec       the run's own record of what it is (result.json "spec") -> RunKey
-study      every run of an output root, placed in the study (spec first, then folders)
+study      every run of an output root, placed in the study (spec first, then folders),
+           read through study/run.py (folder names -> RunKey, dataset names, "is DIR an
+           output root") and study/run_read.py (the record, its spec, every problem a note)
 labels     row labels (init, vis init, tag) of the study tables
 tables     grids (method x shots x dataset) and the text tables built from them
 reference  --reference CSV files and their columns

@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from study.run_read import RESULT_FILE
+
 from .logs import log_files_newest_first, subfolders
 from .numbers import Summary, summarize
-from .outcomes import RESULT_JSON_NAME, RunOutcome, exit_status, read_run, report_problems
+from .outcomes import RunOutcome, exit_status, read_run, report_problems
 
 
 def run_folders_of(directory: Path) -> list[Path]:
     """The seed folders of an experiment; the folder itself when it is a run folder."""
-    if log_files_newest_first(directory) or (directory / RESULT_JSON_NAME).is_file():
+    if log_files_newest_first(directory) or (directory / RESULT_FILE).is_file():
         return [directory]
     return subfolders(directory)
 

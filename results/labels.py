@@ -8,9 +8,8 @@ from typing import Iterable
 
 from trainers.dapt_init.config import INIT_METHODS
 
-from .layout import DEFAULT_VIS_INIT, RunKey
-from .logs import natural_key
-from .spec import grid_text
+from study.run import DEFAULT_VIS_INIT, RunKey, natural_key
+from study.run_read import grid_text
 
 # Rows of the initialisations DAPT_Init knows come first, in its order (random, same, diff).
 INIT_ORDER = INIT_METHODS

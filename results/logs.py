@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from study.run import natural_key
+
 # ---- Markers Dassl writes into log.txt (exact text) ------------------------------------------
 FINISH_TRAINING = "Finish training"
 RESULT_HEADER = "=> result"
@@ -73,13 +75,6 @@ def log_files_newest_first(run_dir: Path) -> list[Path]:
     and log.txt itself is always the first one Dassl wrote."""
     logs = [path for path in run_dir.glob(LOG_NAME + "*") if path.is_file()]
     return sorted(logs, key=lambda path: path.name, reverse=True)
-
-
-
-
-def natural_key(name: str) -> list[object]:
-    """seed2 before seed10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def subfolders(directory: Path) -> list[Path]:

@@ -2,24 +2,22 @@
 with a final result) or why it has none; and the Skipped / Notes report on stderr."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from trainers.dapt_init.runstate import RESULT_FILE
+from study.run_read import (RESULT_FILE, accuracy_problem, metric_of, read_record,
+                            record_format_problem)
 
 from .logs import LOG_NAME, LogScan, log_files_newest_first, scan_log, subfolders
 from .numbers import parse_metric_value
 
-# One name for the record a finished DAPT_Init run writes: runstate's (plain Python, no torch).
-RESULT_JSON_NAME = RESULT_FILE
-RESULT_JSON_FORMAT = "dapt_init.result/1"
 # result.json names some metrics differently from the log lines.
 JSON_METRIC_FOR_KEYWORD = {"error": "error_rate"}
 # Dassl prints metrics with one decimal, so a log value may differ from result.json by 0.05.
 LOG_ROUNDING_TOLERANCE = 0.05 + 1e-9
+
 
 @dataclass
 class RunOutcome:
@@ -58,6 +56,10 @@ def outcome_from_scan(run_dir: Path, scan: LogScan, keyword: str) -> RunOutcome:
     if value is None:
         return RunOutcome(run_dir, source=scan.path, notes=notes,
                           skip_reason=f"non-numeric {keyword} {raw_value!r} in {scan.path.name}")
+    problem = accuracy_problem(value, keyword)
+    if problem:  # every metric the parser reads is a percentage ('* K: VALUE%')
+        return RunOutcome(run_dir, source=scan.path, notes=notes,
+                          skip_reason=f"{problem} in {scan.path.name}")
     return RunOutcome(run_dir, value=value, source=scan.path, notes=notes)
 
 
@@ -83,23 +85,17 @@ def multi_exp_hint(run_dir: Path) -> str:
 
 def value_from_result_json(run_dir: Path, keyword: str) -> tuple[float | None, str | None]:
     """(value, None), (None, None) when there is no usable file or metric, or (None, note)."""
-    path = run_dir / RESULT_JSON_NAME
-    if not path.is_file():
-        return None, None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        return None, f"{RESULT_JSON_NAME} unreadable ({error}); used the log"
-    if not isinstance(record, dict) or record.get("format") != RESULT_JSON_FORMAT:
-        return None, f"{RESULT_JSON_NAME} is not '{RESULT_JSON_FORMAT}'; used the log"
-    metrics = record.get("metrics")
+    record, problem = read_record(run_dir)
+    if record is None:
+        return None, f"{problem}; used the log" if problem else None
+    if record_format_problem(record):
+        return None, f"{record_format_problem(record)}; used the log"
     metric_name = JSON_METRIC_FOR_KEYWORD.get(keyword, keyword)
-    if not isinstance(metrics, dict) or metric_name not in metrics:
+    value, problem = metric_of(record, metric_name)
+    if problem.startswith("no metrics."):  # nothing recorded: the log is the source
         return None, None
-    raw_value = metrics[metric_name]
-    value = parse_metric_value(str(raw_value)) if not isinstance(raw_value, bool) else None
     if value is None:
-        return None, f"{RESULT_JSON_NAME} has non-numeric {metric_name} {raw_value!r}; used the log"
+        return None, f"{RESULT_FILE} has {problem}; used the log"
     return value, None
 
 
@@ -113,22 +109,12 @@ def read_run(run_dir: Path, keyword: str = "accuracy", test_log: bool = False) -
         return from_log
     notes = list(from_log.notes)
     if from_log.complete and abs(from_log.value - json_value) > LOG_ROUNDING_TOLERANCE:
-        notes.append(f"{RESULT_JSON_NAME} says {json_value:g}, {from_log.source.name} says "
-                     f"{from_log.value:g}; used {RESULT_JSON_NAME}")
+        notes.append(f"{RESULT_FILE} says {json_value:g}, {from_log.source.name} says "
+                     f"{from_log.value:g}; used {RESULT_FILE}")
     if not from_log.complete:
-        notes.append(f"used {RESULT_JSON_NAME}; the log has no usable result "
+        notes.append(f"used {RESULT_FILE}; the log has no usable result "
                      f"({from_log.skip_reason})")
-    return RunOutcome(run_dir, value=json_value, source=run_dir / RESULT_JSON_NAME, notes=notes)
-
-
-def result_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's result.json as a dict; None when it is missing, unreadable or not an object.
-    (read_run reports the unreadable ones; the other readers only look for extra fields.)"""
-    try:
-        record = json.loads((run_dir / RESULT_JSON_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return RunOutcome(run_dir, value=json_value, source=run_dir / RESULT_FILE, notes=notes)
 
 
 def report_problems(named_outcomes: Sequence[tuple[str, RunOutcome]]) -> None:

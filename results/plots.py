@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .labels import Method
-from .layout import dataset_display_name
+from study.run import dataset_display_name
 from .reference import Reference
 from .study import NOT_AS_PUBLISHED
 from .tables import GridTable

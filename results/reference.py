@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .labels import Method
-from .layout import DEFAULT_VIS_INIT, normalized_dataset
+from study.run import DEFAULT_VIS_INIT, normalized_dataset
 from .numbers import Summary, parse_metric_value
 
 

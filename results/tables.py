@@ -7,12 +7,17 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from .labels import Method, method_of
-from .layout import RunKey, dataset_display_name, dataset_sort_key
+from study.run import RunKey, dataset_display_name, dataset_sort_key
 from .numbers import Summary, harmonic_mean, summarize
 from .reference import Reference, reference_cells
 from .study import NOT_AS_PUBLISHED, StudyRun
 
 TABLE_KINDS = ("fewshot", "dg", "base2new")
+# Beside a cell that pools runs made with other CLIP weights than each other: their mean mixes
+# two models, so it is marked, never shown as one model's number.
+MIXED_WEIGHTS_MARK = "\u2020"
+MIXED_WEIGHTS_NOTE = (f"{MIXED_WEIGHTS_MARK}: the cell pools runs made with different CLIP "
+                      "weights (result.json clip.weights.sha256)")
 
 
 @dataclass
@@ -25,6 +30,8 @@ class GridTable:
     values: dict[tuple[str, int, str], list[float]]  # (method label, shots, dataset) -> values
     # (method label, shots) -> why some of the row's runs are not the published recipe
     unpublished: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    # (method label, shots, dataset) of cells whose runs recorded different CLIP weights
+    mixed_weights: set[tuple[str, int, str]] = field(default_factory=set)
 
     def summary(self, method: Method, shots: int, dataset: str) -> Summary | None:
         values = self.values.get((method.label, shots, dataset))
@@ -35,6 +42,7 @@ def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
                      methods: dict[RunKey, Method]) -> GridTable:
     values: dict[tuple[str, int, str], list[float]] = defaultdict(list)
     unpublished: dict[tuple[str, int], set[str]] = defaultdict(set)
+    weights: dict[tuple[str, int, str], set[str]] = defaultdict(set)
     rows: set[tuple[Method, int]] = set()
     datasets: set[str] = set()
     for run in runs:
@@ -42,13 +50,16 @@ def build_grid_table(runs: Sequence[StudyRun], kind: str, title: str,
             continue
         method = method_of(run.key, methods)
         values[(method.label, run.key.shots, run.key.dataset)].append(run.outcome.value)
+        if run.clip_sha256 is not None:  # a run that recorded no weights says nothing
+            weights[(method.label, run.key.shots, run.key.dataset)].add(run.clip_sha256)
         unpublished[(method.label, run.key.shots)].update(run.unpublished)
         rows.add((method, run.key.shots))
         datasets.add(run.key.dataset)
     # Shots ascending (1, 2, 4, 8, 16) within each method.
     ordered_rows = sorted(rows, key=lambda row: (row[0].sort_key, row[0].label, row[1]))
     return GridTable(title, ordered_rows, sorted(datasets, key=dataset_sort_key), dict(values),
-                     {row: reasons for row, reasons in unpublished.items() if reasons})
+                     {row: reasons for row, reasons in unpublished.items() if reasons},
+                     {cell for cell, found in weights.items() if len(found) > 1})
 
 
 @dataclass
@@ -96,7 +107,9 @@ def grid_text_table(table: GridTable, use_ci95: bool, table_format: str,
         row = row_key_cells(method, keys) + [str(shots)]
         for dataset in table.datasets:
             summary = table.summary(method, shots, dataset)
-            row.append(format_cell(summary, use_ci95, table_format))
+            mark = ((r" $^\dagger$" if table_format == "latex" else f" {MIXED_WEIGHTS_MARK}")
+                    if (method.label, shots, dataset) in table.mixed_weights else "")
+            row.append(format_cell(summary, use_ci95, table_format) + mark)
             for reference in references:
                 row += reference_cells(summary, reference.value(method, shots, dataset))
         rows.append(row)

@@ -14,7 +14,7 @@ import sys
 
 from .plan import UsageError
 from .scripts import SCRIPTS, script_main
-from .spec import StudyError
+from .run import StudyError
 
 
 def main(argv: list[str]) -> int:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import difflib
-import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import yaml
@@ -26,6 +27,8 @@ from yacs.config import CfgNode
 from trainers.dapt_init.config import add_dapt_init_config
 from trainers.dapt_init import runstate
 from trainers.dapt_init.errors import DaptInitError
+
+from .run_read import read_record
 
 DESCRIPTION = "Train or evaluate DAPT_Init with the Dassl toolbox (the CoOp-family command line)."
 
@@ -53,7 +56,7 @@ def build_parser(description: str = DESCRIPTION) -> argparse.ArgumentParser:
     parser.add_argument("--load-epoch", type=int, help="load the checkpoint of this epoch")
     parser.add_argument("--no-train", action="store_true", help="build everything, train nothing")
     parser.add_argument("--spec", type=str, default="",
-                        help="the study's description of this run (JSON, study/spec.py), kept in "
+                        help="the study's description of this run (JSON, study/run.py), kept in "
                              "result.json under 'spec'; not part of the fingerprint")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
@@ -129,13 +132,20 @@ def run_verdict(argv: Sequence[str]) -> tuple[int, str]:
     The run itself asks once more, under its lock, when it starts."""
     from trainers.dapt_init.run_folder import folder_verdict
 
+    from .run import StudyError
+
     args = parse_args(argv)
     try:
         cfg, _ = command_cfg(args)
+    except DaptInitError as error:  # the command itself is wrong: say so, not "other settings"
+        raise StudyError(" ".join(str(error).split())) from None
+    try:
         identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
                                              args.load_epoch)
-    except DaptInitError as error:
+    except DaptInitError as error:  # the folder's record is damaged
         return runstate.OTHER_SETTINGS, " ".join(str(error).split())
+    if not cfg.DATASET.ROOT:  # a preview without DATA_ROOT: the data files are not compared
+        identity = dataclasses.replace(identity, data_root=None)
     verdict = folder_verdict(cfg.OUTPUT_DIR, identity)
     if verdict.status == runstate.RUNNING_ELSEWHERE:
         return verdict.status, f"running elsewhere: {verdict.message}"
@@ -268,7 +278,8 @@ class RunRecord:
 
 def _log_files(run_dir: str) -> list[str]:
     """log.txt, then the log.txt-<time> files of resumed runs, oldest first."""
-    names = sorted(name for name in os.listdir(run_dir) if name.startswith("log.txt-"))
+    names = sorted(name for name in os.listdir(run_dir) if name.startswith("log.txt-")
+                   and os.path.isfile(os.path.join(run_dir, name)))  # no FIFO: it would block
     first = ["log.txt"] if os.path.isfile(os.path.join(run_dir, "log.txt")) else []
     return [os.path.join(run_dir, name) for name in first + names]
 
@@ -300,11 +311,7 @@ def read_run_record(run_dir: str) -> RunRecord:
     if not os.path.isdir(run_dir):
         raise DaptInitError(f"run folder {run_dir} does not exist.")
     keys, weights = {}, None
-    try:
-        with open(os.path.join(run_dir, runstate.RESULT_FILE), encoding="utf-8") as file:
-            result = json.load(file)
-    except (OSError, ValueError):
-        result = None
+    result, _ = read_record(Path(run_dir))  # non-blocking: a FIFO result.json is no record
     if isinstance(result, dict):
         if isinstance(result.get("fingerprint_keys"), dict):
             keys = result["fingerprint_keys"]

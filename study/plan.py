@@ -15,7 +15,7 @@ from trainers.dapt_init.config import INIT_METHODS
 from trainers.dapt_init.runstate import (FINISHED, NOT_FINISHED, OTHER_SETTINGS, RESULT_FILE,
                                          RUNNING_ELSEWHERE)
 
-from .spec import (DG_TARGETS, EPOCH_KEY, REPO_ROOT, SUBSAMPLE, TAG_PATTERN, TRAINER, VIS_INIT_KEY,
+from .run import (DG_TARGETS, EPOCH_KEY, REPO_ROOT, SUBSAMPLE, TAG_PATTERN, TRAINER, VIS_INIT_KEY,
                    StudyError)
 
 # Config keys the scripts set from their arguments: an override would make the run disagree

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Mapping
 
-from .spec import REPO_ROOT, StudyError
+from .run import REPO_ROOT, StudyError
 
 SLURM = """#!/bin/bash
 #SBATCH --job-name={name}

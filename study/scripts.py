@@ -27,7 +27,7 @@ from .help import HELP, USAGE
 from .plan import (STATE_NAMES, Setup, bash_quote, check_arg_count, check_dataset, check_gpu,
                    check_init, check_overrides, check_shots, require_data_root, run_overrides,
                    run_state, setup, split_args, train_argv)
-from .spec import (REPO_ROOT, BASE2NEW_SHOTS, DG_TARGETS, EVAL_SOURCE, VIS_INIT_KEY, RunSpec, StudyError,
+from .run import (REPO_ROOT, BASE2NEW_SHOTS, DG_TARGETS, EVAL_SOURCE, VIS_INIT_KEY, RunSpec, StudyError,
                    choose_config, config_epochs, full_tag)
 
 # script -> (kind, positional arguments: min, max)
@@ -216,7 +216,7 @@ def claim_run(argv: list[str]) -> run_folder.Claim:
         identity = command_identity(cfg, args.model_dir if args.eval_only else "",
                                     args.load_epoch)
         return run_folder.claim(cfg.OUTPUT_DIR, identity)
-    except DaptInitError as error:
+    except DaptInitError as error:  # a wrong command or a damaged record: one error line
         return run_folder.Claim(OTHER_SETTINGS, " ".join(str(error).split()))
 
 

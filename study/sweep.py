@@ -8,10 +8,12 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from trainers.dapt_init.config import INIT_METHODS
+
 from .plan import (STATE_NAMES, Setup, UsageError, bash_quote, check_dataset, check_gpu,
                    check_init, check_overrides, check_shots, epoch_grid_text, require_data_root,
                    run_state, setup, split_args, train_argv)
-from .spec import EPOCH_KEY, REPO_ROOT, VIS_INIT_KEY, RunSpec, StudyError, choose_config, full_tag
+from .run import EPOCH_KEY, REPO_ROOT, VIS_INIT_KEY, RunSpec, StudyError, choose_config, full_tag
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
         return values
 
     datasets = listed("DATASETS", "eurosat" if s.trial else "eurosat oxford_pets")
-    inits = listed("INITS", "random same diff")
+    inits = listed("INITS", " ".join(INIT_METHODS))  # the init names: config.py's
     shots = [check_shots(v) for v in listed("SHOTS", "1 2 4" if s.trial else "1 2 4 8 16")]
     for dataset in datasets:
         check_dataset(dataset, True, s.codebase)

@@ -92,7 +92,7 @@ def check_command(line: str) -> tuple[list[str], list[tuple[str, str]]]:
     """(errors, the config pairs checked) of one command line."""
     from study.config import build_parser
     from study.plan import check_dataset, check_init, check_shots
-    from study.spec import StudyError
+    from study.run import StudyError
 
     try:
         words = shlex.split(line)

@@ -122,5 +122,5 @@ def test_runs_of_one_cell_with_different_sweep_settings_are_not_pooled(tmp_path,
 def test_one_name_for_the_result_file_and_the_inits():
     from trainers.dapt_init import config, runstate
 
-    assert parser.RESULT_JSON_NAME is runstate.RESULT_FILE
+    assert parser.RESULT_FILE is runstate.RESULT_FILE
     assert parser.INIT_ORDER is config.INIT_METHODS

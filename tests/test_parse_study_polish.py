@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import parse_test_res as parser
+from study.run_read import read_record, vis_init_of_record
 from tests.logfixtures import fewshot_run_dir, training_log, write_log, write_result_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,9 +256,9 @@ def test_a_bad_reference_file_is_one_error_line(tmp_path, capsys, content, messa
 def test_result_json_vis_init_is_read(tmp_path):
     run_dir = tmp_path / "seed1"
     write_result_json(run_dir, 50.0, vis_init_method="same")
-    assert parser.recorded_vis_init(run_dir) == "same"
+    assert vis_init_of_record(read_record(run_dir)[0]) == "same"
     (run_dir / "result.json").write_text(json.dumps({"format": "x"}))
-    assert parser.recorded_vis_init(run_dir) is None
+    assert vis_init_of_record(read_record(run_dir)[0]) is None
 
 
 def test_published_clip_hashes_are_clips_own():

@@ -98,7 +98,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     moved.parent.mkdir(parents=True)
     (base / "random/vit_b16_ep100_2shots/seed1").rename(moved)
     record = json.loads((moved / "result.json").read_text())
-    record["spec"] = {"kind": "fewshot", "dataset": "EuroSAT", "init": "random",
+    record["spec"] = {"kind": "train", "dataset": "EuroSAT", "init": "random",
                       "vis_init": "random", "config": "vit_b16_ep100", "shots": 2, "seed": 1,
                       "tag": "", "grid": {}}
     (moved / "result.json").write_text(json.dumps(record))
@@ -187,6 +187,10 @@ def test_spec_wins_over_folder_name(report_dir: Path) -> None:
             spec_row["config"]) == ("spec", "1", "2", "vit_b16_ep100")
     assert spec_row["accuracy"] == "45.0" and spec_row["wall_s"] == "42.0"
     assert len(rows) == 18  # 3 inits x 2 shots x 3 seeds
+    # The disagreement is said on the page, in the notes on run folders.
+    assert re.search(r"\| \S+odd_folder_2shots/seed9 \| result.json's spec and the folder "
+                     r"names disagree \(config vit_b16_ep100 \(folders: odd_folder\); seed 1 "
+                     r"\(folders: 9\)\); used the spec \|", md(report_dir))
     assert sum(r["status"] == "finished" for r in rows) == 14
 
 

@@ -364,12 +364,12 @@ def test_resuming_with_another_training_setting_is_refused_naming_the_keys():
 
 
 def test_the_parser_reads_the_scripts_tag_from_the_run_folder():
-    import parse_test_res
+    from study.run import spec_from_path
 
-    tagged = parse_test_res.parse_run_path(
+    tagged = spec_from_path(
         ["eurosat", "DAPT_Init", "diff", "vit_b16_ep100_4shots_ep25", "seed1"])
     assert (tagged.config, tagged.shots, tagged.init, tagged.tag) == (
         "vit_b16_ep100", 4, "diff", "ep25")
-    plain = parse_test_res.parse_run_path(
+    plain = spec_from_path(
         ["eurosat", "DAPT_Init", "diff", "vit_b16_ep100_4shots", "seed1"])
     assert plain.tag == "" and plain != tagged

@@ -102,3 +102,43 @@ def test_prototypes_of_other_clip_weights_are_not_taken_from_the_cache(runs, tmp
     assert len(files) == 2  # one per CLIP: the first file was not reused
     first, second = (torch.load(f, weights_only=True)["prototypes"] for f in files)
     assert not torch.allclose(first, second)
+
+
+@pytest.mark.parametrize("record", ["result.json", "checkpoint only"])
+def test_eval_only_under_other_clip_weights_is_refused(runs, tmp_path, record):
+    # The model's result.json names its weights; without one (deleted, or a run cut short)
+    # its checkpoint still does. Either way: one error line, status 2, no result written.
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(runs["reference"], model)
+    if record == "checkpoint only":
+        (model / "result.json").unlink()
+    other_clip = save_small_clip(str(tmp_path / "other_clip.pt"), seed=1)
+    out = tmp_path / "evaluation"
+    command = train_command(runs["workdir"], "random", *OPTS,
+                            "TRAINER.DAPT_INIT.CLIP_WEIGHTS", other_clip, output_dir=out,
+                            flags=("--eval-only", "--model-dir", str(model)))
+    done = run_train(command)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert f"{model} was trained with CLIP weights" in errors[0]
+    assert "other_clip.pt" in errors[0]
+    assert not (out / "result.json").exists()
+
+
+@pytest.mark.parametrize("field,value", [("dataset", "dtd"), ("seed", 7)])
+def test_a_spec_naming_another_run_is_refused_before_work(tmp_path, field, value):
+    import json
+
+    workdir = prepared_workdir(tmp_path / "work")
+    spec = {"kind": "train", "dataset": "eurosat", "init": "random", "vis_init": "random",
+            "config": "demo_small", "shots": 2, "seed": 1, "tag": "", "grid": {},
+            field: value}
+    out = tmp_path / "run"
+    done = run_train(train_command(workdir, "random", output_dir=out,
+                                   flags=("--spec", json.dumps(spec))))
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert f"--spec is another run than this command's ({field} {value} (the run: " in errors[0]
+    assert not (out / "result.json").exists() and not (out / "log.txt").exists()

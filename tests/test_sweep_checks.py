@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from study.spec import REPO_ROOT, StudyError
+from study.run import REPO_ROOT, StudyError
 from study.sweep import build, check_sweep
 from tests.scripts_helpers import Fake, error_lines
 from tests.toolbox import requires_toolbox

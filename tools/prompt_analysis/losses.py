@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from results.numbers import summarize
 from trainers.dapt_init.errors import DaptInitError
 
 # (meter name the trainer logs, panel title)
@@ -148,8 +149,8 @@ class Line:
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((value - mean) ** 2 for value in values) / len(values))
+    summary = summarize(values)  # the parser's population std: one definition
+    return summary.mean, summary.std
 
 
 def setting_labels(settings: Sequence[Path]) -> dict[Path, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from .checkpoint import (checkpoint_name, latest_checkpoint, load_prompt_state,
                          read_checkpoint)
 from .errors import DaptInitError
 from .rng import capture_rng_state, restore_rng_state
-from .runstate import RunIdentity, identity_differences
+from .runstate import RunIdentity, identity_differences, refuse_other_weights, stored_weights
 
 BEST_CHECKPOINT = "model-best.pth.tar"  # the toolbox's name for the best validation epoch
 # Names an older checkpoint's "run" record used for config keys.
@@ -108,8 +108,12 @@ def resume_from(folder: str, module: nn.Module, optim: Any, sched: Any, scaler: 
     return Resumed(path, checkpoint["epoch"], best_val)
 
 
-def load_trained_prompts(folder: str, file_name: str, module: nn.Module) -> int:
-    """Load the prompts of ``folder/file_name`` for an evaluation; the epochs they trained."""
+def load_trained_prompts(folder: str, file_name: str, module: nn.Module,
+                         weights: Mapping[str, Any] | None = None) -> int:
+    """Load the prompts of ``folder/file_name`` for an evaluation; the epochs they trained.
+    With ``weights`` (this evaluation's CLIP), a checkpoint recording other weights is
+    refused: its prompts mean something else under them (the run's result.json may be gone,
+    its checkpoint still says)."""
     path = os.path.join(folder, file_name)
     if not os.path.isfile(path):
         found = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
@@ -120,6 +124,9 @@ def load_trained_prompts(folder: str, file_name: str, module: nn.Module) -> int:
             "(the last epoch is always saved)."
         )
     checkpoint = read_checkpoint(path)
+    if weights is not None and isinstance(checkpoint.get("run"), dict):
+        refuse_other_weights(os.path.dirname(os.path.normpath(folder)),
+                             stored_weights(checkpoint["run"]), weights)
     note = precision_note(checkpoint["state_dict"], module.state_dict())
     load_prompt_state(module, checkpoint["state_dict"], path)
     if note:

@@ -116,7 +116,7 @@ def lock_holder(run_dir: str) -> str | None:
     Probes with a shared, non-blocking lock on an existing file; creates nothing."""
     path = os.path.join(run_dir, LOCK_FILE)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO there must not block
     except OSError:
         return None
     try:

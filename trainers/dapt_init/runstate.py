@@ -128,7 +128,7 @@ class RunIdentity:
 
     keys: dict[str, Any]
     weights: dict[str, Any]
-    data_root: str = ""
+    data_root: str | None = ""
 
     @property
     def fingerprint(self) -> str:
@@ -192,9 +192,12 @@ def data_record(root: str, dataset: Any) -> dict[str, Any]:
     return {"images": digest.hexdigest(), "counts": counts, "files": files}
 
 
-def data_differences(record: Mapping[str, Any], root: str) -> list[str]:
+def data_differences(record: Mapping[str, Any], root: str | None) -> list[str]:
     """The recorded data files that are missing or other bytes under ``root`` (a result
-    written before data was recorded has none to compare)."""
+    written before data was recorded has none to compare; ``root`` None: a preview that names
+    no data root, which compares none)."""
+    if root is None:
+        return []
     data = record.get("data")
     files = data.get("files") if isinstance(data, Mapping) else None
     if not isinstance(files, Mapping):
@@ -260,6 +263,8 @@ def check_run_weights(run_dir: str, backbone: str, weights_file: str) -> None:
     written elsewhere) records no weights and is not checked.
     """
     path = os.path.join(run_dir, RESULT_FILE)
+    if not os.path.isfile(path):  # none yet, or not a file (a FIFO would block the open)
+        return
     try:
         with open(path) as file:
             recorded = stored_weights(json.load(file))
@@ -269,15 +274,23 @@ def check_run_weights(run_dir: str, backbone: str, weights_file: str) -> None:
         return
     given = clip_weights_identity(backbone, weights_file, recorded) if (
         not weights_file or os.path.isfile(weights_file)) else {"path": weights_file}
-    if not same_weights(recorded, given):
-        use = (f"the weights file {recorded['path']} (--clip-weights or "
-               "TRAINER.DAPT_INIT.CLIP_WEIGHTS)" if "path" in recorded
-               else f"the backbone {recorded.get('name')!r} and no weights file")
-        raise DaptInitError(
-            f"{run_dir} was trained with CLIP weights {_weights_text(recorded)}, but "
-            f"{_weights_text(given)} were given: its prompts mean something else under other "
-            f"weights; use {use}."
-        )
+    refuse_other_weights(run_dir, recorded, given)
+
+
+def refuse_other_weights(run_dir: str, recorded: Mapping[str, Any] | None,
+                         given: Mapping[str, Any] | None) -> None:
+    """Raise when ``recorded`` (a run's result.json or checkpoint) names other CLIP weights
+    than ``given``; a run that recorded none is not checked."""
+    if not recorded or same_weights(recorded, given):
+        return
+    use = (f"the weights file {recorded['path']} (--clip-weights or "
+           "TRAINER.DAPT_INIT.CLIP_WEIGHTS)" if "path" in recorded
+           else f"the backbone {recorded.get('name')!r} and no weights file")
+    raise DaptInitError(
+        f"{run_dir} was trained with CLIP weights {_weights_text(recorded)}, but "
+        f"{_weights_text(given)} were given: its prompts mean something else under other "
+        f"weights; use {use}."
+    )
 
 
 def _weights_text(weights: Mapping[str, Any] | None) -> str:

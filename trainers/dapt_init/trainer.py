@@ -389,4 +389,5 @@ class DAPT_Init(TrainerX):
         file_name = BEST_CHECKPOINT if epoch is None else checkpoint_name(epoch)
         for name in self.get_model_names():
             self.trained_epochs = load_trained_prompts(os.path.join(directory, name),
-                                                       file_name, self._models[name])
+                                                       file_name, self._models[name],
+                                                       self.identity().weights)
