@@ -17,6 +17,7 @@ import errno
 import io
 import json
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -30,10 +31,11 @@ from yacs.config import CfgNode
 warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API",
                         category=UserWarning)
 
-from study import config
+from study import config, inputs
 # The config is built by study/config.py, shared with the analysis tools; its names stay
 # importable from here (train.merge_config_file, train.setup_cfg, ...).
 from study.config import merge_config_file, setup_cfg  # noqa: F401
+from study.spec import StudyError
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.config import validate_config
 from trainers.dapt_init.errors import DaptInitError
@@ -59,6 +61,21 @@ def check_eval_args(args: argparse.Namespace, output_dir: str) -> None:
             "evaluation's result.json would replace the training result there. Give the "
             "evaluation its own --output-dir."
         )
+
+
+def check_command_paths(args: argparse.Namespace) -> None:
+    """--output-dir, --resume and --seed as given, before the config is built: an empty or
+    impossible path, or a seed Dassl would silently ignore, is refused, not defaulted."""
+    try:
+        inputs.check_seed(args.seed)
+        if args.output_dir is not None:
+            inputs.check_folder(args.output_dir, "--output-dir")
+        if args.resume is not None and not os.path.isdir(args.resume):
+            what = "is a file" if os.path.exists(args.resume) else "does not exist"
+            raise StudyError(f"--resume {args.resume!r} {what}; give the output folder of the "
+                             "run to resume (its checkpoints), or leave --resume out")
+    except StudyError as error:
+        raise DaptInitError(str(error)) from None
 
 
 def check_registered(cfg: CfgNode) -> None:
@@ -200,6 +217,7 @@ def record_spec(output_dir: str, identity: runstate.RunIdentity | None, spec: st
 
 def main(args: argparse.Namespace) -> None:
     check_spec(args.spec)
+    check_command_paths(args)
     cfg, identity = resolved_run(args)
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
@@ -335,22 +353,45 @@ def environment_message(error: OSError) -> str:
             "same command again: it resumes from its last checkpoint.")
 
 
+class Hangup(KeyboardInterrupt):
+    """SIGHUP (the terminal or ssh session closed): stopped as Ctrl-C stops a run."""
+
+
+def _on_hangup(number: int, frame: Any) -> None:
+    raise Hangup()
+
+
+def folder_gone(error: OSError, output_dir: str | None) -> bool:
+    """A write failed because the run folder itself was deleted while the run went on."""
+    return (error.errno == errno.ENOENT and bool(output_dir)
+            and not os.path.isdir(output_dir))
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point: user-facing errors become one message and exit status USER_ERROR, no
     traceback."""
     args = parse_args(argv)
     if args.check_finished:
         return check_finished(args)
+    signal.signal(signal.SIGHUP, _on_hangup)
     try:
         main(args)
     except DaptInitError as error:  # DatasetError is one too
         report(error)
         return runstate.USER_ERROR
-    except KeyboardInterrupt:
-        report("interrupted (SIGINT). Checkpoints are written atomically: run the same command "
-               "again and it resumes from its last finished epoch.")
-        return runstate.INTERRUPTED
+    except KeyboardInterrupt as error:
+        hangup = isinstance(error, Hangup)
+        report(f"interrupted ({'SIGHUP' if hangup else 'SIGINT'}). Checkpoints are written "
+               "atomically: run the same command again and it resumes from its last finished "
+               "epoch.")
+        return runstate.HANGUP if hangup else runstate.INTERRUPTED
     except OSError as error:
+        if folder_gone(error, args.output_dir):
+            stop_log_file()
+            report(f"the run folder {args.output_dir} was deleted while the run went on (at "
+                   f"the write of {error.filename}); the run stopped. Run the same command "
+                   "again to train it from the start.")
+            return runstate.USER_ERROR
         if error.errno not in ENVIRONMENT_ERRNOS:
             raise
         stop_log_file()  # its file system is likely the full one

@@ -2,13 +2,15 @@
 process), the SLURM array script, and the local GPU / CPU pool (one job per slot at a time)."""
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import subprocess
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .plan import (STATE_NAMES, Setup, UsageError, bash_quote, check_dataset, check_gpu,
+from . import inputs
+from .plan import (STATE_NAMES, Setup, UsageError, bash_quote, check_dataset,
                    check_init, check_overrides, check_shots, epoch_grid_text, require_data_root,
                    run_state, setup, split_args, train_argv)
 from .spec import EPOCH_KEY, REPO_ROOT, VIS_INIT_KEY, RunSpec, StudyError, choose_config, full_tag
@@ -105,6 +107,8 @@ class Sweep:
 def parse_grid(words: list[str], env: Mapping[str, str]) -> dict[str, list[str]]:
     """--grid KEY=V1,V2 options, with VIS_INITS and EPOCHS as the grids they always were."""
     grid: dict[str, list[str]] = {}
+    for name in ("VIS_INITS", "EPOCHS"):
+        inputs.words(env, name, "")  # set but empty (EPOCHS=" "): an error, not 0 jobs
     vis = (env.get("VIS_INITS") or env.get("VIS_INIT") or "").split()
     if vis:
         grid[VIS_INIT_KEY] = vis
@@ -118,12 +122,14 @@ def parse_grid(words: list[str], env: Mapping[str, str]) -> dict[str, list[str]]
         if key != VIS_INIT_KEY:  # the visual init's grid is VIS_INITS in --grid's words
             check_overrides([key, values])
         grid[key] = values.split(",")
+        inputs.check_unique(grid[key], f"--grid {key}")
     if env.get("EPOCHS"):
         for value in env["EPOCHS"].split():
             if not value.isdigit() or value.startswith("0"):
                 raise StudyError(f"EPOCHS must be positive integers separated by spaces, got "
                                  f"'{value}'")
         grid[EPOCH_KEY] = env["EPOCHS"].split()
+        inputs.check_unique([int(v) for v in grid[EPOCH_KEY]], "EPOCHS")
     for value in grid.get(VIS_INIT_KEY, []):
         check_init(value, visual=True)
     return grid
@@ -152,11 +158,7 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
     s.overrides = overrides
     check_overrides(overrides, {k: "" for k in grid})
 
-    def listed(name: str, default: str) -> list[str]:
-        values = (env.get(name) or default).split()
-        if not values:
-            raise StudyError(f"{name} is empty")
-        return values
+    listed = functools.partial(inputs.words, env)  # set but empty, or a value twice: errors
 
     datasets = listed("DATASETS", "eurosat" if s.trial else "eurosat oxford_pets")
     inits = listed("INITS", "random same diff")
@@ -177,12 +179,15 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
             job_grid.update(zip(others, values))
             jobs.append(Job(dataset, init, count, seed, job_grid))
     if mode == "run":
-        gpus = listed("GPUS", default_gpus())
+        # Set but empty: an error; a repeated GPU (or cpu) is one more slot on it.
+        gpus = inputs.words(env, "GPUS", "", unique=False) or default_gpus().split()
         for gpu in gpus:
-            check_gpu(gpu)
+            inputs.check_gpu(gpu, cpu=True)
         require_data_root(s, caller)
     else:
         gpus = []
+        if mode == "slurm" and env.get("SWEEP_TIME"):
+            inputs.check_slurm_time(env["SWEEP_TIME"])
         if env.get("DATA_ROOT") or s.trial:
             require_data_root(s, caller)
     return mode, Sweep(s, datasets, inits, shots, grid, jobs), gpus

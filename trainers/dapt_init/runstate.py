@@ -47,6 +47,7 @@ CHECK_FINISHED_STATUSES = {FINISHED: "finished", OTHER_SETTINGS: "other settings
 # Exit statuses of a train.py run: done, refused with one line on stderr, stopped by Ctrl-C.
 SUCCESS, USER_ERROR = 0, 2
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
+HANGUP = 129  # 128 + SIGHUP: the terminal or ssh session closed; stopped as by Ctrl-C
 
 
 def _plain(value: Any) -> Any:
