@@ -53,8 +53,9 @@ def main(argv: list[str]) -> int:
                       file=sys.stderr)
                 return 130
         else:
-            print(__doc__, file=sys.stderr if command else sys.stdout)
-            return 2 if command else 0
+            asked = command in ("", "-h", "--help")
+            print(__doc__, file=sys.stdout if asked else sys.stderr)
+            return 0 if asked else 2
     except StudyError as error:
         if isinstance(error, UsageError) and usage:
             print(f"usage: {usage}", file=sys.stderr)
@@ -68,4 +69,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from .entry import run_main
+
+    sys.exit(run_main(lambda: main(sys.argv[1:])))

@@ -108,9 +108,6 @@ def setup(env: Mapping[str, str], caller_dir: str) -> Setup:
                              f"SEEDS=\"1 2 3\"), got '{seed}'")
     out.seeds = [int(s) for s in seeds]
     inputs.check_unique(out.seeds, "SEEDS")  # 1 and 01: one folder
-    if "OUTPUT_ROOT" in env and not env["OUTPUT_ROOT"]:
-        raise StudyError("OUTPUT_ROOT is set but empty; give a folder, or unset it for the "
-                         "default")
     root = out.get("OUTPUT_ROOT") or str(out.codebase / ("output_trial" if out.trial else "output"))
     out.output_root = os.path.join(caller_dir, root).rstrip("/") or "/"
     inputs.check_folder(out.output_root, "OUTPUT_ROOT")

@@ -19,6 +19,8 @@ sys.path.insert(0, str(REPO))
 
 from tools.small_clip import save_small_clip  # noqa: E402
 from tools.tiny_data import make_tiny_eurosat  # noqa: E402
+from study import inputs  # noqa: E402
+from study.spec import StudyError  # noqa: E402
 from trainers.dapt_init.config import INIT_METHODS  # noqa: E402
 
 
@@ -57,6 +59,11 @@ def main() -> int:
     parser.add_argument("--prepare-only", action="store_true",
                         help="only make the small CLIP and the tiny data (TRIAL=1 uses them)")
     args = parser.parse_args()
+    try:  # before anything is made: a file or an unwritable place is one line
+        inputs.check_folder(str(args.workdir), "--workdir", writable=True)
+    except StudyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     workdir = args.workdir.resolve()
     prepare(workdir)
     if args.prepare_only:
@@ -79,4 +86,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.entry import run_main
+
+    sys.exit(run_main(main))

@@ -13,4 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from report.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.entry import run_main
+
+    sys.exit(run_main(main))
