@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             print("DAPT_Init is in place" if not missing else "run without --check to apply")
             return 1 if missing else 0
         changed = apply(args.host, args.replace_link)
+    except BrokenPipeError:  # the reader of stdout went away: study.entry ends it quietly
+        raise
     except (DropInError, SyntaxError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
