@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import codecs
 import contextlib
 import fcntl
 import os
@@ -21,7 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINER_DIR = Path("trainers") / "dapt_init"
@@ -87,8 +88,17 @@ def _imports_trainers(node: ast.Import | ast.ImportFrom) -> bool:
     return any(alias.name.split(".")[0] == "trainers" for alias in node.names)
 
 
-def read_train_py(host: Path, replace_link: bool = False) -> tuple[str, str]:
-    """(source with "\\n" line ends, the file's own line end); refused: a symlink (editing it
+class Layout(NamedTuple):
+    """How train.py is written, kept in the edited file: its line end and a UTF-8 BOM."""
+    newline: str
+    bom: str
+
+    def write(self, source: str) -> str:
+        return self.bom + source.replace("\n", self.newline)
+
+
+def read_train_py(host: Path, replace_link: bool = False) -> tuple[str, Layout]:
+    """(source with "\\n" line ends, how the file writes them); refused: a symlink (editing it
     would change another tree's file) unless ``replace_link``, and a file that is not UTF-8."""
     path = host / "train.py"
     if path.is_symlink() and not replace_link:
@@ -96,13 +106,15 @@ def read_train_py(host: Path, replace_link: bool = False) -> tuple[str, str]:
                           "that file (another tree's). Copy the file over the link, or run "
                           "again with --replace-link to have this tool do so")
     raw = path.read_bytes()
+    bom = "\ufeff" if raw.startswith(codecs.BOM_UTF8) else ""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DropInError(f"{path} is not UTF-8 (byte {error.start}); convert it (e.g. iconv "
                           "-t utf-8) and run again, or make the README's two edits by hand")
-    newline = "\r\n" if "\r\n" in text else "\n"
-    return text.replace("\r\n", "\n"), newline
+    # Windows (CRLF) and old Mac (CR) files stay so; ast and the edit work on "\n" lines.
+    newline = "\r\n" if "\r\n" in text else "\r" if "\r" in text and "\n" not in text else "\n"
+    return text.replace(newline, "\n"), Layout(newline, bom)
 
 
 def own_dapt_init(host: Path) -> str:
@@ -144,6 +156,9 @@ def missing_steps(host: Path) -> list[str]:
     source, _ = read_train_py(host, replace_link=True)  # reading through a link is harmless
     if edit_train_py(source) != source:
         missing.append("train.py lacks the trainer import or the add_dapt_init_config call")
+        if (host / "train.py").is_symlink():
+            missing.append(f"train.py is a symlink to {os.readlink(host / 'train.py')}: apply "
+                           "with --replace-link (a file in its place) or copy the file first")
     return missing
 
 
@@ -210,7 +225,7 @@ def apply(host: Path, replace_link: bool = False) -> list[str]:
     if host == REPO:
         raise DropInError("that is this repository; give the path of your own codebase")
     check_host(host)
-    source, newline = read_train_py(host, replace_link)
+    source, layout = read_train_py(host, replace_link)
     edited = edit_train_py(source)  # checked before anything is copied
     linked = (host / "train.py").is_symlink()
     changed = []
@@ -225,7 +240,7 @@ def apply(host: Path, replace_link: bool = False) -> list[str]:
             init.write_text("")
             changed.append("created trainers/__init__.py")
         if edited != source or linked:
-            write_atomically(host / "train.py", edited.replace("\n", newline))
+            write_atomically(host / "train.py", layout.write(edited))
             changed.append("edited train.py (trainer import, add_dapt_init_config in extend_cfg)"
                            + (", a file in place of the symlink" if linked else ""))
     return changed
