@@ -104,8 +104,40 @@ def check_slurm_time(text: str) -> None:
                          f"got '{text}'")
 
 
+MAX_SEED = 2**32 - 1  # numpy's seed range (the toolbox seeds numpy, random and torch)
+
+
+def check_seed_word(word: str) -> None:
+    """One SEEDS word: ASCII digits (str.isdigit also takes '١' and '²'), within numpy's range."""
+    if not re.fullmatch(r"[0-9]+", word):
+        raise StudyError("SEEDS must be non-negative integers separated by spaces (e.g. "
+                         f"SEEDS=\"1 2 3\"), got '{word}'")
+    if int(word) > MAX_SEED:
+        raise StudyError(f"SEEDS: {word} is above {MAX_SEED}, the largest seed numpy takes")
+
+
+def check_grid_value(key: str, value: str) -> None:
+    """A grid value travels in GRID="KEY=VALUE ..." (space separated) and names a folder."""
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise StudyError(f"--grid {key}: the value {value!r} holds a space or a control "
+                         "character; give values without them")
+
+
+def check_distinct_folders(jobs: list[tuple[str, str]]) -> None:
+    """(job text, run folder) of every job: two jobs must never share a folder (values that
+    differ only in characters a folder name cannot hold map to one name)."""
+    seen: dict[str, str] = {}
+    for text, folder in jobs:
+        if folder in seen:
+            raise StudyError(f"two jobs would run in one folder, {folder}: '{seen[folder]}' "
+                             f"and '{text}' (their values differ only in characters a folder "
+                             "name cannot hold); give values that differ in letters or digits")
+        seen[folder] = text
+
+
 def check_seed(seed: int) -> None:
     """train.py's --seed: a fixed seed (>= 0), or the toolbox's -1 for an unseeded run; any
     other negative number would be silently unseeded."""
-    if seed < -1:
-        raise StudyError(f"--seed must be >= 0 (fixed) or -1 (unseeded), got {seed}")
+    if seed < -1 or seed > MAX_SEED:
+        raise StudyError(f"--seed must be from 0 to {MAX_SEED} (fixed) or -1 (unseeded), got "
+                         f"{seed}")

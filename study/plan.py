@@ -103,9 +103,7 @@ def setup(env: Mapping[str, str], caller_dir: str) -> Setup:
                          f"'{out.tag}'")
     seeds = inputs.words(env, "SEEDS", "1 2" if out.trial else "1 2 3")
     for seed in seeds:
-        if not seed.isdigit():
-            raise StudyError("SEEDS must be non-negative integers separated by spaces (e.g. "
-                             f"SEEDS=\"1 2 3\"), got '{seed}'")
+        inputs.check_seed_word(seed)
     out.seeds = [int(s) for s in seeds]
     inputs.check_unique(out.seeds, "SEEDS")  # 1 and 01: one folder
     root = out.get("OUTPUT_ROOT") or str(out.codebase / ("output_trial" if out.trial else "output"))

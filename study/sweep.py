@@ -123,6 +123,8 @@ def parse_grid(words: list[str], env: Mapping[str, str]) -> dict[str, list[str]]
             check_overrides([key, values])
         grid[key] = values.split(",")
         inputs.check_unique(grid[key], f"--grid {key}")
+        for value in grid[key]:
+            inputs.check_grid_value(key, value)
     if env.get("EPOCHS"):
         for value in env["EPOCHS"].split():
             if not value.isdigit() or value.startswith("0"):
@@ -190,7 +192,10 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
             inputs.check_slurm_time(env["SWEEP_TIME"])
         if env.get("DATA_ROOT") or s.trial:
             require_data_root(s, caller)
-    return mode, Sweep(s, datasets, inits, shots, grid, jobs), gpus
+    sweep = Sweep(s, datasets, inits, shots, grid, jobs)
+    inputs.check_distinct_folders([(job.text(), sweep.spec(job).folder(s.output_root))
+                                   for job in jobs])
+    return mode, sweep, gpus
 
 
 def default_gpus() -> str:
