@@ -162,3 +162,55 @@ def test_sighup_stops_train_py_with_one_line_and_129(tmp_path):
         "error: interrupted (SIGHUP). Checkpoints are written atomically: run the same command "
         "again and it resumes from its last finished epoch."]
     assert not out_dir.exists()
+
+
+# (command ({FILE}, {BINARY}, {FIFO}, {DIR} made per test), words of its one error line): odd
+# values and odd files are refused up front, one line, status 2, no traceback and no hang.
+ODD = {
+    "vis-tokens-huge": ([PY, "tools/analyze_prompts.py", "init-stats", "--vis-tokens",
+                         "100000000"], "--vis-tokens: must be at most 1024"),
+    "txt-tokens-over-context": ([PY, "tools/analyze_prompts.py", "init-stats", "--txt-tokens",
+                                 "74"], "--txt-tokens: must be at most 73"),
+    "noise-scale-nan": ([PY, "tools/analyze_prompts.py", "init-stats", "--noise-scale", "nan"],
+                        "must be a finite number of at least 0, got nan"),
+    "noise-scale-inf": ([PY, "tools/analyze_prompts.py", "init-stats", "--noise-scale", "1e400"],
+                        "must be a finite number of at least 0, got inf"),
+    "noise-scale-over-bound": ([PY, "tools/analyze_prompts.py", "init-stats", "--noise-scale",
+                                "101"], "must be at most 100"),
+    "perplexity-nan": ([PY, "tools/analyze_prompts.py", "tsne", "--perplexity", "nan", "--runs",
+                        "diff={DIR}"], "--perplexity: must be a finite number"),
+    "clip-weights-folder": ([PY, "tools/analyze_prompts.py", "init-stats", "--clip-weights",
+                             "{DIR}"], "is a folder; give the file itself"),
+    "clip-weights-fifo": ([PY, "tools/analyze_prompts.py", "init-stats", "--clip-weights",
+                           "{FIFO}"], "is not a regular file"),
+    "parser-binary-reference": ([PY, "parse_test_res.py", "{DIR}", "--study", "--reference",
+                                 "{BINARY}"], "is not UTF-8 text"),
+    "parser-fifo-reference": ([PY, "parse_test_res.py", "{DIR}", "--study", "--reference",
+                               "{FIFO}"], "is not a regular file"),
+    "report-binary-reference": ([PY, "tools/report.py", "{DIR}", "--out", "{DIR}/report",
+                                 "--reference", "{BINARY}"], "is not UTF-8 text"),
+    "demo-workdir-file": ([PY, "tools/demo.py", "--workdir", "{FILE}"],
+                          "is a file, not a folder"),
+    "demo-shots-negative": ([PY, "tools/demo.py", "--shots", "-1"], "must be at least 1"),
+    "small-clip-under-file": ([PY, "tools/small_clip.py", "{FILE}/clip.pt"],
+                              "is a file, not a folder"),
+}
+
+
+@pytest.mark.parametrize("case", ODD)
+def test_odd_values_and_files_are_one_error_line(tmp_path, case):
+    command, words = ODD[case]
+    (tmp_path / "a_file").write_text("x\n")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01dataset,init\n")
+    os.mkfifo(tmp_path / "fifo")  # a read of it blocks forever: the tools must not open it
+    (tmp_path / "folder").mkdir()
+    names = {"FILE": tmp_path / "a_file", "BINARY": tmp_path / "binary.csv",
+             "FIFO": tmp_path / "fifo", "DIR": tmp_path / "folder"}
+    command = [word.format(**names) for word in command]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=_env({}))
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and words in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "folder" / "report").exists()

@@ -49,13 +49,27 @@ def prepare(workdir: Path) -> None:
         make_tiny_eurosat(workdir / "data")
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init", default="diff", choices=INIT_METHODS)
     # In the repository, wherever it is run from: TRIAL=1 in the scripts uses the same files.
     parser.add_argument("--workdir", default=REPO / "demo_output", type=Path)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--shots", type=int, default=2)
+    parser.add_argument("--seed", type=non_negative, default=1)
+    parser.add_argument("--shots", type=positive, default=2)
     parser.add_argument("--prepare-only", action="store_true",
                         help="only make the small CLIP and the tiny data (TRIAL=1 uses them)")
     args = parser.parse_args()
