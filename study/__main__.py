@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from .plan import UsageError, bash_quote
@@ -20,6 +21,14 @@ def shell_assign(name: str, value: str | list[str]) -> str:
     if isinstance(value, list):
         return f"{name}=(" + " ".join(bash_quote(w) for w in value) + ")"
     return f"{name}={bash_quote(value)}"
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGHUP or SIGTERM while the sweep plans (args: the signal's number)."""
+
+
+def _stop(number: int, _frame) -> None:
+    raise Stopped(number)
 
 
 def main(argv: list[str]) -> int:
@@ -46,12 +55,17 @@ def main(argv: list[str]) -> int:
             from .help import USAGE
 
             usage = USAGE["sweep"]
+            # Before the pool runs (it has its own handlers): a closed terminal (SIGHUP) or a
+            # SIGTERM stops the planning as Ctrl-C does, with one line and 128 + the signal.
+            for number in (signal.SIGHUP, signal.SIGTERM):
+                signal.signal(number, _stop)
             try:
                 return (sweep_main if command == "sweep" else job_main)(rest, os.environ, caller)
-            except KeyboardInterrupt:  # Ctrl-C before the pool runs (it has its own handler)
-                print("error: interrupted (SIGINT); no job was running",
+            except KeyboardInterrupt as stop:
+                number = stop.args[0] if isinstance(stop, Stopped) else signal.SIGINT
+                print(f"error: interrupted ({signal.Signals(number).name}); no job was running",
                       file=sys.stderr)
-                return 130
+                return 128 + number
         else:
             asked = command in ("", "-h", "--help")
             print(__doc__, file=sys.stdout if asked else sys.stderr)

@@ -214,3 +214,37 @@ def test_odd_values_and_files_are_one_error_line(tmp_path, case):
     assert len(errors) == 1 and words in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "folder" / "report").exists()
+
+
+# Stands in for nvidia-smi, which the sweep asks for its GPUs while it plans (GPUS unset):
+# says it started, then blocks on a FIFO no one writes. A signal then reaches the planning.
+NVIDIA_SMI = """#!/bin/sh
+: > "$STANDIN_DIR/asked"
+read line < "$STANDIN_DIR/fifo"
+"""
+
+
+@pytest.mark.parametrize("number", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+def test_a_signal_while_the_sweep_plans_is_one_line_and_no_job_starts(fake, number):
+    standin_dir = fake.root / "standin"
+    (standin_dir / "bin").mkdir(parents=True)
+    os.mkfifo(standin_dir / "fifo")
+    (standin_dir / "bin" / "nvidia-smi").write_text(NVIDIA_SMI)
+    (standin_dir / "bin" / "nvidia-smi").chmod(0o755)
+    env = _env({**fake.env, "STANDIN_DIR": str(standin_dir), "DATASETS": "eurosat",
+                "INITS": "diff", "SHOTS": "1", "SEEDS": "1",
+                "PATH": f"{standin_dir / 'bin'}:{os.environ['PATH']}"})
+    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(standin_dir / "asked", sweep)
+        sweep.send_signal(number)
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    name = signal.Signals(number).name
+    assert sweep.returncode == 128 + number, out + err
+    assert err.splitlines() == [f"error: interrupted ({name}); no job was running"]
+    assert out == "" and fake.calls() == []
