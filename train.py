@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Any
 
@@ -362,9 +363,32 @@ def _on_hangup(number: int, frame: Any) -> None:
 
 
 def folder_gone(error: OSError, output_dir: str | None) -> bool:
-    """A write failed because the run folder itself was deleted while the run went on."""
-    return (error.errno == errno.ENOENT and bool(output_dir)
-            and not os.path.isdir(output_dir))
+    """A write failed because the run folder (or a folder in it) was deleted while the run
+    went on: every writer makes its folder first, so a missing one was removed under us (the
+    toolbox's checkpoint writer may have made the run folder anew meanwhile)."""
+    if error.errno != errno.ENOENT or not output_dir:
+        return False
+    if not os.path.isdir(output_dir):
+        return True
+    if error.filename is None:
+        return False
+    written = os.path.abspath(os.fsdecode(error.filename))
+    inside = os.path.commonpath([written, os.path.abspath(output_dir)]) == os.path.abspath(
+        output_dir)
+    return inside and not os.path.isdir(os.path.dirname(written))
+
+
+def quiet_when_folder_gone(output_dir: str | None) -> None:
+    """A writer thread (tensorboard's) meeting a deleted run folder stays quiet: the main
+    thread meets it too, at its next write, and says so in one line."""
+    default = threading.excepthook
+
+    def hook(failure: threading.ExceptHookArgs) -> None:
+        if not (isinstance(failure.exc_value, OSError)
+                and folder_gone(failure.exc_value, output_dir)):
+            default(failure)
+
+    threading.excepthook = hook
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -374,6 +398,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.check_finished:
         return check_finished(args)
     signal.signal(signal.SIGHUP, _on_hangup)
+    quiet_when_folder_gone(args.output_dir)
     try:
         main(args)
     except DaptInitError as error:  # DatasetError is one too
@@ -389,8 +414,9 @@ def run(argv: list[str] | None = None) -> int:
         if folder_gone(error, args.output_dir):
             stop_log_file()
             report(f"the run folder {args.output_dir} was deleted while the run went on (at "
-                   f"the write of {error.filename}); the run stopped. Run the same command "
-                   "again to train it from the start.")
+                   f"the write of {os.fsdecode(error.filename or '?')}); the run stopped. Run "
+                   "the same command again: it resumes from a checkpoint left in the folder, "
+                   "or trains from the start.")
             return runstate.USER_ERROR
         if error.errno not in ENVIRONMENT_ERRNOS:
             raise

@@ -131,9 +131,11 @@ as train.py --check-finished decides (same settings and CLIP weights). A job who
 folder another process holds (its lock) is "running elsewhere": left alone, not a failure.
 When a job fails the others still run; the sweep then lists the failed jobs and exits with
 status 1.
-Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C (or SIGTERM) is
-forwarded to the running jobs (each runs in a process group of its own); the sweep waits for
-them to stop, prints one "error: interrupted" line and exits 130 (143); a second one kills them.
+Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C, SIGTERM or
+SIGHUP (a closed terminal) is forwarded to the running jobs (each runs in a process group of
+its own); the sweep waits for them to stop, prints one "error: interrupted" line and exits
+130 (143, 129); a second one kills them. A list variable set but empty (SEEDS="") is an
+error; unset it for the default.
 
   --dry-run   print the jobs, each with its folder (and which are finished already); run
               nothing

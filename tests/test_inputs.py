@@ -14,6 +14,7 @@ import pytest
 from study import inputs
 from study.spec import StudyError
 from tests.scripts_helpers import REPO, error_lines, fake  # noqa: F401  (fake: a fixture)
+from tests.toolbox import requires_toolbox
 from trainers.dapt_init.errors import DaptInitError
 
 LONG = "a" * 240  # a 240-character TAG or grid value: its folder name is over 255 bytes
@@ -213,14 +214,22 @@ def test_a_run_folder_deleted_mid_run_is_told_apart_from_a_missing_file(tmp_path
     run_dir = tmp_path / "seed1"
     run_dir.mkdir()
     with pytest.raises(FileNotFoundError) as missing_file:
-        open(run_dir / "gone" / "x")
-    assert not train.folder_gone(missing_file.value, str(run_dir))  # the folder is there
+        open(run_dir / "absent.json")
+    assert not train.folder_gone(missing_file.value, str(run_dir))  # its folder is there
     run_dir.rmdir()  # what `rm -r` of the run folder does under a running trainer
     with pytest.raises(FileNotFoundError) as deleted:
         open(run_dir / "checkpoint.tmp", "wb")
     assert deleted.value.errno == errno.ENOENT
     assert train.folder_gone(deleted.value, str(run_dir))
     assert not train.folder_gone(deleted.value, None)
+    # Made anew (the toolbox's checkpoint writer does), a folder inside it is still missing.
+    run_dir.mkdir()
+    with pytest.raises(FileNotFoundError) as inner:
+        open(run_dir / "tensorboard" / "events", "ab")
+    assert train.folder_gone(inner.value, str(run_dir))
+    with pytest.raises(FileNotFoundError) as elsewhere:
+        open(tmp_path / "other" / "x", "ab")
+    assert not train.folder_gone(elsewhere.value, str(run_dir))  # not the run's own write
 
 
 @pytest.mark.parametrize("text, ok", [
@@ -251,3 +260,31 @@ def test_name_length_is_counted_in_bytes():
     inputs.check_components("/x/" + "a" * 255, "OUTPUT_ROOT")
     with pytest.raises(StudyError, match="256 bytes"):
         inputs.check_components("/x/" + "é" * 128, "OUTPUT_ROOT")  # 128 characters, 256 bytes
+
+
+# train.py with its run folder removed (as `rm -r` would) when the first epoch ends, before
+# that epoch's checkpoint is written; the rest is the real train.py and toolbox.
+_DELETE_AT_FIRST_EPOCH_END = (
+    "import runpy, shutil, sys; sys.argv = sys.argv[1:]\n"
+    "import trainers.dapt_init.trainer as t; original = t.DAPT_Init.after_epoch\n"
+    "def after_epoch(self):\n"
+    "    shutil.rmtree(self.output_dir)\n"
+    "    original(self)\n"
+    "t.DAPT_Init.after_epoch = after_epoch; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+@requires_toolbox
+def test_a_run_folder_deleted_mid_run_stops_the_run_with_one_line(tmp_path):
+    from tests.integration import prepared_workdir, run_train, train_command
+
+    workdir = prepared_workdir(tmp_path / "work")
+    run_dir = tmp_path / "run" / "seed1"
+    command = train_command(workdir, "diff", output_dir=run_dir)
+    done = run_train([command[0], "-c", _DELETE_AT_FIRST_EPOCH_END] + command[1:])
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr  # nor a writer thread's
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"error: the run folder {run_dir} was deleted while the run "
+                                "went on (at the write of ")
