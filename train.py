@@ -397,7 +397,8 @@ def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check_finished:
         return check_finished(args)
-    signal.signal(signal.SIGHUP, _on_hangup)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup it stays ignored
+        signal.signal(signal.SIGHUP, _on_hangup)
     quiet_when_folder_gone(args.output_dir)
     try:
         main(args)

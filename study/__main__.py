@@ -58,7 +58,8 @@ def main(argv: list[str]) -> int:
             # Before the pool runs (it has its own handlers): a closed terminal (SIGHUP) or a
             # SIGTERM stops the planning as Ctrl-C does, with one line and 128 + the signal.
             for number in (signal.SIGHUP, signal.SIGTERM):
-                signal.signal(number, _stop)
+                if signal.getsignal(number) != signal.SIG_IGN:  # nohup's stays ignored
+                    signal.signal(number, _stop)
             try:
                 return (sweep_main if command == "sweep" else job_main)(rest, os.environ, caller)
             except KeyboardInterrupt as stop:

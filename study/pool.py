@@ -114,7 +114,9 @@ def run_pool(sweep, gpus: list[str], env: Mapping[str, str], caller: str) -> int
 
     # SIGHUP (the terminal or ssh session closed) as SIGTERM: the jobs stop and resume later,
     # rather than the sweep dying silently with its job running on detached.
-    old = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    # Under nohup SIGHUP stays ignored, as the user asked.
+    old = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+           if n != signal.SIGHUP or signal.getsignal(n) != signal.SIG_IGN}
     ran, slot_name = 0, (lambda slot: "cpu" if gpus[slot] == "cpu" else f"gpu {gpus[slot]}")
     try:
         while (pending and not signals) or running:

@@ -248,3 +248,31 @@ def test_a_signal_while_the_sweep_plans_is_one_line_and_no_job_starts(fake, numb
     assert sweep.returncode == 128 + number, out + err
     assert err.splitlines() == [f"error: interrupted ({name}); no job was running"]
     assert out == "" and fake.calls() == []
+
+
+def test_under_nohup_sighup_stays_ignored_and_the_sweep_goes_on(fake):
+    standin_dir = fake.root / "standin"
+    standin_dir.mkdir()
+    os.mkfifo(standin_dir / "fifo")
+    standin = fake.root / "standin_python"
+    standin.write_text(STANDIN)
+    standin.chmod(0o755)
+    env = _env({**fake.env, "PYTHON": str(standin), "STANDIN_DIR": str(standin_dir),
+                "DATASETS": "eurosat", "INITS": "diff", "SHOTS": "1", "SEEDS": "1",
+                "GPUS": "cpu", "PYTHONUNBUFFERED": "1"})
+    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        _wait_for(standin_dir / "pid", sweep)
+        sweep.send_signal(signal.SIGHUP)  # ignored (nohup): dropped when sent
+        with open(standin_dir / "fifo", "w") as fifo:  # lets the job end, status 0
+            fifo.write("done\n")
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    assert sweep.returncode == 0, out + err
+    assert "[done] cpu: job 0: eurosat init=diff shots=1 seed=1" in out
+    assert not (standin_dir / "signals").exists() and err == ""
