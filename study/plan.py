@@ -184,7 +184,7 @@ def check_shots(text: str) -> int:
 def check_gpu(text: str) -> None:
     """What CUDA_VISIBLE_DEVICES gets (an index, a comma list, or a GPU-/MIG- UUID)."""
     if text:
-        inputs.check_gpu(text)
+        inputs.check_gpu(text, cpu=True)  # "cpu" hides every GPU: a CPU run
 
 
 def check_overrides(words: list[str], grid: Mapping[str, str] = {}) -> None:
