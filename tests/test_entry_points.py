@@ -28,6 +28,7 @@ PIPED = {
     "study-config": ([PY, "-m", "study", "config", "eurosat", "4"], False, BROKEN_PIPE),
     "study-folder": ([PY, "-m", "study", "folder", "train", "eurosat", "diff", "random",
                       "vit_b16_ep50", "1", "1"], False, BROKEN_PIPE),
+    "parse-test-res": ([PY, "parse_test_res.py", "{host}"], False, BROKEN_PIPE),
     "dropin-check": ([PY, "tools/dropin.py", "--check", "{host}"], False, BROKEN_PIPE),
     "parse-test-res-help": ([PY, "parse_test_res.py", "--help"], False, 0),
     "train-help": ([PY, "train.py", "--help"], False, 0),
