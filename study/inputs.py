@@ -21,9 +21,6 @@ NAME_MAX = 255  # bytes per path component on Linux file systems (ext4, xfs, nfs
 
 # What CUDA_VISIBLE_DEVICES takes: indices, or GPU-/MIG- UUIDs; "cpu" is the sweep's CPU slot.
 GPU_PATTERN = re.compile(r"[0-9]+(,[0-9]+)*|((GPU|MIG)-[A-Za-z0-9/-]+)(,(GPU|MIG)-[A-Za-z0-9/-]+)*")
-# sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
-# days-hours:minutes, days-hours:minutes:seconds, or no limit.
-SLURM_TIME = re.compile(r"[0-9]+(:[0-9]+){0,2}|[0-9]+-[0-9]+(:[0-9]+){0,2}|UNLIMITED|INFINITE")
 
 
 def check_components(path: str, what: str) -> None:
@@ -67,16 +64,15 @@ def check_folder(path: str, what: str, writable: bool = False) -> None:
                          "can write to")
 
 
-def words(env: Mapping[str, str], name: str, default: str, unique: bool = True) -> list[str]:
+def words(env: Mapping[str, str], name: str, default: str) -> list[str]:
     """A space-separated list variable: its default when unset; set but empty, or holding a
-    value twice, is an error (an empty list is not 'all', two equal values are one folder)."""
+    value twice, is an error (an empty list is not 'all', two equal values are one folder).
+    The wording is the sweep's own list check's (study/sweep.py), so both read alike."""
     if name in env and not env[name].split():
-        shown = f" ({default})" if default else ""
-        raise StudyError(f"{name} is set but empty; give it values, or unset it for the "
-                         f"default{shown}")
+        raise StudyError(f"{name} is set but empty; give its values (e.g. {name}=\"{default}\") "
+                         "or unset it for the default")
     values = (env[name] if name in env else default).split()
-    if unique:
-        check_unique(values, name)
+    check_unique(values, name)
     return values
 
 
@@ -84,8 +80,8 @@ def check_unique(values: list, what: str) -> None:
     seen = set()
     for value in values:
         if value in seen:
-            raise StudyError(f"{what} lists '{value}' twice (two jobs would share one run "
-                             "folder); give each value once")
+            raise StudyError(f"{what} lists {value} more than once; each value once (a value "
+                             "twice is two jobs on one run folder)")
         seen.add(value)
 
 
@@ -98,12 +94,6 @@ def check_gpu(text: str, cpu: bool = False) -> None:
                      f"0,1, or a GPU-/MIG- UUID{extra}), got '{text}'")
 
 
-def check_slurm_time(text: str) -> None:
-    if not SLURM_TIME.fullmatch(text):
-        raise StudyError(f"SWEEP_TIME must be a SLURM time limit (e.g. 24:00:00, 90, 2-00:00:00), "
-                         f"got '{text}'")
-
-
 MAX_SEED = 2**32 - 1  # numpy's seed range (the toolbox seeds numpy, random and torch)
 
 
@@ -114,25 +104,6 @@ def check_seed_word(word: str) -> None:
                          f"SEEDS=\"1 2 3\"), got '{word}'")
     if int(word) > MAX_SEED:
         raise StudyError(f"SEEDS: {word} is above {MAX_SEED}, the largest seed numpy takes")
-
-
-def check_grid_value(key: str, value: str) -> None:
-    """A grid value travels in GRID="KEY=VALUE ..." (space separated) and names a folder."""
-    if not value.isprintable() or any(c.isspace() for c in value):
-        raise StudyError(f"--grid {key}: the value {value!r} holds a space or a control "
-                         "character; give values without them")
-
-
-def check_distinct_folders(jobs: list[tuple[str, str]]) -> None:
-    """(job text, run folder) of every job: two jobs must never share a folder (values that
-    differ only in characters a folder name cannot hold map to one name)."""
-    seen: dict[str, str] = {}
-    for text, folder in jobs:
-        if folder in seen:
-            raise StudyError(f"two jobs would run in one folder, {folder}: '{seen[folder]}' "
-                             f"and '{text}' (their values differ only in characters a folder "
-                             "name cannot hold); give values that differ in letters or digits")
-        seen[folder] = text
 
 
 def check_seed(seed: int) -> None:

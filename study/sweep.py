@@ -2,15 +2,13 @@
 process), the SLURM array script, and the local GPU / CPU pool (one job per slot at a time)."""
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import subprocess
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from . import inputs
-from .plan import (STATE_NAMES, Setup, UsageError, bash_quote, check_dataset,
+from .plan import (STATE_NAMES, Setup, UsageError, bash_quote, check_dataset, check_gpu,
                    check_init, check_overrides, check_shots, epoch_grid_text, require_data_root,
                    run_state, setup, split_args, train_argv)
 from .spec import EPOCH_KEY, REPO_ROOT, VIS_INIT_KEY, RunSpec, StudyError, choose_config, full_tag
@@ -107,8 +105,6 @@ class Sweep:
 def parse_grid(words: list[str], env: Mapping[str, str]) -> dict[str, list[str]]:
     """--grid KEY=V1,V2 options, with VIS_INITS and EPOCHS as the grids they always were."""
     grid: dict[str, list[str]] = {}
-    for name in ("VIS_INITS", "EPOCHS"):
-        inputs.words(env, name, "")  # set but empty (EPOCHS=" "): an error, not 0 jobs
     vis = (env.get("VIS_INITS") or env.get("VIS_INIT") or "").split()
     if vis:
         grid[VIS_INIT_KEY] = vis
@@ -122,16 +118,12 @@ def parse_grid(words: list[str], env: Mapping[str, str]) -> dict[str, list[str]]
         if key != VIS_INIT_KEY:  # the visual init's grid is VIS_INITS in --grid's words
             check_overrides([key, values])
         grid[key] = values.split(",")
-        inputs.check_unique(grid[key], f"--grid {key}")
-        for value in grid[key]:
-            inputs.check_grid_value(key, value)
     if env.get("EPOCHS"):
         for value in env["EPOCHS"].split():
             if not value.isdigit() or value.startswith("0"):
                 raise StudyError(f"EPOCHS must be positive integers separated by spaces, got "
                                  f"'{value}'")
         grid[EPOCH_KEY] = env["EPOCHS"].split()
-        inputs.check_unique([int(v) for v in grid[EPOCH_KEY]], "EPOCHS")
     for value in grid.get(VIS_INIT_KEY, []):
         check_init(value, visual=True)
     return grid
@@ -160,7 +152,11 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
     s.overrides = overrides
     check_overrides(overrides, {k: "" for k in grid})
 
-    listed = functools.partial(inputs.words, env)  # set but empty, or a value twice: errors
+    def listed(name: str, default: str) -> list[str]:
+        values = (env.get(name) or default).split()
+        if not values:
+            raise StudyError(f"{name} is empty")
+        return values
 
     datasets = listed("DATASETS", "eurosat" if s.trial else "eurosat oxford_pets")
     inits = listed("INITS", "random same diff")
@@ -181,21 +177,15 @@ def build(argv: list[str], env: Mapping[str, str], caller: str) -> tuple[str, Sw
             job_grid.update(zip(others, values))
             jobs.append(Job(dataset, init, count, seed, job_grid))
     if mode == "run":
-        # Set but empty: an error; a repeated GPU (or cpu) is one more slot on it.
-        gpus = inputs.words(env, "GPUS", "", unique=False) or default_gpus().split()
+        gpus = listed("GPUS", default_gpus())
         for gpu in gpus:
-            inputs.check_gpu(gpu, cpu=True)
+            check_gpu(gpu)
         require_data_root(s, caller)
     else:
         gpus = []
-        if mode == "slurm" and env.get("SWEEP_TIME"):
-            inputs.check_slurm_time(env["SWEEP_TIME"])
         if env.get("DATA_ROOT") or s.trial:
             require_data_root(s, caller)
-    sweep = Sweep(s, datasets, inits, shots, grid, jobs)
-    inputs.check_distinct_folders([(job.text(), sweep.spec(job).folder(s.output_root))
-                                   for job in jobs])
-    return mode, sweep, gpus
+    return mode, Sweep(s, datasets, inits, shots, grid, jobs), gpus
 
 
 def default_gpus() -> str:
