@@ -134,8 +134,7 @@ status 1.
 Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C, SIGTERM or
 SIGHUP (a closed terminal) is forwarded to the running jobs (each runs in a process group of
 its own); the sweep waits for them to stop, prints one "error: interrupted" line and exits
-130 (143, 129); a second one kills them. A list variable set but empty (SEEDS="") is an
-error; unset it for the default.
+130 (143, 129); a second one kills them.
 
   --dry-run   print the jobs, each with its folder (and which are finished already); run
               nothing
