@@ -17,8 +17,10 @@ import errno
 import io
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 from typing import Any
 
 from yacs.config import CfgNode
@@ -27,8 +29,9 @@ from yacs.config import CfgNode
 # version check of 'outdated' (quiet.py says why).
 import trainers.dapt_init.quiet  # noqa: F401,E402
 
-from study import config
+from study import config, inputs
 from study.config import command_cfg
+from study.run import StudyError
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.errors import DaptInitError
 
@@ -53,6 +56,21 @@ def check_eval_args(args: argparse.Namespace, output_dir: str) -> None:
             "evaluation's result.json would replace the training result there. Give the "
             "evaluation its own --output-dir."
         )
+
+
+def check_command_paths(args: argparse.Namespace) -> None:
+    """--output-dir, --resume and --seed as given, before the config is built: an empty or
+    impossible path, or a seed Dassl would silently ignore, is refused, not defaulted."""
+    try:
+        inputs.check_seed(args.seed)
+        if args.output_dir is not None:
+            inputs.check_folder(args.output_dir, "--output-dir")
+        if args.resume is not None and not os.path.isdir(args.resume):
+            what = "is a file" if os.path.exists(args.resume) else "does not exist"
+            raise StudyError(f"--resume {args.resume!r} {what}; give the output folder of the "
+                             "run to resume (its checkpoints), or leave --resume out")
+    except StudyError as error:
+        raise DaptInitError(str(error)) from None
 
 
 def check_registered(cfg: CfgNode) -> None:
@@ -156,6 +174,7 @@ def main(args: argparse.Namespace) -> int:
     """Resolve, check, claim the run folder (the finished rule, once, under its lock), build,
     then train or evaluate; the exit status."""
     spec = read_spec(args.spec)
+    check_command_paths(args)
     cfg, applied = resolve(args)
     check_spec_is_this_run(args.spec, cfg, args.dataset_config_file)
     import datasets  # noqa: F401  (registers the data set classes)
@@ -313,20 +332,69 @@ def environment_message(error: OSError) -> str:
             "same command again: it resumes from its last checkpoint.")
 
 
+class Hangup(KeyboardInterrupt):
+    """SIGHUP (the terminal or ssh session closed): stopped as Ctrl-C stops a run."""
+
+
+def _on_hangup(number: int, frame: Any) -> None:
+    raise Hangup()
+
+
+def folder_gone(error: OSError, output_dir: str | None) -> bool:
+    """A write failed because the run folder (or a folder in it) was deleted while the run
+    went on: every writer makes its folder first, so a missing one was removed under us (the
+    toolbox's checkpoint writer may have made the run folder anew meanwhile)."""
+    if error.errno != errno.ENOENT or not output_dir:
+        return False
+    if not os.path.isdir(output_dir):
+        return True
+    if error.filename is None:
+        return False
+    written = os.path.abspath(os.fsdecode(error.filename))
+    inside = os.path.commonpath([written, os.path.abspath(output_dir)]) == os.path.abspath(
+        output_dir)
+    return inside and not os.path.isdir(os.path.dirname(written))
+
+
+def quiet_when_folder_gone(output_dir: str | None) -> None:
+    """A writer thread (tensorboard's) meeting a deleted run folder stays quiet: the main
+    thread meets it too, at its next write, and says so in one line."""
+    default = threading.excepthook
+
+    def hook(failure: threading.ExceptHookArgs) -> None:
+        if not (isinstance(failure.exc_value, OSError)
+                and folder_gone(failure.exc_value, output_dir)):
+            default(failure)
+
+    threading.excepthook = hook
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point: user-facing errors become one message and exit status USER_ERROR, no
     traceback."""
     args = parse_args(argv)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup it stays ignored
+        signal.signal(signal.SIGHUP, _on_hangup)
+    quiet_when_folder_gone(args.output_dir)
     try:
         return main(args)
     except DaptInitError as error:  # DatasetError is one too
         report(error)
         return runstate.USER_ERROR
-    except KeyboardInterrupt:
-        report("interrupted (SIGINT). Checkpoints are written atomically: run the same command "
-               "again and it resumes from its last finished epoch.")
-        return runstate.INTERRUPTED
+    except KeyboardInterrupt as error:
+        hangup = isinstance(error, Hangup)
+        report(f"interrupted ({'SIGHUP' if hangup else 'SIGINT'}). Checkpoints are written "
+               "atomically: run the same command again and it resumes from its last finished "
+               "epoch.")
+        return runstate.HANGUP if hangup else runstate.INTERRUPTED
     except OSError as error:
+        if folder_gone(error, args.output_dir):
+            stop_log_file()
+            report(f"the run folder {args.output_dir} was deleted while the run went on (at "
+                   f"the write of {os.fsdecode(error.filename or '?')}); the run stopped. Run "
+                   "the same command again: it resumes from a checkpoint left in the folder, "
+                   "or trains from the start.")
+            return runstate.USER_ERROR
         if error.errno not in ENVIRONMENT_ERRNOS:
             raise
         stop_log_file()  # its file system is likely the full one
@@ -335,4 +403,6 @@ def run(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    from study.entry import run_main
+
+    sys.exit(run_main(run))

@@ -43,10 +43,16 @@ def load_reference(spec: str, keyword: str) -> Reference:
     name, separator, file_name = spec.partition("=")
     path = Path(file_name if separator else spec)
     name = name if separator else path.stem
+    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
+        raise ReferenceDataError(f"--reference {spec}: {path} is not a regular file; give a "
+                                 "CSV file.")
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise ReferenceDataError(f"--reference {spec}: cannot read {path} ({error.strerror}).")
+    except UnicodeDecodeError as error:
+        raise ReferenceDataError(f"--reference {spec}: {path} is not UTF-8 text (byte "
+                                 f"{error.start}); give a CSV file.") from None
     reader = csv.DictReader(line for line in lines if line.strip() and not line.startswith("#"))
     missing = [column for column in REFERENCE_COLUMNS + (keyword,)
                if column not in (reader.fieldnames or [])]

@@ -10,11 +10,20 @@ Each says more with --help.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from .plan import UsageError
 from .scripts import SCRIPTS, script_main
 from .run import StudyError
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGHUP or SIGTERM while the sweep plans (args: the signal's number)."""
+
+
+def _stop(number: int, _frame) -> None:
+    raise Stopped(number)
 
 
 def main(argv: list[str]) -> int:
@@ -29,13 +38,21 @@ def main(argv: list[str]) -> int:
         if command in ("sweep", "job"):
             from .sweep import job_main, sweep_main
 
+            # Before the pool runs (it has its own handlers): a closed terminal (SIGHUP) or a
+            # SIGTERM stops the planning as Ctrl-C does, with one line and 128 + the signal.
+            for number in (signal.SIGHUP, signal.SIGTERM):
+                if signal.getsignal(number) != signal.SIG_IGN:  # nohup's stays ignored
+                    signal.signal(number, _stop)
             try:
                 return (sweep_main if command == "sweep" else job_main)(rest, os.environ, caller)
-            except KeyboardInterrupt:  # Ctrl-C before the pool runs (it has its own handler)
-                print("error: interrupted (SIGINT); no job was running", file=sys.stderr)
-                return 130
-        print(__doc__, file=sys.stderr if command else sys.stdout)
-        return 2 if command else 0
+            except KeyboardInterrupt as stop:
+                number = stop.args[0] if isinstance(stop, Stopped) else signal.SIGINT
+                print(f"error: interrupted ({signal.Signals(number).name}); no job was running",
+                      file=sys.stderr)
+                return 128 + number
+        asked = command in ("", "-h", "--help")
+        print(__doc__, file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     except StudyError as error:
         if isinstance(error, UsageError) and usage:
             print(f"usage: {usage}", file=sys.stderr)
@@ -44,4 +61,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from .entry import run_main
+
+    sys.exit(run_main(lambda: main(sys.argv[1:])))

@@ -37,10 +37,12 @@ def build_parser(description: str = DESCRIPTION) -> argparse.ArgumentParser:
     """train.py's command line."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--root", type=str, default="", help="path to the data root")
-    parser.add_argument("--output-dir", type=str, default="", help="output directory")
-    parser.add_argument("--resume", type=str, default="",
+    # None when not given: an empty value given is refused by train.py, not the default folder.
+    parser.add_argument("--output-dir", type=str, default=None, help="output directory")
+    parser.add_argument("--resume", type=str, default=None,
                         help="checkpoint directory to resume from (default: --output-dir)")
-    parser.add_argument("--seed", type=int, default=-1, help="a value >= 0 fixes the seed")
+    parser.add_argument("--seed", type=int, default=-1,
+                        help="a value >= 0 fixes the seed; -1 (the default): unseeded")
     parser.add_argument("--source-domains", type=str, nargs="+", help="source domains (DA/DG)")
     parser.add_argument("--target-domains", type=str, nargs="+", help="target domains (DA/DG)")
     parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")

@@ -132,9 +132,10 @@ as main.sh decides under the run folder's lock (same settings and CLIP weights).
 folder another process holds (its lock) is "running elsewhere": left alone, not a failure.
 When a job fails the others still run; the sweep then lists the failed jobs and exits with
 status 1.
-Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C (or SIGTERM) is
-forwarded to the running jobs (each runs in a process group of its own); the sweep waits for
-them to stop, prints one "error: interrupted" line and exits 130 (143); a second one kills them.
+Words after "--" are KEY VALUE config overrides passed to every run. Ctrl-C, SIGTERM or
+SIGHUP (a closed terminal) is forwarded to the running jobs (each runs in a process group of
+its own); the sweep waits for them to stop, prints one "error: interrupted" line and exits
+130 (143, 129); a second one kills them.
 Before any job starts (--dry-run and --slurm too), the whole sweep is checked: every grid key
 exists, every value and override passes train.py's rules (type, range, finite; an integer is
 fine for a decimal key), no list holds a value twice (1 and 1.0 are one value), no two jobs

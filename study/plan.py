@@ -15,6 +15,7 @@ from trainers.dapt_init.config import INIT_METHODS
 from trainers.dapt_init.runstate import (FINISHED, NOT_FINISHED, OTHER_SETTINGS, RESULT_FILE,
                                          RUNNING_ELSEWHERE)
 
+from . import inputs
 from .run import (DG_TARGETS, EPOCH_KEY, REPO_ROOT, SUBSAMPLE, TAG_PATTERN, TRAINER, VIS_INIT_KEY,
                    StudyError)
 
@@ -77,7 +78,8 @@ def setup(env: Mapping[str, str], caller_dir: str) -> Setup:
     out = Setup(env)
     codebase = out.get("CODEBASE")
     if codebase:
-        if not (Path(codebase) / "train.py").is_file():
+        # Resolved once, against the caller's folder, and checked there.
+        if not (Path(caller_dir, codebase) / "train.py").is_file():
             raise StudyError(f"CODEBASE='{codebase}' has no train.py; point it at the root of "
                              "the codebase that holds the drop-in unit (its train.py, "
                              "trainers/dapt_init/ and configs/)")
@@ -98,16 +100,14 @@ def setup(env: Mapping[str, str], caller_dir: str) -> Setup:
     if out.tag and not TAG_PATTERN.fullmatch(out.tag):
         raise StudyError("TAG must be letters, digits, '.', '_' or '-' (it names a folder), got "
                          f"'{out.tag}'")
-    seeds = out.get("SEEDS", "1 2" if out.trial else "1 2 3").split()
-    if not seeds:
-        raise StudyError("SEEDS is empty")
+    seeds = inputs.words(env, "SEEDS", "1 2" if out.trial else "1 2 3")
     for seed in seeds:
-        if not seed.isdigit():
-            raise StudyError("SEEDS must be non-negative integers separated by spaces (e.g. "
-                             f"SEEDS=\"1 2 3\"), got '{seed}'")
+        inputs.check_seed_word(seed)
     out.seeds = [int(s) for s in seeds]
+    inputs.check_unique(out.seeds, "SEEDS")  # 1 and 01: one folder
     root = out.get("OUTPUT_ROOT") or str(out.codebase / ("output_trial" if out.trial else "output"))
     out.output_root = os.path.join(caller_dir, root).rstrip("/") or "/"
+    inputs.check_folder(out.output_root, "OUTPUT_ROOT")
     out.grid = parse_grid_env(out.get("GRID"))
     return out
 
@@ -182,9 +182,8 @@ def check_shots(text: str) -> int:
 
 def check_gpu(text: str) -> None:
     """What CUDA_VISIBLE_DEVICES gets (an index, a comma list, or a GPU-/MIG- UUID)."""
-    if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9,:_/-]*", text):
-        raise StudyError("GPU must be a device index or list for CUDA_VISIBLE_DEVICES (e.g. 0 "
-                         f"or 0,1), got '{text}'")
+    if text:
+        inputs.check_gpu(text, cpu=True)  # "cpu" hides every GPU: a CPU run
 
 
 def check_overrides(words: list[str], grid: Mapping[str, str] = {}) -> None:
@@ -237,6 +236,7 @@ def train_argv(spec, s: Setup, model_dir: str = "", load_epoch: int = 0) -> list
             "--dataset-config-file", f"configs/datasets/{spec.dataset}.yaml",
             "--config-file", f"configs/trainers/{TRAINER}/{spec.config}.yaml",
             "--output-dir", spec.folder(s.output_root)]
+    inputs.check_components(argv[-1], "a run folder")
     if s.has_spec:  # recorded in result.json by train.py; a host's train.py has no --spec
         argv += ["--spec", spec.to_json()]
     if model_dir:

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Mapping
 
+from . import inputs
 from .run import REPO_ROOT, StudyError
 
 SLURM = """#!/bin/bash
@@ -105,6 +106,11 @@ def run_pool(sweep, gpus: list[str], env: Mapping[str, str], caller: str) -> int
     s = sweep.s
     logs = env.get("SWEEP_LOG_DIR") or os.path.join(s.output_root, "sweep_logs")
     logs = os.path.join(caller, logs)
+    # Before any job: where the runs and their logs go must be (or become) writable folders.
+    inputs.check_folder(s.output_root, "OUTPUT_ROOT", writable=True)
+    inputs.check_folder(logs, "SWEEP_LOG_DIR", writable=True)
+    for job in sweep.jobs:
+        inputs.check_components(sweep.log(job, logs), "a job's log file")
     pending, elsewhere, failed = [], [], []
     for index, job in enumerate(sweep.jobs):
         state = sweep.state(job)
@@ -146,7 +152,11 @@ def run_pool(sweep, gpus: list[str], env: Mapping[str, str], caller: str) -> int
         for _, process in running.values():
             forward(process)
 
-    old = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP (the terminal or ssh session closed) as SIGTERM: the jobs stop and resume later,
+    # rather than the sweep dying silently with its job running on detached.
+    # Under nohup SIGHUP stays ignored, as the user asked.
+    old = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+           if n != signal.SIGHUP or signal.getsignal(n) != signal.SIG_IGN}
     ran, slot_name = 0, (lambda slot: "cpu" if gpus[slot] == "cpu" else f"gpu {gpus[slot]}")
     try:
         while (pending and not signals) or running:
@@ -194,7 +204,7 @@ def run_pool(sweep, gpus: list[str], env: Mapping[str, str], caller: str) -> int
         for number, handler in old.items():
             signal.signal(number, handler)
     if signals:
-        return 130 if signals[0] == signal.SIGINT else 143
+        return 128 + signals[0]  # 130 SIGINT, 129 SIGHUP, 143 SIGTERM, as a shell reports
     if failed:
         print(f"sweep: {len(failed)} of {ran} jobs run failed:", file=sys.stderr)
         for index, code in failed:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -63,8 +64,10 @@ def test_the_command_applies_checks_and_refuses_with_one_line(tmp_path):
     (host / "train.py").write_text(HOST)
 
     def tool(*args: str) -> subprocess.CompletedProcess:
+        # This checkout's packages (study.entry), whichever checkout is installed.
         return subprocess.run([sys.executable, str(REPO / "tools" / "dropin.py"), *args],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
 
     assert tool("--check", str(host)).returncode == 1
     assert tool(str(host)).returncode == 0

@@ -56,4 +56,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    from study.entry import run_main
+
+    sys.exit(run_main(run))

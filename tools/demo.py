@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 from tools.small_clip import save_small_clip  # noqa: E402
 from tools.tiny_data import make_tiny_eurosat  # noqa: E402
+from study import inputs  # noqa: E402
+from study.run import StudyError  # noqa: E402
 from trainers.dapt_init.config import INIT_METHODS  # noqa: E402
 
 
@@ -46,16 +48,35 @@ def prepare(workdir: Path) -> None:
         make_tiny_eurosat(workdir / "data")
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init", default="diff", choices=INIT_METHODS)
     # In the repository, wherever it is run from: TRIAL=1 in the scripts uses the same files.
     parser.add_argument("--workdir", default=REPO / "demo_output", type=Path)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--shots", type=int, default=2)
+    parser.add_argument("--seed", type=non_negative, default=1)
+    parser.add_argument("--shots", type=positive, default=2)
     parser.add_argument("--prepare-only", action="store_true",
                         help="only make the small CLIP and the tiny data (TRIAL=1 uses them)")
     args = parser.parse_args()
+    try:  # before anything is made: a file or an unwritable place is one line
+        inputs.check_folder(str(args.workdir), "--workdir", writable=True)
+    except StudyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     workdir = args.workdir.resolve()
     prepare(workdir)
     if args.prepare_only:
@@ -78,4 +99,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.entry import run_main
+
+    sys.exit(run_main(main))

@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import codecs
+import contextlib
+import fcntl
 import importlib.util
 import math
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINER_DIR = Path("trainers") / "dapt_init"
@@ -112,16 +118,77 @@ def _imports_trainers(node: ast.Import | ast.ImportFrom) -> bool:
     return any(alias.name.split(".")[0] == "trainers" for alias in node.names)
 
 
+class Layout(NamedTuple):
+    """How train.py is written, kept in the edited file: its line end and a UTF-8 BOM."""
+    newline: str
+    bom: str
+
+    def write(self, source: str) -> str:
+        return self.bom + source.replace("\n", self.newline)
+
+
+def read_train_py(host: Path, replace_link: bool = False) -> tuple[str, Layout]:
+    """(source with "\\n" line ends, how the file writes them); refused: a symlink (editing it
+    would change another tree's file) unless ``replace_link``, and a file that is not UTF-8."""
+    path = host / "train.py"
+    if path.is_symlink() and not replace_link:
+        raise DropInError(f"{path} is a symlink to {os.readlink(path)}; editing it would change "
+                          "that file (another tree's). Copy the file over the link, or run "
+                          "again with --replace-link to have this tool do so")
+    raw = path.read_bytes()
+    bom = "\ufeff" if raw.startswith(codecs.BOM_UTF8) else ""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DropInError(f"{path} is not UTF-8 (byte {error.start}); convert it (e.g. iconv "
+                          "-t utf-8) and run again, or make the README's two edits by hand")
+    # Windows (CRLF) and old Mac (CR) files stay so; ast and the edit work on "\n" lines.
+    newline = "\r\n" if "\r\n" in text else "\r" if "\r" in text and "\n" not in text else "\n"
+    return text.replace(newline, "\n"), Layout(newline, bom)
+
+
+def own_dapt_init(host: Path) -> str:
+    """The host file (outside trainers/dapt_init/) defining a class DAPT_Init: a trainer of the
+    same registry name, which registering ours would clash with. Empty when there is none."""
+    for path in sorted((host / "trainers").rglob("*.py")):
+        if TRAINER_DIR.parts[-1] in path.relative_to(host / "trainers").parts[:1]:
+            continue
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError, OSError):
+            continue
+        if any(isinstance(node, ast.ClassDef) and node.name == "DAPT_Init"
+               for node in ast.walk(tree)):
+            return str(path.relative_to(host))
+    return ""
+
+
+def check_host(host: Path) -> None:
+    if not (host / "train.py").is_file():
+        raise DropInError(f"{host} has no train.py: give the root of a CoOp-family codebase")
+    if not (host / "trainers").is_dir():
+        raise DropInError(f"{host} has no trainers/ package")
+    clash = own_dapt_init(host)
+    if clash:
+        raise DropInError(f"{clash} defines a trainer class DAPT_Init of this codebase's own; "
+                          "the two would clash in the trainer registry. Rename that class, "
+                          "then run again")
+
+
 def missing_steps(host: Path) -> list[str]:
     """What of the drop-in is not (or not up to date) in ``host``; empty when all is done."""
+    check_host(host)
     missing = []
     if _tree_differs(REPO / TRAINER_DIR, host / TRAINER_DIR):
         missing.append(f"{TRAINER_DIR}/ is absent or differs from this repository's")
     if _tree_differs(REPO / CONFIG_DIR, host / CONFIG_DIR):
         missing.append(f"{CONFIG_DIR}/ is absent or differs from this repository's")
-    source = (host / "train.py").read_text()
+    source, _ = read_train_py(host, replace_link=True)  # reading through a link is harmless
     if edit_train_py(source) != source:
         missing.append("train.py lacks the trainer import or the add_dapt_init_config call")
+        if (host / "train.py").is_symlink():
+            missing.append(f"train.py is a symlink to {os.readlink(host / 'train.py')}: apply "
+                           "with --replace-link (a file in its place) or copy the file first")
     return missing
 
 
@@ -134,33 +201,79 @@ def _tree_differs(ours: Path, theirs: Path) -> bool:
     return not theirs.is_dir() or _files(ours) != _files(theirs)
 
 
-def apply(host: Path) -> list[str]:
+TEMP_PREFIX = ".dropin-"  # temporary folders and files of this tool, beside their target
+
+
+def copy_folder(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of ``source`` at once: copied beside it, then renamed over, so
+    a failed or killed copy leaves the old folder (or none) and no partial one."""
+    temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=target.parent))
+    try:
+        shutil.copytree(source, temp / "new", ignore=shutil.ignore_patterns("__pycache__"))
+        if target.exists():
+            os.rename(target, temp / "old")  # the old copy is removed with the temp folder
+        os.rename(temp / "new", target)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}")
+    with open(temp, "w", encoding="utf-8", newline="") as file:
+        file.write(text)
+    if path.exists() and not path.is_symlink():
+        shutil.copymode(path, temp)
+    os.replace(temp, path)  # replaces a symlink itself, not its target
+
+
+@contextlib.contextmanager
+def host_lock(host: Path) -> Iterator[None]:
+    """One drop-in at a time per host (a second one is refused, not interleaved)."""
+    # The lock is held on the trainers/ folder itself: no lock file is left in the codebase.
+    lock = os.open(host / "trainers", os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DropInError(f"another tools/dropin.py is working on {host}; wait for it to "
+                              "end, then run again") from None
+        # Left by a killed run of this tool (the lock says none is running now).
+        for folder in (host, host / "trainers", host / CONFIG_DIR.parent):
+            for stale in folder.glob(f"{TEMP_PREFIX}*"):
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(lock)  # and with it the lock
+
+
+def apply(host: Path, replace_link: bool = False) -> list[str]:
     """Apply the drop-in to ``host``; returns what was changed (empty: nothing to do)."""
     host = host.resolve()
     if host == REPO:
         raise DropInError("that is this repository; give the path of your own codebase")
-    if not (host / "train.py").is_file():
-        raise DropInError(f"{host} has no train.py: give the root of a CoOp-family codebase")
-    if not (host / "trainers").is_dir():
-        raise DropInError(f"{host} has no trainers/ package")
-    source = (host / "train.py").read_text()
+    check_host(host)
+    source, layout = read_train_py(host, replace_link)
     edited = edit_train_py(source)  # checked before anything is copied
+    linked = (host / "train.py").is_symlink()
     changed = []
-    for folder in (TRAINER_DIR, CONFIG_DIR):
-        if _tree_differs(REPO / folder, host / folder):
-            if (host / folder).exists():
-                shutil.rmtree(host / folder)
-            shutil.copytree(REPO / folder, host / folder,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            changed.append(f"copied {folder}/")
-    init = host / "trainers" / "__init__.py"
-    if not init.exists():  # a namespace package works too, but CoOp-family repos have one
-        init.write_text("")
-        changed.append("created trainers/__init__.py")
-    if edited != source:
-        (host / "train.py").write_text(edited)
-        changed.append("edited train.py (trainer import, add_dapt_init_config in extend_cfg, "
-                       "quiet import first)")
+    with host_lock(host):
+        for folder in (TRAINER_DIR, CONFIG_DIR):
+            if _tree_differs(REPO / folder, host / folder):
+                (host / folder).parent.mkdir(parents=True, exist_ok=True)
+                copy_folder(REPO / folder, host / folder)
+                changed.append(f"copied {folder}/")
+        init = host / "trainers" / "__init__.py"
+        if not init.exists():  # a namespace package works too, but CoOp-family repos have one
+            init.write_text("")
+            changed.append("created trainers/__init__.py")
+        if edited != source or linked:
+            write_atomically(host / "train.py", layout.write(edited))
+            changed.append("edited train.py (trainer import, add_dapt_init_config in extend_cfg, "
+                           "quiet import first)"
+                           + (", a file in place of the symlink" if linked else ""))
     return changed
 
 
@@ -231,17 +344,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("host", type=Path, help="root of the CoOp-family codebase")
     parser.add_argument("--check", action="store_true", help="report only, change nothing")
+    parser.add_argument("--replace-link", action="store_true",
+                        help="train.py is a symlink: write the edited file in its place (the "
+                             "link's target is left as it is)")
     args = parser.parse_args(argv)
     try:
         if args.check:
-            if not (args.host / "train.py").is_file():
-                raise DropInError(f"{args.host} has no train.py")
             missing = missing_steps(args.host)
             for line in missing:
                 print(f"missing: {line}")
             print("DAPT_Init is in place" if not missing else "run without --check to apply")
             return 1 if missing else 0
-        changed = apply(args.host)
+        changed = apply(args.host, args.replace_link)
+    except BrokenPipeError:  # the reader of stdout went away: study.entry ends it quietly
+        raise
     except (DropInError, SyntaxError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -255,4 +371,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.entry import run_main
+
+    sys.exit(run_main(main))

@@ -95,4 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.entry import run_main
+
+    sys.exit(run_main(main))

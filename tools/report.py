@@ -11,4 +11,6 @@ import sys
 from reporting.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.entry import run_main
+
+    sys.exit(run_main(main))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import torch
 
@@ -49,13 +50,29 @@ def save_small_clip(path: str, seed: int = 0, **overrides: int) -> str:
     return path
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", help="where to write the state dict (.pt)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(save_small_clip(args.path, args.seed))
+    from study import inputs
+    from study.run import StudyError
+
+    try:
+        inputs.check_folder(os.path.dirname(os.path.abspath(args.path)), "the path's folder",
+                            writable=True)
+        print(save_small_clip(args.path, args.seed))
+    except StudyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as error:  # torch.save reports a bad path as RuntimeError
+        print(f"error: cannot write {args.path} ({getattr(error, 'strerror', None) or error}); "
+              "give a path in a folder you can write to", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from study.entry import run_main
+
+    sys.exit(run_main(main))

@@ -7,16 +7,18 @@ import it, and tools/analyze_prompts.py imports them, so there is no cycle.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from trainers.dapt_init.checkpoint import load_run_prompts, prompt_epochs, run_prompts_path
-from trainers.dapt_init.config import INIT_METHODS
+from trainers.dapt_init.config import (INIT_METHODS, MAX_NOISE_SCALE, MAX_TXT_TOKENS,
+                                       MAX_VIS_TOKENS)
 from trainers.dapt_init.runstate import PROMPT_MODEL
 from trainers.dapt_init.errors import DaptInitError
 
@@ -194,9 +196,38 @@ def positive_int(text: str) -> int:
 
 def non_negative_float(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    if not math.isfinite(value) or value < 0:  # nan passes every comparison: named here
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {value}")
     return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0, got 0")
+    return value
+
+
+def int_up_to(high: int) -> Callable[[str], int]:
+    """A positive int no larger than the trainer's own bound for the key (checked here, before
+    a CLIP is loaded or a tensor of that size allocated)."""
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high} (the trainer's bound), "
+                                             f"got {value}")
+        return value
+    return parse
+
+
+def float_up_to(high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = non_negative_float(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:g} (the trainer's bound), "
+                                             f"got {value}")
+        return value
+    return parse
 
 
 def add_clip_options(parser: argparse.ArgumentParser, title: str, note: str = "") -> None:
@@ -211,14 +242,14 @@ def add_clip_options(parser: argparse.ArgumentParser, title: str, note: str = ""
                       help="local CLIP file (JIT archive or state dict), as "
                            "TRAINER.DAPT_INIT.CLIP_WEIGHTS; overrides --backbone; default: "
                            "the file the run recorded in result.json")
-    clip.add_argument("--txt-tokens", type=positive_int, default=None,
+    clip.add_argument("--txt-tokens", type=int_up_to(MAX_TXT_TOKENS), default=None,
                       help=f"{note}TRAINER.DAPT_INIT.TXT_NUM_TOKENS (default: the run's, else "
                            "16)")
-    clip.add_argument("--vis-tokens", type=positive_int, default=None,
+    clip.add_argument("--vis-tokens", type=int_up_to(MAX_VIS_TOKENS), default=None,
                       help=f"{note}TRAINER.DAPT_INIT.VIS_NUM_TOKENS (default: the run's, else "
                            "16); visual prompts are drawn before the text prompts, so this "
                            "changes them too")
-    clip.add_argument("--noise-scale", type=non_negative_float, default=None,
+    clip.add_argument("--noise-scale", type=float_up_to(MAX_NOISE_SCALE), default=None,
                       help=f"{note}TRAINER.DAPT_INIT.INIT_NOISE_SCALE for same/diff (default: "
                            "the run's, else 0.1)")
     clip.add_argument("--prec", choices=("fp32", "fp16"), default="fp32",

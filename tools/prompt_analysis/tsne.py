@@ -24,7 +24,8 @@ from typing import Any, Sequence
 import torch
 
 from tools.prompt_analysis.common import (check_init_name, checkpoint_path, chosen_epoch,
-                                          logged_run_info, non_negative_int)
+                                          logged_run_info, non_negative_int,
+                                          positive_float)
 from trainers.dapt_init.checkpoint import load_prompt_state, load_run_prompts
 from trainers.dapt_init.errors import DaptInitError
 
@@ -318,7 +319,7 @@ def add_tsne_parser(subparsers: Any) -> None:
                              "saved; the report uses 1)")
     parser.add_argument("--out", type=Path, default=Path("tsne.png"),
                         help="figure file (default tsne.png); coordinates go beside it as .csv")
-    parser.add_argument("--perplexity", type=float, default=30.0,
+    parser.add_argument("--perplexity", type=positive_float, default=30.0,
                         help="t-SNE perplexity (default 30), clamped to classes - 1")
     parser.add_argument("--random-state", type=int, default=0,
                         help="t-SNE random state (default 0), fixed so figures repeat")

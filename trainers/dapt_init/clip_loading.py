@@ -76,6 +76,12 @@ def check_tokenizer(clip) -> None:
 def resolve_weights_file(backbone: str, weights_file: str = "") -> str:
     """The local path of the CLIP weights, downloading a named backbone if needed."""
     if weights_file:
+        if os.path.isdir(weights_file):
+            raise DaptInitError(f"CLIP weights file {weights_file!r} is a folder; give the "
+                                "file itself (e.g. .../ViT-B-16.pt).")
+        if os.path.exists(weights_file) and not os.path.isfile(weights_file):
+            raise DaptInitError(f"CLIP weights file {weights_file!r} is not a regular file "
+                                "(a pipe or device); give the weights file itself.")
         if not os.path.isfile(weights_file):
             raise DaptInitError(f"CLIP weights file {weights_file!r} does not exist.")
         return weights_file

@@ -51,6 +51,7 @@ FINISHED, OTHER_SETTINGS, NOT_FINISHED, RUNNING_ELSEWHERE = 0, 2, 3, 4
 # Exit statuses of a train.py run: done, refused with one line on stderr, stopped by Ctrl-C.
 SUCCESS, USER_ERROR = 0, 2
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
+HANGUP = 129  # 128 + SIGHUP: the terminal or ssh session closed; stopped as by Ctrl-C
 
 
 def _plain(value: Any) -> Any:
