@@ -101,40 +101,17 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-# The code lives in results/ and study/run*.py; the names below are re-exported so that
-# ``from parse_test_res import ...`` (tests, tools) keeps working.
-from results.coop import run_directory_mode, run_folders_of, summarize_directory
-from results.labels import (INIT_ORDER, Method, base_method_label, cell_of, effective_vis_init,
-                            init_rank, label_methods, method_of)
-from results.logs import (FINISH_TRAINING, LOG_NAME, RESULT_HEADER, TRACEBACK_START,
-                          TRAINING_MARKERS, LogScan, crash_message, log_files_newest_first,
-                          metric_line_pattern, natural_key, scan_log, subfolders)
-from results.numbers import Summary, harmonic_mean, parse_metric_value, summarize
-from results.outcomes import (JSON_METRIC_FOR_KEYWORD, LOG_ROUNDING_TOLERANCE,
-                              RunOutcome, exit_status, multi_exp_hint,
-                              outcome_from_logs, outcome_from_scan, read_run,
-                              reason_without_result, report_problems,
-                              value_from_result_json)
-from results.plots import (CAPSIZE, DODGE_OCTAVES, METRIC_RANGE, REFERENCE_MARKERS,
-                           clipped_error, dodge_factor, draw_grid_figure, plot_grid_table,
-                           plot_if_possible, plot_path_problem, plot_points)
-from results.reference import (REFERENCE_COLUMNS, Reference, ReferenceDataError, load_reference,
-                               reference_cells)
-from results.render import FORMATS, LATEX_SPECIALS, latex_escaped, print_tables, render_table
-from results.study import NOT_AS_PUBLISHED, StudyRun, collect_study
-from results.tables import (MIXED_WEIGHTS_MARK, MIXED_WEIGHTS_NOTE, TABLE_KINDS, GridTable,
-                            TextTable, base2new_text_table, build_grid_table, format_cell,
-                            grid_text_table, matched_cells, row_key_cells, row_key_headers,
-                            table_titles)
-from study.run import (BASE2NEW_SHOTS_DIR, BASE2NEW_SPLITS, DATASET_RANK, DEFAULT_VIS_INIT,
-                       DISPLAY_NAME_BY_NORMALIZED, KNOWN_DATASET_FOLDERS, KNOWN_DATASETS,
-                       LAYOUT_TOPS, SEED_DIR, SHOTS_DIR, VIS_INIT_DIR, LayoutError, RunKey,
-                       canonical_dataset, dataset_display_name, dataset_sort_key,
-                       find_run_folders, is_layout_top, normalized_dataset, output_root_problem,
-                       parse_base2new_path, parse_fewshot_path, spec_from_path, split_vis_init)
-from study.run_read import (CONFIG_MAX_EPOCH, PUBLISHED_CLIP_SHA256, RESULT_FILE, RESULT_FORMAT,
-                            SPEC_KEY, SPEC_KINDS, TRAINER_CONFIGS, SpecError, config_max_epoch,
-                            key_from_spec, place_run, unpublished_setting)
+# The code lives in results/ (one module per concern) and study/run*.py (what a run is).
+from results.coop import run_directory_mode
+from results.labels import label_methods
+from results.outcomes import exit_status, report_problems
+from results.plots import plot_if_possible, plot_path_problem
+from results.reference import ReferenceDataError, load_reference
+from results.render import FORMATS, print_tables
+from results.study import NOT_AS_PUBLISHED, collect_study
+from results.tables import (MIXED_WEIGHTS_NOTE, TABLE_KINDS, base2new_text_table,
+                            build_grid_table, grid_text_table, matched_cells, table_titles)
+from study.run import find_run_folders, output_root_problem
 
 
 # ---- Study mode: driver ----------------------------------------------------------------------

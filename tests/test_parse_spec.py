@@ -8,6 +8,9 @@ import io
 from pathlib import Path
 
 import parse_test_res as parser
+from results.labels import INIT_ORDER
+from results.study import collect_study
+from trainers.dapt_init.runstate import RESULT_FILE
 from tests.logfixtures import (base2new_run_dir, fewshot_run_dir, training_log, write_log,
                                write_result_json)
 
@@ -84,7 +87,7 @@ def test_a_spec_places_runs_in_folders_of_no_layout_and_kinds_pick_the_table(tmp
     tested = base2new_run_dir(tmp_path, "train_base", "dtd", "diff", 1)  # folders say base
     write_run(tested, 33.5, spec(kind="base2new_test", dataset="DescribableTextures",
                                  shots=16))
-    runs, named = parser.collect_study(tmp_path, "accuracy", False)
+    runs, named = collect_study(tmp_path, "accuracy", False)
     keys = {run.outcome.run_dir: run.key for run in runs}
     assert len(runs) == len(named) == 3 and all(run.outcome.complete for run in runs)
     assert (keys[renamed].kind, keys[renamed].dataset, keys[renamed].init, keys[renamed].shots,
@@ -122,5 +125,5 @@ def test_runs_of_one_cell_with_different_sweep_settings_are_not_pooled(tmp_path,
 def test_one_name_for_the_result_file_and_the_inits():
     from trainers.dapt_init import config, runstate
 
-    assert parser.RESULT_FILE is runstate.RESULT_FILE
-    assert parser.INIT_ORDER is config.INIT_METHODS
+    assert RESULT_FILE is runstate.RESULT_FILE
+    assert INIT_ORDER is config.INIT_METHODS

@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 
 import parse_test_res as parser
+from results.labels import label_methods
+from results.plots import CAPSIZE, draw_grid_figure
+from results.reference import load_reference
+from results.study import collect_study
+from results.tables import GridTable, build_grid_table
+from study.run_read import PUBLISHED_CLIP_SHA256
 from study.run_read import read_record, vis_init_of_record
 from tests.logfixtures import fewshot_run_dir, training_log, write_log, write_result_json
 
@@ -73,7 +79,7 @@ def test_one_visual_init_adds_no_column(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def plot_table(tmp_path_factory) -> tuple[parser.GridTable, dict]:
+def plot_table(tmp_path_factory) -> tuple[GridTable, dict]:
     """Three inits at 1, 2, 4 shots; 'same' at 1 shot near 0 and 'diff' at 4 shots near 100.
     Returns the table and the values written per (init, shots)."""
     root = tmp_path_factory.mktemp("plot")
@@ -84,9 +90,9 @@ def plot_table(tmp_path_factory) -> tuple[parser.GridTable, dict]:
               ("diff", 4): [100.0, 100.0, 91.0]}
     for (init, shots), accuracies in values.items():
         write_runs(root, "eurosat", init, shots, accuracies)
-    runs, _ = parser.collect_study(root, "accuracy", False)
-    methods = parser.label_methods(run.key for run in runs)
-    return parser.build_grid_table(runs, "fewshot", "t", methods), values
+    runs, _ = collect_study(root, "accuracy", False)
+    methods = label_methods(run.key for run in runs)
+    return build_grid_table(runs, "fewshot", "t", methods), values
 
 
 def errorbar_containers(axis) -> dict[str, object]:
@@ -99,14 +105,14 @@ def errorbar_containers(axis) -> dict[str, object]:
 def test_plot_dodges_the_inits_so_error_bars_never_overlap(plot_table):
     import matplotlib.pyplot as plt
 
-    figure, plotted = parser.draw_grid_figure(plot_table[0], False, "accuracy")
+    figure, plotted = draw_grid_figure(plot_table[0], False, "accuracy")
     axis = figure.axes[0]
     containers = errorbar_containers(axis)
     assert list(containers) == ["random", "same", "diff"]
     xs = {label: list(container.lines[0].get_xdata()) for label, container in containers.items()}
     assert xs == {label: [x for x, *_ in plotted[("eurosat", label)]] for label in xs}
     figure.canvas.draw()
-    cap_pixels = parser.CAPSIZE * figure.dpi / 72
+    cap_pixels = CAPSIZE * figure.dpi / 72
     for index, shots in enumerate((1, 2, 4)):
         positions = [xs[label][index] for label in ("random", "same", "diff")]
         assert positions == sorted(positions) and positions[1] == pytest.approx(shots)
@@ -120,7 +126,7 @@ def test_error_bars_are_clipped_at_0_and_100(plot_table):
     import matplotlib.pyplot as plt
 
     table, written = plot_table
-    figure, _ = parser.draw_grid_figure(table, False, "accuracy")
+    figure, _ = draw_grid_figure(table, False, "accuracy")
     containers = errorbar_containers(figure.axes[0])
     for label, index, (shots, clipped_end) in (("same", 0, (1, "low")),
                                                ("diff", 2, (4, "high"))):
@@ -211,7 +217,7 @@ def report_value(dataset: str, init: str, shots: int) -> float:
 
 
 def test_the_shipped_report_table_holds_two_datasets_three_inits_five_shots():
-    reference = parser.load_reference(str(REPORT_CSV), "accuracy")
+    reference = load_reference(str(REPORT_CSV), "accuracy")
     assert reference.name == "report_seed1"
     assert sorted(reference.values) == sorted(
         (dataset, init, "random", "", shots) for dataset in ("eurosat", "oxfordpets")
@@ -224,8 +230,8 @@ def test_references_are_hollow_markers_at_the_dodged_positions(plot_table, tmp_p
 
     path = tmp_path / "ref.csv"
     path.write_text("dataset,init,shots,accuracy\nEuroSAT,same,2,70.5\nEuroSAT,diff,1,33\n")
-    reference = parser.load_reference(f"paper={path}", "accuracy")
-    figure, plotted = parser.draw_grid_figure(plot_table[0], False, "accuracy", [reference])
+    reference = load_reference(f"paper={path}", "accuracy")
+    figure, plotted = draw_grid_figure(plot_table[0], False, "accuracy", [reference])
     hollow = [line for line in figure.axes[0].lines
               if line.get_markerfacecolor() == "none" and line.get_linestyle() == "None"]
     points = sorted((float(x), float(y)) for line in hollow
@@ -263,14 +269,14 @@ def test_result_json_vis_init_is_read(tmp_path):
 
 def test_published_clip_hashes_are_clips_own():
     clip = pytest.importorskip("clip.clip")
-    for backbone, sha256 in parser.PUBLISHED_CLIP_SHA256.items():
+    for backbone, sha256 in PUBLISHED_CLIP_SHA256.items():
         assert clip._MODELS[backbone].split("/")[-2] == sha256
 
 
 def test_runs_not_made_as_published_say_so_beside_the_reference(tmp_path, capsys):
     # diff: a local CLIP file with other bytes, trained 2 of the config's 100 epochs (a trial);
     # same: the published file given locally and the config's epochs; random: clip's download.
-    published = parser.PUBLISHED_CLIP_SHA256["ViT-B/16"]
+    published = PUBLISHED_CLIP_SHA256["ViT-B/16"]
     for init, weights, epochs in (("diff", {"path": "/x/small_clip.pt", "sha256": "ab" * 32}, 2),
                                   ("same", {"path": "/x/ViT-B-16.pt", "sha256": published}, 100),
                                   ("random", {"name": "ViT-B/16"}, 100)):
@@ -295,10 +301,10 @@ def test_runs_not_made_as_published_say_so_beside_the_reference(tmp_path, capsys
     assert "not as published" not in out
 
     # The plot's legend says it too.
-    runs, _ = parser.collect_study(tmp_path, "accuracy", False)
-    table = parser.build_grid_table(runs, "fewshot", "t",
-                                    parser.label_methods(run.key for run in runs))
-    reference = parser.load_reference(str(REPORT_CSV), "accuracy")
-    figure, _ = parser.draw_grid_figure(table, False, "accuracy", [reference])
+    runs, _ = collect_study(tmp_path, "accuracy", False)
+    table = build_grid_table(runs, "fewshot", "t",
+                                    label_methods(run.key for run in runs))
+    reference = load_reference(str(REPORT_CSV), "accuracy")
+    figure, _ = draw_grid_figure(table, False, "accuracy", [reference])
     labels = figure.axes[0].get_legend_handles_labels()[1]
     assert "diff (not as published)" in labels and "random" in labels

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import parse_test_res as parser
+from results.logs import log_files_newest_first
+from results.numbers import parse_metric_value, summarize
+from results.outcomes import outcome_from_logs, read_run
 from tests.logfixtures import (crashed_log, eval_only_log, fewshot_run_dir, in_progress_log,
                                training_log, write_log, write_result_json)
 from tests.parse_res_helpers import ROUNDED, run_cli
@@ -45,18 +47,18 @@ def write_seeds(experiment: Path, accuracies: list[float]) -> None:
 # ---- Statistics ------------------------------------------------------------------------------
 def test_summary_uses_population_std_and_coop_ci95() -> None:
     values = [91.1, 86.9, 56.7, 67.4]
-    summary = parser.summarize(values)
+    summary = summarize(values)
     assert summary.mean == pytest.approx(statistics.fmean(values))
     assert summary.std == pytest.approx(statistics.pstdev(values))
     assert summary.ci95 == pytest.approx(ci95(values))
-    assert parser.summarize([42.0]).std == 0.0
+    assert summarize([42.0]).std == 0.0
 
 
 @pytest.mark.parametrize("text, expected", [("91.1%", 91.1), ("2,700", 2700.0), (" 7 ", 7.0),
                                             ("nan%", None), ("inf", None), ("n/a%", None),
                                             ("", None)])
 def test_metric_values_parse_only_when_finite_numbers(text: str, expected: float | None) -> None:
-    assert parser.parse_metric_value(text) == expected
+    assert parse_metric_value(text) == expected
 
 
 # ---- Directory mode (CoOp-compatible) --------------------------------------------------------
@@ -120,33 +122,33 @@ def test_keyword_selects_another_metric(tmp_path: Path) -> None:
 
 def test_eval_only_logs_are_read_without_test_log(tmp_path: Path) -> None:
     write_log(tmp_path / "seed1", eval_only_log(64.2))
-    outcome = parser.read_run(tmp_path / "seed1")
+    outcome = read_run(tmp_path / "seed1")
     assert outcome.value == pytest.approx(64.2)
 
 
 def test_test_log_counts_results_of_logs_without_finish_training(tmp_path: Path) -> None:
     write_log(tmp_path / "seed1", in_progress_log(val_accuracies=(33.3, 44.4)))
-    assert not parser.read_run(tmp_path / "seed1").complete
+    assert not read_run(tmp_path / "seed1").complete
     # CoOp's --test-log: every result after '=> result' counts; the last one is used.
-    assert parser.read_run(tmp_path / "seed1", test_log=True).value == pytest.approx(44.4)
+    assert read_run(tmp_path / "seed1", test_log=True).value == pytest.approx(44.4)
 
 
 # ---- Robustness: one run folder --------------------------------------------------------------
 def test_missing_log_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "seed1").mkdir()
-    outcome = parser.read_run(tmp_path / "seed1")
+    outcome = read_run(tmp_path / "seed1")
     assert not outcome.complete and "missing log.txt" in outcome.skip_reason
 
 
 def test_run_in_progress_is_skipped(tmp_path: Path) -> None:
     write_log(tmp_path, in_progress_log(val_accuracies=(50.0, 60.0)))
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert not outcome.complete and "in progress" in outcome.skip_reason
 
 
 def test_crashed_run_is_skipped_with_its_exception(tmp_path: Path) -> None:
     write_log(tmp_path, crashed_log("RuntimeError: CUDA out of memory."))
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert not outcome.complete
     assert "crashed" in outcome.skip_reason and "CUDA out of memory" in outcome.skip_reason
 
@@ -154,14 +156,14 @@ def test_crashed_run_is_skipped_with_its_exception(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad_value", ["nan%", "n/a%", "inf%"])
 def test_non_numeric_accuracy_is_skipped(tmp_path: Path, bad_value: str) -> None:
     write_log(tmp_path, training_log(bad_value))
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert not outcome.complete
     assert "non-numeric" in outcome.skip_reason and bad_value in outcome.skip_reason
 
 
 def test_several_results_in_one_log_use_the_last_with_a_note(tmp_path: Path) -> None:
     write_log(tmp_path, training_log(70.1, 75.3))
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert outcome.value == pytest.approx(75.3)
     assert any("2 final 'accuracy' results" in note for note in outcome.notes)
 
@@ -169,7 +171,7 @@ def test_several_results_in_one_log_use_the_last_with_a_note(tmp_path: Path) -> 
 def test_newer_timestamped_log_wins_over_log_txt(tmp_path: Path) -> None:
     write_log(tmp_path, training_log(50.0))
     write_log(tmp_path, training_log(70.0), name="log.txt-2024-05-01-10-00-00")
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert outcome.value == pytest.approx(70.0)
     assert outcome.source.name == "log.txt-2024-05-01-10-00-00"
 
@@ -178,21 +180,21 @@ def test_newest_log_with_a_result_is_used_when_a_rerun_is_in_progress(tmp_path: 
     write_log(tmp_path, training_log(50.0))
     write_log(tmp_path, training_log(60.0), name="log.txt-2024-05-01-10-00-00")
     write_log(tmp_path, in_progress_log(), name="log.txt-2024-06-01-10-00-00")
-    assert parser.read_run(tmp_path).value == pytest.approx(60.0)
+    assert read_run(tmp_path).value == pytest.approx(60.0)
 
 
 def test_log_files_are_ordered_by_their_time_stamps(tmp_path: Path) -> None:
     names = ["log.txt", "log.txt-2024-12-31-23-59-59", "log.txt-2025-01-01-00-00-00"]
     for name in names:
         write_log(tmp_path, "x", name=name)
-    assert [path.name for path in parser.log_files_newest_first(tmp_path)] == names[::-1]
+    assert [path.name for path in log_files_newest_first(tmp_path)] == names[::-1]
 
 
 # ---- result.json -----------------------------------------------------------------------------
 def test_result_json_is_preferred_over_a_disagreeing_log(tmp_path: Path) -> None:
     write_log(tmp_path, training_log(91.1))
     write_result_json(tmp_path, 90.4)
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert outcome.value == pytest.approx(90.4) and outcome.source.name == "result.json"
     assert any("result.json says 90.4" in note for note in outcome.notes)
 
@@ -200,14 +202,14 @@ def test_result_json_is_preferred_over_a_disagreeing_log(tmp_path: Path) -> None
 def test_result_json_rounding_difference_is_not_a_disagreement(tmp_path: Path) -> None:
     write_log(tmp_path, training_log(91.1))  # Dassl prints one decimal
     write_result_json(tmp_path, 91.0625)
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert outcome.value == pytest.approx(91.0625) and outcome.notes == []
 
 
 def test_result_json_counts_when_no_log_holds_a_result(tmp_path: Path) -> None:
     write_log(tmp_path, in_progress_log(), name="log.txt-2024-06-01-10-00-00")
     write_result_json(tmp_path, 83.2)
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert outcome.value == pytest.approx(83.2)
     assert any("the log has no usable result" in note for note in outcome.notes)
 
@@ -219,7 +221,7 @@ def test_unusable_result_json_falls_back_to_the_log_with_a_note(tmp_path: Path,
                                                                 json_text: str) -> None:
     write_log(tmp_path, training_log(77.7))
     (tmp_path / "result.json").write_text(json_text)
-    outcome = parser.read_run(tmp_path)
+    outcome = read_run(tmp_path)
     assert outcome.value == pytest.approx(77.7) and outcome.source.name == "log.txt"
     assert any("result.json" in note for note in outcome.notes)
 
@@ -262,11 +264,11 @@ def test_empty_folder_exits_non_zero_without_traceback(tmp_path: Path) -> None:
 # ---- Real logs captured from DAPT_Init runs --------------------------------------------------
 @pytest.mark.parametrize("run_dir", REAL_RUN_DIRS, ids=lambda path: path.name)
 def test_real_dapt_init_run_is_parsed_complete(run_dir: Path) -> None:
-    outcome = parser.read_run(run_dir)
+    outcome = read_run(run_dir)
     assert outcome.complete, outcome.skip_reason
     assert 0.0 <= outcome.value <= 100.0
     record_path = run_dir / "result.json"
     if record_path.is_file():
         assert outcome.value == json.loads(record_path.read_text())["metrics"]["accuracy"]
-        from_log = parser.outcome_from_logs(run_dir, "accuracy", test_log=False)
+        from_log = outcome_from_logs(run_dir, "accuracy", test_log=False)
         assert from_log.value == pytest.approx(outcome.value, abs=0.05 + 1e-9)

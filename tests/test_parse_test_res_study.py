@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import parse_test_res as parser
+from study.run import dataset_display_name
 from tests.logfixtures import (base2new_run_dir, eval_only_log, fewshot_run_dir, in_progress_log,
                                training_log, write_log)
 from tests.parse_res_helpers import ROUNDED, assert_cell, run_cli
@@ -200,7 +200,7 @@ def test_study_skips_paths_of_no_known_layout(tmp_path: Path) -> None:
                                              ("fgvc_aircraft", "FGVCAircraft"),
                                              ("imagenet_a", "ImageNetA"), ("my_data", "my_data")])
 def test_dataset_display_names(folder: str, display: str) -> None:
-    assert parser.dataset_display_name(folder) == display
+    assert dataset_display_name(folder) == display
 
 
 @pytest.mark.parametrize("args", [["--plot", "x.png"], ["--format", "csv"],

@@ -187,6 +187,15 @@ class Claim:
 class _Held:
     lock: RunLock
     made: list[str] = field(default_factory=list)  # folders the claim created, outermost first
+    folder: tuple[int, int] = (0, 0)  # the run folder's (device, inode) when claimed
+
+
+def _folder_id(run_dir: str) -> tuple[int, int]:
+    try:
+        found = os.stat(run_dir)
+    except OSError:
+        return (0, 0)
+    return (found.st_dev, found.st_ino)
 
 
 # The run folders this process holds (real path -> its lock): a registry, so that the trainer
@@ -231,7 +240,7 @@ def claim(run_dir: str, identity: RunIdentity | None) -> Claim:
         lock = RunLock.adopt(run_dir, int(passed))
         if lock is not None:  # the parent claimed this folder for this run
             lock.write_pid()
-            _HELD[os.path.realpath(run_dir)] = _Held(lock)
+            _HELD[os.path.realpath(run_dir)] = _Held(lock, folder=_folder_id(run_dir))
             return Claim(NOT_FINISHED, "")
     made = _make_folders(run_dir)
     try:
@@ -253,7 +262,7 @@ def claim(run_dir: str, identity: RunIdentity | None) -> Claim:
         _remove_made(made)
         return Claim(verdict.status, verdict.message)
     lock.write_pid()
-    _HELD[os.path.realpath(run_dir)] = _Held(lock, made)
+    _HELD[os.path.realpath(run_dir)] = _Held(lock, made, _folder_id(run_dir))
     return Claim(NOT_FINISHED, "", tuple(remove_stale_temporaries(run_dir)))
 
 
@@ -269,6 +278,12 @@ def check_held(run_dir: str) -> None:
     held = _HELD.get(os.path.realpath(run_dir))
     if held is None or held.lock.still_held():
         return
+    if _folder_id(run_dir) != held.folder:  # gone, or made again by a later write
+        raise DaptInitError(
+            f"the run folder {run_dir} was deleted while the run went on (before its next "
+            "checkpoint or result); the run stopped. Run the same command again: it trains "
+            "from the start."
+        )
     raise DaptInitError(
         f"the lock {held.lock.path} of this run folder was deleted or replaced while the run "
         "held it (or the folder itself was removed), so another process may be running there "
