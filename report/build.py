@@ -5,6 +5,7 @@ import csv
 import io
 from typing import Any, Sequence
 
+from . import sources
 from .analyses import Analyses
 from .document import Block, Figure, Heading, Items, Paragraph, Table
 from .inventory import Grid, pooled_differences, provenance, slots, status_counts
@@ -45,11 +46,7 @@ def table1(study: Study, reference: Any, reference_name: str) -> Table:
 def table1_latex(study: Study, reference: Any, reference_name: str) -> str:
     table = table1(study, reference, reference_name)
 
-    def tex(text: Any) -> str:
-        text = str(text).replace("\\", "\\textbackslash{}")
-        for char in "_%&#{}$":
-            text = text.replace(char, "\\" + char)
-        return text.replace(PM, "$\\pm$").replace("\u2020", "$^\\dagger$")
+    tex = sources.latex_escaped  # by construction, one character at a time (issue 25)
 
     lines = ["\\begin{table}[t]", "\\centering", "\\small",
              "\\begin{tabular}{ll" + "r" * (len(table.headers) - 2) + "}", "\\toprule",

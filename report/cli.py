@@ -13,6 +13,7 @@ from .analyses import start_analyses
 from .figures import accuracy_figure
 from .build import build_blocks, runs_csv, table1_latex
 from .document import write_report
+from .output import OutputError, ReportFolder
 from .inventory import observed_grid
 from .runs import read_tree
 from .study import build_study
@@ -73,8 +74,11 @@ def make_report(args: argparse.Namespace) -> int:
         raise UserError(f"{root} is not a folder; give the sweep's OUTPUT_ROOT (e.g. output/).")
     if args.tsne is not None and not TSNE_CELL.match(args.tsne):
         raise UserError(f"--tsne {args.tsne}: expected DATASET:SHOTS, e.g. eurosat:1.")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} exists and is not a folder.")
+    out = ReportFolder(args.out)
+    try:
+        out.check()  # before any work: a user's folder is refused untouched
+    except OutputError as error:
+        raise UserError(str(error)) from None
     reference, reference_name = load_reference(args.reference)
     runs = read_tree(root)
     study = build_study(runs)  # also marks runs whose settings differ from their cell's
@@ -84,9 +88,13 @@ def make_report(args: argparse.Namespace) -> int:
     blocks = build_blocks(str(root), runs, study, grid, reference, reference_name,
                           args.baseline, finish_analyses(), accuracy_png)
     try:
-        written = write_report(args.out, f"DAPT_Init study report: {root.name}", blocks)
-        (args.out / "table1.tex").write_text(table1_latex(study, reference, reference_name))
-        (args.out / "runs.csv").write_text(runs_csv(runs))
+        out.claim()
+        written = write_report(out, f"DAPT_Init study report: {root.name}", blocks)
+        out.write("table1.tex", table1_latex(study, reference, reference_name))
+        out.write("runs.csv", runs_csv(runs))
+        out.finish()
+    except OutputError as error:
+        raise UserError(str(error)) from None
     except OSError as error:
         raise UserError(f"cannot write the report into {args.out} ({error.strerror}).") from None
     finished = sum(r.finished for r in runs)

@@ -121,7 +121,13 @@ def report_dir(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def md(report_dir: Path) -> str:
-    return (report_dir / "report.md").read_text()
+    """report.md as a reader sees it rendered: backslash escapes and entities resolved."""
+    return unescape_md((report_dir / "report.md").read_text())
+
+
+def unescape_md(text: str) -> str:
+    import html
+    return html.unescape(re.sub(r"\\(.)", r"\1", text))
 
 
 def table_rows(text: str, first: str) -> list[list[str]]:
