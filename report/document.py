@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -22,6 +23,7 @@ class Heading:
 @dataclass
 class Paragraph:
     text: str
+    banner: bool = False  # a warning shown above everything (boxed in HTML, bold in Markdown)
 
 
 @dataclass
@@ -53,6 +55,7 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
 img{max-width:100%;border:1px solid #eee} figure{margin:1em 0}
 figcaption{font-size:13px;color:#555}
+.banner{background:#fff3cd;border:2px solid #c98a00;padding:0.7em 1em;font-weight:600}
 """
 
 
@@ -61,7 +64,8 @@ def _html_block(block: Block) -> str:
         anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
         return f"<h{block.level}{anchor}>{html.escape(block.text)}</h{block.level}>"
     if isinstance(block, Paragraph):
-        return f"<p>{html.escape(block.text)}</p>"
+        cls = ' class="banner" role="alert"' if block.banner else ""
+        return f"<p{cls}>{html.escape(block.text)}</p>"
     if isinstance(block, Items):
         return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "</ul>"
     if isinstance(block, Table):
@@ -95,7 +99,10 @@ MD_TEXT = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "\t": "
 
 def md_text(value: Any) -> str:
     """Any value as literal Markdown inline text (table cell, paragraph, heading, caption)."""
-    return "".join(MD_TEXT.get(char, char) for char in str(value))
+    text = "".join(MD_TEXT.get(char, char) for char in str(value))
+    # A list marker or numbered item at the start would open a block: escape it too.
+    return re.sub(r"^(\s*)([-+](?=\s|$)|\d+(?=[.)](?:\s|$)))", lambda m: m.group(1) + "\\" + m.group(2)
+                  if not m.group(2).isdigit() else m.group(1) + m.group(2) + "\\", text)
 
 
 def _md_cell(value: Any) -> str:
@@ -106,7 +113,7 @@ def _md_block(block: Block) -> str:
     if isinstance(block, Heading):
         return "#" * block.level + " " + md_text(block.text)
     if isinstance(block, Paragraph):
-        return md_text(block.text)
+        return f"**{md_text(block.text)}**" if block.banner else md_text(block.text)
     if isinstance(block, Items):
         return "\n".join(f"- {md_text(i)}" for i in block.items)
     if isinstance(block, Table):

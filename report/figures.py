@@ -27,14 +27,42 @@ def pyplot() -> Any:
     return plt
 
 
+PAGE_INCHES = 12.0  # at DPI, as wide as the page's 1200 px column: shown at 100 %, no scaling
+DPI = 100
+FONT = 11  # pt at DPI 100: ~15 px, above the 10 px floor at the page's width
+PANELS_PER_ROW = 3
+
+
+def _grid(plt: Any, panels: int, height: float = 3.6) -> tuple[Any, list[Any]]:
+    columns = max(1, min(panels, PANELS_PER_ROW))
+    lines = -(-panels // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(PAGE_INCHES, height * lines + 0.9),
+                                squeeze=False, layout="constrained")
+    flat = [a for row in axes for a in row]
+    for spare in flat[panels:]:
+        spare.set_visible(False)
+    return figure, flat[:panels]
+
+
+def _legend_below(figure: Any, axes: list[Any]) -> None:
+    """One legend for every panel, below them: it never covers data."""
+    seen: dict[str, Any] = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if seen:
+        figure.legend(list(seen.values()), list(seen), loc="outside lower center",
+                      ncol=min(4, len(seen)), fontsize=FONT - 1, frameon=False)
+
+
 def accuracy_figure(study: Study, reference: Any) -> bytes:
     plt = pyplot()
+    plt.rcParams.update({"font.size": FONT})
     datasets = list(dict.fromkeys(row.dataset for row in study.rows))
-    figure, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2),
-                                squeeze=False)
+    figure, axes = _grid(plt, len(datasets))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels = list(dict.fromkeys(row.label for row in study.rows))
-    for axis, dataset in zip(axes[0], datasets):
+    for axis, dataset in zip(axes, datasets):
         for row in [r for r in study.rows if r.dataset == dataset]:
             index = labels.index(row.label)
             color, marker = palette[index % len(palette)], MARKERS[index % len(MARKERS)]
@@ -45,10 +73,7 @@ def accuracy_figure(study: Study, reference: Any) -> bytes:
             means = [c.mean for c in cells]
             stds = [c.std for c in cells]
             axis.errorbar(x, means, yerr=stds, color=color, marker=marker, capsize=3,
-                          label=f"{row.label} (mean +- std)")
-            axis.fill_between(x, [m - s for m, s in zip(means, stds)],
-                              [m + s for m, s in zip(means, stds)], color=color, alpha=0.12,
-                              linewidth=0)
+                          label=f"{row.label}")
             ref = [(xi, reference_value(reference, row, s)) for xi, s in zip(x, shots)]
             ref = [(xi, v) for xi, v in ref if v is not None]
             if ref:
@@ -57,10 +82,8 @@ def accuracy_figure(study: Study, reference: Any) -> bytes:
                              label=f"{row.label} (reference)")
             for s0, s1, drop in non_monotone_steps(study, row):
                 xi = x[shots.index(s1)]
-                axis.annotate(f"-{drop:.1f}", (xi, means[shots.index(s1)]), color="red",
-                              xytext=(4, -12), textcoords="offset points", fontsize=8)
                 axis.scatter([xi], [means[shots.index(s1)]], marker="x", s=90, color="red",
-                             zorder=5)
+                             zorder=5, label="below the previous shot count")
         axis.set_xscale("log", base=2)
         axis.set_xticks(study.shots, [str(s) for s in study.shots])
         axis.minorticks_off()
@@ -68,8 +91,37 @@ def accuracy_figure(study: Study, reference: Any) -> bytes:
         axis.set_xlabel("shots per class")
         axis.set_ylabel("test accuracy (%)")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="x-small")
-    figure.suptitle("Accuracy vs shots (red x: below the previous shot count by more than "
-                    "the seeds' spread)", fontsize=9)
-    figure.tight_layout()
-    return png_bytes(figure)
+    _legend_below(figure, axes)
+    return png_bytes(figure, dpi=DPI)
+
+
+def grid_figure(study: Study, factor: Any) -> bytes:
+    """Accuracy against one grid key's values: a panel per data set and other factors, a line
+    per shot count (mean, bars: population std over seeds)."""
+    from .study import factor_value, factor_values, short_key, Row
+
+    plt = pyplot()
+    plt.rcParams.update({"font.size": FONT})
+    values = factor_values(study, factor)
+    panels: dict[tuple[str, str], list] = {}
+    for row in study.rows:
+        others = Row("", row.init, row.vis_init, "", row.config).label
+        panels.setdefault((row.dataset, others), []).append(row)
+    figure, axes = _grid(plt, len(panels))
+    for axis, ((dataset, others), rows) in zip(axes, panels.items()):
+        for shots in study.shots:
+            points = [(values.index(factor_value(study, r, factor)), study.cells[(r, shots)])
+                      for r in rows if (r, shots) in study.cells]
+            points.sort(key=lambda p: p[0])
+            if points:
+                axis.errorbar([p[0] for p in points], [c.mean for _, c in points],
+                              yerr=[c.std for _, c in points], marker="o", capsize=3,
+                              label=f"{shots} shot" + ("s" if shots != 1 else ""))
+        axis.set_xticks(range(len(values)), values)
+        axis.set_xlim(-0.4, len(values) - 0.6)
+        axis.set_title(f"{dataset}, {others}")
+        axis.set_xlabel(f"{short_key(factor.key)} (baseline {factor.baseline})")
+        axis.set_ylabel("test accuracy (%)")
+        axis.grid(alpha=0.3)
+    _legend_below(figure, axes)
+    return png_bytes(figure, dpi=DPI)

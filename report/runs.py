@@ -62,6 +62,7 @@ class Run:
     torch_version: str = ""
     split_file: str = ""
     spec_source: str = ""  # "spec", "result.json" or "folder"
+    grid: dict[str, str] = field(default_factory=dict)  # the spec's grid values (key -> value)
 
     @property
     def finished(self) -> bool:
@@ -154,6 +155,9 @@ def read_run(root: Path, run_dir: Path) -> Run:
         run.metrics = record.get("metrics") or {}
         clip = record.get("clip") if isinstance(record.get("clip"), dict) else {}
         run.clip_weights = clip.get("weights") if isinstance(clip.get("weights"), dict) else {}
+        spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
+        grid = spec.get("grid") if isinstance(spec.get("grid"), dict) else {}
+        run.grid = {str(k): str(v) for k, v in grid.items()}
         max_epoch = run.keys.get("OPTIM.MAX_EPOCH")
         run.max_epoch = max_epoch if isinstance(max_epoch, int) else None
     environment_from_log(run, text)
