@@ -9,12 +9,70 @@ from .study import Study, non_monotone_steps, reference_value
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def png_bytes(figure: Any, dpi: int = 90) -> bytes:
-    """The figure as PNG bytes (then closed: a report draws many)."""
+PAGE_PX = 1200  # the report's column (report.html's max-width): figures are drawn this wide
+MIN_TEXT_PX = 10  # no text smaller than this when the page is shown at 100 %
+
+
+def fit_to_page(figure: Any, width_px: int = PAGE_PX, min_px: float = MIN_TEXT_PX) -> float:
+    """The dpi that draws ``figure`` exactly page-wide; any text that would be smaller than
+    ``min_px`` there is grown to it (tick labels included), and the layout redone."""
+    from matplotlib.text import Text
+
+    dpi = width_px / figure.get_figwidth()
+    floor = min_px * 72.0 / dpi + 1e-6
+    for axis in figure.axes:
+        for which in (axis.xaxis, axis.yaxis):
+            labels = which.get_ticklabels()
+            if labels and labels[0].get_fontsize() < floor:
+                axis.tick_params(axis="x" if which is axis.xaxis else "y", labelsize=floor)
+    for text in figure.findobj(Text):
+        if text.get_text() and text.get_fontsize() < floor:
+            text.set_fontsize(floor)
+    if not figure.get_constrained_layout():
+        figure.tight_layout()
+    return dpi
+
+
+def layout_problems(figure: Any, dpi: float, min_px: float = MIN_TEXT_PX) -> list[str]:
+    """Every visible text that lies outside the figure or is drawn below ``min_px``."""
+    from matplotlib.text import Text
+
+    figure.set_dpi(dpi)
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    width, height = figure.get_figwidth() * dpi, figure.get_figheight() * dpi
+    # Tick labels of ticks outside an axis's view exist but are never drawn: skip them.
+    undrawn = set()
+    for axis in figure.axes:
+        for which, (low, high) in ((axis.xaxis, axis.get_xlim()), (axis.yaxis, axis.get_ylim())):
+            low, high = min(low, high), max(low, high)
+            for tick in which.get_major_ticks() + which.get_minor_ticks():
+                if not low - 1e-9 * abs(high - low) <= tick.get_loc() <= high + 1e-9 * abs(high - low) \
+                        or not axis.get_visible():
+                    undrawn.update({id(tick.label1), id(tick.label2)})
+    problems = []
+    for text in figure.findobj(Text):
+        if not (text.get_visible() and text.get_text().strip()) or id(text) in undrawn or \
+                (text.axes is not None and not text.axes.get_visible()):
+            continue
+        box = text.get_window_extent(renderer)
+        if box.x0 < -1 or box.y0 < -1 or box.x1 > width + 1 or box.y1 > height + 1:
+            problems.append(f"'{text.get_text()[:40]}' outside the figure ({box.x0:.0f}, "
+                            f"{box.y0:.0f}, {box.x1:.0f}, {box.y1:.0f} in {width:.0f}x"
+                            f"{height:.0f})")
+        size = text.get_fontsize() * dpi / 72.0
+        if size < min_px - 1e-3:
+            problems.append(f"'{text.get_text()[:40]}' drawn at {size:.1f} px")
+    return problems
+
+
+def png_bytes(figure: Any, dpi: float | None = None) -> bytes:
+    """The figure as PNG bytes, page-wide with readable text (then closed: a report draws
+    many). ``dpi`` is ignored: the page decides it (kept for callers' signatures)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    figure.savefig(buffer, format="png", dpi=fit_to_page(figure))
     plt.close(figure)
     return buffer.getvalue()
 
@@ -56,6 +114,10 @@ def _legend_below(figure: Any, axes: list[Any]) -> None:
 
 
 def accuracy_figure(study: Study, reference: Any) -> bytes:
+    return png_bytes(accuracy_plot(study, reference))
+
+
+def accuracy_plot(study: Study, reference: Any) -> Any:
     plt = pyplot()
     plt.rcParams.update({"font.size": FONT})
     datasets = list(dict.fromkeys(row.dataset for row in study.rows))
@@ -92,10 +154,14 @@ def accuracy_figure(study: Study, reference: Any) -> bytes:
         axis.set_ylabel("test accuracy (%)")
         axis.grid(alpha=0.3)
     _legend_below(figure, axes)
-    return png_bytes(figure, dpi=DPI)
+    return figure
 
 
 def grid_figure(study: Study, factor: Any) -> bytes:
+    return png_bytes(grid_plot(study, factor))
+
+
+def grid_plot(study: Study, factor: Any) -> Any:
     """Accuracy against one grid key's values: a panel per data set and other factors, a line
     per shot count (mean, bars: population std over seeds)."""
     from .study import factor_value, factor_values, short_key, Row
@@ -124,4 +190,4 @@ def grid_figure(study: Study, factor: Any) -> bytes:
         axis.set_ylabel("test accuracy (%)")
         axis.grid(alpha=0.3)
     _legend_below(figure, axes)
-    return png_bytes(figure, dpi=DPI)
+    return figure

@@ -24,12 +24,13 @@ from parse_test_res import (INIT_ORDER, LOG_NAME, RESULT_JSON_FORMAT,  # noqa: E
                             normalized_dataset, parse_run_path)
 from trainers.dapt_init.runstate import PROMPT_MODEL  # noqa: E402  (no torch, no toolbox)
 from trainers.dapt_init.run_folder import lock_holder  # noqa: E402
+from trainers.dapt_init.dapt_values import dapt_values  # noqa: E402  (plain data)
 
 __all__ = [
     "INIT_ORDER", "LOG_NAME", "RESULT_JSON_FORMAT", "RESULT_JSON_NAME", "LayoutError",
     "ReferenceDataError", "crash_message", "dataset_display_name", "dataset_sort_key",
     "find_seed_folders", "latex_escaped", "load_reference", "log_files_newest_first", "natural_key",
-    "normalized_dataset", "parse_run_path", "lock_holder", "PROMPT_MODEL", "REPO",
+    "normalized_dataset", "parse_run_path", "lock_holder", "dapt_values", "PROMPT_MODEL", "REPO",
     "prompt_tools", "loss_tools", "model_tools",
 ]
 

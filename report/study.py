@@ -217,7 +217,8 @@ def value_sort_key(value: str) -> tuple:
 def factors(study: Study, chosen: dict[str, str]) -> list[Factor]:
     """Every factor with at least two values in the tree, each with its baseline: the user's
     (``--baseline``), else DAPT's (random init; for a grid key, the value of runs made without
-    that grid, which ran the config's DAPT value), else the smallest value present."""
+    that grid, else DAPT's published value for the tree's data sets), else the smallest value
+    present."""
     found = []
     candidates = [(TEXT_INIT, FACTOR_KEYS[TEXT_INIT], "random"),
                   (VIS_INIT, FACTOR_KEYS[VIS_INIT], "random")]
@@ -227,6 +228,12 @@ def factors(study: Study, chosen: dict[str, str]) -> list[Factor]:
                             [study.cells[(row, s)] for s in study.shots if (row, s) in study.cells]
                             for r in cell.runs.values())}
         candidates.append((key, key, sorted(plain, key=value_sort_key)[0] if plain else ""))
+    datasets = {row.dataset for row in study.rows}
+    published = {}  # key -> DAPT's value, where every data set of the tree has the same one
+    for key in study.grid_keys:
+        dapt = {normalized_value((sources.dapt_values(d) or {}).get(key)) for d in datasets}
+        if len(dapt) == 1 and "None" not in dapt:
+            published[key] = dapt.pop()
     for name, key, default in candidates:
         probe = Factor(name, key, "")
         values = factor_values(study, probe)
@@ -238,6 +245,8 @@ def factors(study: Study, chosen: dict[str, str]) -> list[Factor]:
         elif default in values:
             base, why = default, ("DAPT's" if name in FACTOR_KEYS
                                   else "the value of runs made without this grid (the config's)")
+        elif published.get(key) in values:
+            base, why = published[key], f"DAPT's published value for {', '.join(sorted(datasets))}"
         else:
             base, why = values[0], "the smallest value present (no run without the grid)"
         found.append(Factor(name, key, base, why))

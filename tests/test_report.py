@@ -213,11 +213,11 @@ def test_spec_wins_over_folder_name(report_dir: Path) -> None:
 def test_files_latex_csv_and_analyses(report_dir: Path, tree: Path) -> None:
     names = {p.name for p in report_dir.iterdir()}
     assert {"report.html", "report.md", "table1.tex", "runs.csv", "accuracy_vs_shots.png",
-            "tsne.png", "losses.png"} <= names
+            "tsne.png", "losses.png", "losses_2shots.png"} <= names
     tex = (report_dir / "table1.tex").read_text()
     assert "EuroSAT & random & 51.00 $\\pm$ 1.00 (n=2) & 38.9" in tex
     html = (report_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and 'id="table1"' in html
+    assert html.count("data:image/png;base64,") == 4 and 'id="table1"' in html
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing outside the file
     text = md(report_dir)
     assert "![" in text and "(tsne.png)" in text
@@ -281,5 +281,5 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     found = re.search(r"widths=([\d,]*);table1=(\d+)", done.stdout)
     assert found, done.stderr[-2000:]
     widths = [int(w) for w in found.group(1).split(",") if w]
-    assert len(widths) == 3 and all(w > 100 for w in widths)
+    assert len(widths) == 4 and all(w == 1200 for w in widths)  # page-wide, shown at 100 %
     assert int(found.group(2)) == 3  # random, same, diff rows of EuroSAT
