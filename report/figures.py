@@ -20,16 +20,19 @@ def fit_to_page(figure: Any, width_px: int = PAGE_PX, min_px: float = MIN_TEXT_P
 
     dpi = width_px / figure.get_figwidth()
     floor = min_px * 72.0 / dpi + 1e-6
+    grown = False
     for axis in figure.axes:
         for which in (axis.xaxis, axis.yaxis):
             labels = which.get_ticklabels()
             if labels and labels[0].get_fontsize() < floor:
                 axis.tick_params(axis="x" if which is axis.xaxis else "y", labelsize=floor)
+                grown = True
     for text in figure.findobj(Text):
         if text.get_text() and text.get_fontsize() < floor:
             text.set_fontsize(floor)
-    if not figure.get_constrained_layout():
-        figure.tight_layout()
+            grown = True
+    if grown and not figure.get_constrained_layout():
+        figure.tight_layout()  # only when sizes changed: a drawer's own layout stays otherwise
     return dpi
 
 

@@ -38,14 +38,14 @@ class Paired:
 
     @property
     def mean(self) -> float:
-        return math.fsum(self.differences) / self.n
+        return mean_of(self.differences)
 
     @property
     def sd(self) -> float | None:
         if self.n < 2:
             return None
         m = self.mean
-        return math.sqrt(math.fsum((d - m) ** 2 for d in self.differences) / (self.n - 1))
+        return _root_mean_square([d - m for d in self.differences], self.n - 1)
 
     @property
     def degenerate(self) -> bool:
@@ -177,6 +177,19 @@ def sign_flip_summary(cells: Sequence[Mapping[int, float]]) -> Summary | None:
     return Summary(len(cells), seeds, observed, min(1.0, p), min(1.0, smallest), exact)
 
 
+def mean_of(values: Sequence[float]) -> float:
+    """The mean, without overflow for values near the float limit (a damaged record's 1e308)."""
+    return math.fsum(v / len(values) for v in values)
+
+
+def _root_mean_square(deviations: Sequence[float], divisor: int) -> float:
+    """sqrt(sum(d^2) / divisor), scaled so a huge deviation gives a number, not OverflowError."""
+    scale = max((abs(d) for d in deviations), default=0.0)
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale if not math.isfinite(scale) else 0.0
+    return scale * math.sqrt(math.fsum((d / scale) ** 2 for d in deviations) / divisor)
+
+
 def population_std(values: Sequence[float]) -> float:
-    mean = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+    mean = mean_of(values)
+    return _root_mean_square([v - mean for v in values], len(values))
