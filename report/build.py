@@ -177,6 +177,11 @@ def conclusion(factor: Factor, comparisons: Sequence[Comparison]) -> list[str]:
                    (c.paired.interval[0] > 0 or c.paired.interval[1] < 0))
         holm_ok = sum(1 for c in mine if c.holm_p is not None and c.holm_p < ALPHA)
         flat = sum(1 for c in mine if c.paired.degenerate)
+        if flat == len(mine) and all(abs(c.paired.mean) <= 1e-9 for c in mine):
+            lines.append(f"{head}: the same accuracy in every paired seed of all {n_cells} "
+                         "cells (every difference 0.00): no difference and no measure of noise; "
+                         "nothing can be concluded.")
+            continue
         text = (f"{head}: {summary.words()}; {excl} of {n_cells} cells' 95 % intervals "
                 f"exclude 0 ({holm_ok} after Holm)")
         if flat:
@@ -200,6 +205,16 @@ def analysis_blocks(analyses: Analyses) -> list[Block]:
     if analyses.stats_rows:
         blocks.append(Table(["init", "seed", "mean", "std (n-1)", "min", "max"],
                             analyses.stats_rows, anchor="tokenstats"))
+        firsts: dict[tuple[str, Any], list[Any]] = {}
+        for label, seed, *numbers in analyses.stats_rows:
+            firsts[(label.split(",")[0], seed)] = numbers
+        if any(firsts.get(("same", seed)) == numbers for (init, seed), numbers in firsts.items()
+               if init == "diff"):
+            blocks.append(Paragraph("same and diff rows of one seed are identical by design: "
+                                    "both draw their noise from the same generator state, so "
+                                    "same's one shared token is diff's first token; they differ "
+                                    "from the second token on (tools/analyze_prompts.py "
+                                    "init-stats --tokens all compares every token)."))
     else:
         blocks.append(Paragraph(analyses.stats_note))
     blocks.append(Heading(3, "t-SNE of the class text features after epoch 1"))

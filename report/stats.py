@@ -136,8 +136,10 @@ class Summary:
 
     def words(self, unit: str = "pt") -> str:
         text = f"{self.mean:+.1f} {unit} on average over {self.cells} cells"
+        if self.p_value is None and len(self.seeds) >= 2:
+            return text + "; every paired difference is 0: no test possible"
         if self.p_value is None:
-            return text + f"; {len(self.seeds)} seed(s): no test possible"
+            return text + f"; {len(self.seeds)} seed: no test possible"
         if self.smallest_p > ALPHA:
             return (text + f"; with {len(self.seeds)} seeds no result can reach p < 0.05 "
                     f"(smallest possible p {self.smallest_p:.2g}): more seeds needed")
