@@ -36,6 +36,41 @@ def fit_to_page(figure: Any, width_px: int = PAGE_PX, min_px: float = MIN_TEXT_P
     return dpi
 
 
+def separate_labels(figure: Any, dpi: float, rounds: int = 40) -> int:
+    """Move overlapping annotations of each panel apart vertically (t-SNE class names); each
+    stays beside its point's column. Returns how many overlaps are left (0: none)."""
+    from matplotlib.text import Annotation
+
+    figure.set_dpi(dpi)
+    renderer = figure.canvas.get_renderer()
+    left = 0
+    for axis in figure.axes:
+        labels = [t for t in axis.texts if isinstance(t, Annotation)]
+        for _ in range(rounds):
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            moved = False
+            for i in range(len(labels)):
+                for j in range(i + 1, len(labels)):
+                    a, b = boxes[i], boxes[j]
+                    if a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1:
+                        # push the lower one down and the upper one up by half the overlap
+                        step = (min(a.y1, b.y1) - max(a.y0, b.y0)) / 2 + 1
+                        low, high = (labels[i], labels[j]) if a.y0 <= b.y0 else \
+                            (labels[j], labels[i])
+                        for text, sign in ((low, -1), (high, 1)):
+                            x, y = text.get_position() if text.get_anncoords() != "offset points" \
+                                else text.xyann
+                            text.xyann = (x, y + sign * step * 72.0 / dpi)
+                        moved = True
+                        boxes = [t.get_window_extent(renderer) for t in labels]
+            if not moved:
+                break
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        left += sum(1 for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+                    if boxes[i].overlaps(boxes[j]))
+    return left
+
+
 def layout_problems(figure: Any, dpi: float, min_px: float = MIN_TEXT_PX) -> list[str]:
     """Every visible text that lies outside the figure or is drawn below ``min_px``."""
     from matplotlib.text import Text
@@ -75,7 +110,9 @@ def png_bytes(figure: Any, dpi: float | None = None) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=fit_to_page(figure))
+    dpi = fit_to_page(figure)
+    separate_labels(figure, dpi)
+    figure.savefig(buffer, format="png", dpi=dpi)
     plt.close(figure)
     return buffer.getvalue()
 

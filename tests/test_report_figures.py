@@ -39,6 +39,7 @@ def study(tmp_path_factory: pytest.TempPathFactory):
 
 def check(figure) -> list[str]:
     dpi = figures.fit_to_page(figure)
+    assert figures.separate_labels(figure, dpi) == 0  # no two labels of a panel overlap
     assert figure.get_figwidth() * dpi == pytest.approx(figures.PAGE_PX)
     problems = figures.layout_problems(figure, dpi)
     import matplotlib.pyplot as plt
@@ -72,9 +73,13 @@ def test_tsne_figure_with_long_class_names(panels: int) -> None:
     import torch
     names = [f"Herbaceous Vegetation Land {i}" for i in range(10)]
     rng = np.random.default_rng(0)
+    # a tight cluster: without separation, several names would overlap
     drawn = [tsne.Panel(f"init{k} seed1", Path("."), 1, torch.randn(10, 8)) for k in range(panels)]
-    figure = tsne.draw_panels(drawn, [rng.normal(size=(10, 2)) for _ in drawn], names, True,
+    points = [np.vstack([rng.normal(size=(6, 2)), 0.01 * rng.normal(size=(4, 2))]) for _ in drawn]
+    figure = tsne.draw_panels(drawn, points, names, True,
                               columns=analyses.TSNE_COLUMNS)
+    dpi = figures.fit_to_page(figure)
+    assert figures.separate_labels(figure, dpi, rounds=0) > 0  # names collide as drawn
     assert check(figure) == []
 
 
