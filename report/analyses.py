@@ -177,14 +177,7 @@ def loss_figure(groups: dict[str, list[Run]]) -> tuple[Any, str]:
             seeds = len(line.runs)
             line.label = f"{label} ({seeds} seed{'s' if seeds != 1 else ''})"
     figure = tools.draw_lines(lines)
-    for axis in figure.axes:
-        if axis.get_visible() and axis.get_title() and not axis.get_ylabel():
-            axis.set_ylabel(axis.get_title())
-    # The y labels need room: lay out again above the legend the drawer put at the bottom.
-    renderer = figure.canvas.get_renderer()
-    top_of_legend = max((legend.get_window_extent(renderer).y1 for legend in figure.legends),
-                        default=0.0)
-    figure.tight_layout(rect=(0, min(0.5, (top_of_legend + 4) / figure.bbox.height), 1, 1))
+
     grads = any(name.startswith("grad_") for c in curves for name in c.values)
     sources_used = sorted({c.source for c in curves})
     note = (f"{len(curves)} runs, read from {', '.join(sources_used)}; gradient norms "
