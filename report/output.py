@@ -63,6 +63,15 @@ class ReportFolder:
     def check(self) -> None:
         """Refuse before any work: a file, a non-folder, or a non-empty folder not ours."""
         folder = self.folder
+        if folder.is_symlink() and not folder.exists():
+            raise OutputError(f"--out {folder} is a symbolic link to nothing (dangling, or a "
+                              "loop); remove it or give another folder.")
+        ancestor = folder.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise OutputError(f"--out {folder}: {ancestor} is not a folder; give a folder "
+                              "whose parents are folders.")
         if folder.exists() and not folder.is_dir():
             raise OutputError(f"--out {folder} exists and is not a folder; give a new or "
                               "empty folder.")

@@ -159,3 +159,30 @@ def test_cli_refusal_is_one_error_line_with_status_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("error: --out ") and "table1.tex" in done.stderr
     assert (out / "table1.tex").read_text() == "mine"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_text("x"), "exists and is not a folder"),
+    (lambda p: p.symlink_to(p), "symbolic link to nothing"),
+    (lambda p: p.symlink_to(p.parent / "gone"), "symbolic link to nothing"),
+    (lambda p: (p.parent / "file").write_text("x"), "is not a folder; give a folder whose"),
+])
+def test_bad_out_paths_refused_before_any_work(tmp_path: Path, make, words: str) -> None:
+    out = tmp_path / "out"
+    make(out)
+    target = tmp_path / "file" / "sub" if "whose" in words else out
+    with pytest.raises(OutputError, match=words):
+        ReportFolder(target).check()
+
+
+def test_marker_cannot_name_files_outside_the_folder(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"format": "dapt_init.report/1",
+                                          "files": ["../victim.txt", str(victim), "..", "."]}))
+    folder = ReportFolder(out)
+    folder.claim()
+    folder.finish()
+    assert victim.read_text() == "keep"
