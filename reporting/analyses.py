@@ -15,6 +15,8 @@ from .runs import Run
 from .study import Study
 
 PROMPTS_FILE = "prompt_learner/prompts-epoch{epoch}.pt"
+TSNE_PERPLEXITY = 30.0
+TSNE_COLUMNS = 3  # panels per row: at the page's width each panel keeps ~400 px
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Analyses:
     tsne_note: str = ""
     loss_png: bytes | None = None
     loss_note: str = ""
+    other_losses: list[tuple[int, bytes | None, str]] = field(default_factory=list)  # other shots
 
 
 def choose_cell(study: Study, wanted: str | None) -> tuple[str, int] | None:
@@ -118,11 +121,14 @@ def tsne(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
         return None, f"skipped: t-SNE needs at least 3 classes; the data set has {len(names)}."
     panels = text_feature_panels(chosen, weights, names)
     tools = sources.prompt_tools()
-    points = [tools.embed_2d(panel.features, 30.0, 0) for panel in panels]
+    perplexity = min(TSNE_PERPLEXITY, len(names) - 1.0)  # what embed_2d uses (sklearn's bound)
+    points = [tools.embed_2d(panel.features, TSNE_PERPLEXITY, 0) for panel in panels]
     pyplot()
-    figure = tools.draw_panels(panels, points, names, True)
+    figure = tools.draw_panels(panels, points, names, True, columns=TSNE_COLUMNS)
     seeds = sorted({r.seed for r in chosen.values()})
-    return png_bytes(figure, dpi=70), (f"seed {', '.join(map(str, seeds))}; text features from the "
+    return png_bytes(figure), (f"exact t-SNE, perplexity {perplexity:g} ({len(names)} classes), "
+                               f"PCA init, random state 0; seed {', '.join(map(str, seeds))}; "
+                               "text features from the "
                                        f"saved prompts and {Path(weights).name}; class names "
                                        f"from {first.split_file}.")
 
@@ -152,6 +158,13 @@ def text_feature_panels(chosen: dict[str, Run], weights: str, names: Sequence[st
 
 
 def loss_curves(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
+    figure, note = loss_figure(groups)
+    return (None if figure is None else png_bytes(figure)), note
+
+
+def loss_figure(groups: dict[str, list[Run]]) -> tuple[Any, str]:
+    """The loss-curve figure of one cell (None when no run logged training lines) and its
+    note."""
     tools = sources.loss_tools()
     curves, problems = [], []
     for runs in groups.values():
@@ -163,14 +176,22 @@ def loss_curves(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
     if not curves:
         return None, "skipped: no run of this cell logged training lines."
     pyplot()
-    figure = tools.draw_lines(tools.group_lines(curves))
+    lines = tools.group_lines(curves)
+    label_of = {run.path: label for label, runs in groups.items() for run in runs}
+    for line in lines:  # the table's row labels, not folder names
+        label = next((label_of[r.run_dir] for r in line.runs if r.run_dir in label_of), None)
+        if label is not None:
+            seeds = len(line.runs)
+            line.label = f"{label} ({seeds} seed{'s' if seeds != 1 else ''})"
+    figure = tools.draw_lines(lines)
+
     grads = any(name.startswith("grad_") for c in curves for name in c.values)
     sources_used = sorted({c.source for c in curves})
     note = (f"{len(curves)} runs, read from {', '.join(sources_used)}; gradient norms "
             + ("shown" if grads else "not logged (TRAINER.DAPT_INIT.LOG_GRAD_NORMS off)") + ".")
     if problems:
         note += " Left out: " + "; ".join(problems)
-    return png_bytes(figure, dpi=60), note
+    return figure, note
 
 
 def _tsne_child(groups: dict[str, list[Run]], connection: Any) -> None:
@@ -220,6 +241,10 @@ def start_analyses(study: Study, wanted: str | None) -> Callable[[], Analyses]:
         result = Analyses(dataset, shots)
         result.stats_rows, result.stats_note = first_token_stats(groups)
         result.loss_png, result.loss_note = loss_curves(groups)
+        for other in study.shots:  # the loss curves of every other cell of the data set
+            if other != shots and cell_runs(study, dataset, other):
+                result.other_losses.append((other, *loss_curves(cell_runs(study, dataset,
+                                                                          other))))
         result.tsne_png, result.tsne_note = collect_tsne()
         return result
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
+
+from .output import ReportFolder
 
 
 @dataclass
@@ -20,6 +23,7 @@ class Heading:
 @dataclass
 class Paragraph:
     text: str
+    banner: bool = False  # a warning shown above everything (boxed in HTML, bold in Markdown)
 
 
 @dataclass
@@ -51,6 +55,7 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
 img{max-width:100%;border:1px solid #eee} figure{margin:1em 0}
 figcaption{font-size:13px;color:#555}
+.banner{background:#fff3cd;border:2px solid #c98a00;padding:0.7em 1em;font-weight:600}
 """
 
 
@@ -59,7 +64,8 @@ def _html_block(block: Block) -> str:
         anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
         return f"<h{block.level}{anchor}>{html.escape(block.text)}</h{block.level}>"
     if isinstance(block, Paragraph):
-        return f"<p>{html.escape(block.text)}</p>"
+        cls = ' class="banner" role="alert"' if block.banner else ""
+        return f"<p{cls}>{html.escape(block.text)}</p>"
     if isinstance(block, Items):
         return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "</ul>"
     if isinstance(block, Table):
@@ -83,38 +89,50 @@ def render_html(title: str, blocks: Sequence[Block]) -> str:
             f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
 
 
+# Markdown renders raw HTML and turns punctuation into links, emphasis, code and math: every
+# character that can start such a construct is written as an entity or a backslash escape
+# (CommonMark escapes any ASCII punctuation), so text from folder names and records is shown,
+# never interpreted. Line breaks become spaces: no text can open a block of its own.
+MD_TEXT = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "\t": " ",
+           **{char: "\\" + char for char in "\\`*_[]|~#$"}}
+
+
+def md_text(value: Any) -> str:
+    """Any value as literal Markdown inline text (table cell, paragraph, heading, caption)."""
+    text = "".join(MD_TEXT.get(char, char) for char in str(value))
+    # A list marker or numbered item at the start would open a block: escape it too.
+    return re.sub(r"^(\s*)([-+](?=\s|$)|\d+(?=[.)](?:\s|$)))", lambda m: m.group(1) + "\\" + m.group(2)
+                  if not m.group(2).isdigit() else m.group(1) + m.group(2) + "\\", text)
+
+
 def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return md_text(value)
 
 
 def _md_block(block: Block) -> str:
     if isinstance(block, Heading):
-        return "#" * block.level + " " + block.text
+        return "#" * block.level + " " + md_text(block.text)
     if isinstance(block, Paragraph):
-        return block.text
+        return f"**{md_text(block.text)}**" if block.banner else md_text(block.text)
     if isinstance(block, Items):
-        return "\n".join(f"- {i}" for i in block.items)
+        return "\n".join(f"- {md_text(i)}" for i in block.items)
     if isinstance(block, Table):
-        lines = [f"**{block.caption}**", ""] if block.caption else []
+        lines = [f"**{md_text(block.caption)}**", ""] if block.caption else []
         lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
         lines.append("|" + "---|" * len(block.headers))
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
         return "\n".join(lines)
-    return f"![{block.caption}]({block.name})\n\n*{block.caption}*"
+    caption = md_text(block.caption)
+    return f"![{caption}]({block.name})\n\n*{caption}*"
 
 
 def render_markdown(title: str, blocks: Sequence[Block]) -> str:
-    return f"# {title}\n\n" + "\n\n".join(_md_block(b) for b in blocks) + "\n"
+    return f"# {md_text(title)}\n\n" + "\n\n".join(_md_block(b) for b in blocks) + "\n"
 
 
-def write_report(out: Path, title: str, blocks: Sequence[Block]) -> list[Path]:
-    """report.html, report.md and the figures as PNG files; returns what was written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for block in blocks:
-        if isinstance(block, Figure):
-            (out / block.name).write_bytes(block.png)
-            written.append(out / block.name)
-    (out / "report.html").write_text(render_html(title, blocks))
-    (out / "report.md").write_text(render_markdown(title, blocks))
-    return written + [out / "report.html", out / "report.md"]
+def write_report(out: "ReportFolder", title: str, blocks: Sequence[Block]) -> list[Path]:
+    """report.html, report.md and the figures as PNG files, each atomically; returns them."""
+    written = [out.write(block.name, block.png) for block in blocks if isinstance(block, Figure)]
+    written.append(out.write("report.html", render_html(title, blocks)))
+    written.append(out.write("report.md", render_markdown(title, blocks)))
+    return written

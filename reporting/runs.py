@@ -65,6 +65,7 @@ class Run:
     split_file: str = ""
     spec_source: str = ""  # "spec", "result.json" or "folder"
     notes: list[str] = field(default_factory=list)  # what was wrong or odd in the folder
+    grid: dict[str, str] = field(default_factory=dict)  # the spec's grid values (key -> value)
 
     @property
     def finished(self) -> bool:
@@ -138,6 +139,9 @@ def read_run(folder: sources.RunFolder) -> Run:
             # Other CLIP weights are another model: compared like a setting, so that a cell
             # pooling them is marked and its runs are not paired.
             run.keys = {**run.keys, CLIP_KEY: run.clip_weights.get("sha256")}
+        spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
+        grid = spec.get("grid") if isinstance(spec.get("grid"), dict) else {}
+        run.grid = {str(k): str(v) for k, v in grid.items()}
         max_epoch = run.keys.get("OPTIM.MAX_EPOCH")
         run.max_epoch = max_epoch if _whole(max_epoch) else None
     environment_from_log(run, text)

@@ -21,14 +21,17 @@ from study.run import (RunKey, dataset_display_name, dataset_sort_key,  # noqa: 
                        natural_key, normalized_dataset)
 from study.run_read import (RunFolder, mapping_field, metric_of,  # noqa: E402
                             read_run_folders, record_format_problem)
+from results.render import latex_escaped  # noqa: E402
 from trainers.dapt_init.runstate import PROMPT_MODEL  # noqa: E402  (no torch, no toolbox)
 from trainers.dapt_init.run_folder import lock_holder  # noqa: E402
+from trainers.dapt_init.dapt_values import dapt_values  # noqa: E402  (plain data)
 
 __all__ = [
     "INIT_ORDER", "LOG_NAME", "ReferenceDataError", "crash_message", "dataset_display_name",
     "dataset_sort_key", "load_reference", "log_files_newest_first", "natural_key",
     "normalized_dataset", "RunKey", "RunFolder", "mapping_field", "metric_of",
     "read_run_folders", "record_format_problem", "summarize", "lock_holder", "PROMPT_MODEL", "REPO",
+    "latex_escaped", "dapt_values",
     "prompt_tools", "loss_tools", "model_tools",
 ]
 

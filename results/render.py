@@ -9,11 +9,23 @@ from typing import Sequence
 from .tables import TextTable
 
 FORMATS = ("plain", "github", "csv", "latex")
-LATEX_SPECIALS = re.compile(r"([_%&#{}])")
+LATEX_SPECIALS = re.compile(r"([\\_%&#{}$^~<>|])")
+PLUS_MINUS = r"$\pm$"  # the one TeX fragment results/tables.py puts into cells
+# Every character TeX treats specially, mapped to a command that prints it. Mapping one
+# character at a time (never replace-after-replace) means no escape is itself re-escaped, and
+# with ^ and \ both escaped no ^^5c (TeX's code for a backslash) can reach TeX.
+LATEX_TEXT = {
+    "\\": r"\textbackslash{}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
+    "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "\u00b1": r"$\pm$", "\u2020": r"$^\dagger$", "\n": " ", "\r": " ", "\t": " ",
+}
 
 
 def latex_escaped(text: str) -> str:
-    return LATEX_SPECIALS.sub(r"\\\1", text)
+    """Text as TeX prints it verbatim; the ``$\\pm$`` our own cells carry stays a plus-minus."""
+    return PLUS_MINUS.join("".join(LATEX_TEXT.get(char, char) for char in part)
+                           for part in str(text).split(PLUS_MINUS))
 
 
 def render_table(table: TextTable, table_format: str) -> str:
@@ -25,10 +37,9 @@ def render_table(table: TextTable, table_format: str) -> str:
 
     headers, rows = table.headers, table.rows
     if table_format == "latex":
-        # Cells carry $\pm$, so render raw and escape the names ourselves.
+        # Cells carry $\pm$, so render raw and escape everything else ourselves.
         headers = [latex_escaped(header) for header in headers]
-        rows = [[latex_escaped(cell) if "$" not in cell else cell for cell in row]
-                for row in rows]
+        rows = [[latex_escaped(cell) for cell in row] for row in rows]
     tablefmt = {"plain": "simple", "github": "github", "latex": "latex_raw"}[table_format]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 

@@ -28,10 +28,16 @@ from reporting.cli import main  # noqa: E402
 # ------------------------------------------------------------------------------ statistics
 
 
-@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 19, 120])
-def test_t_quantile_matches_scipy(df: int) -> None:
-    assert stats.t_quantile(0.975, df) == pytest.approx(sps.t.ppf(0.975, df), rel=1e-10)
-    assert stats.t_cdf(1.3, df) == pytest.approx(sps.t.cdf(1.3, df), rel=1e-10)
+# t(0.975, df) from a printed table (Fisher & Yates; any statistics textbook), and the
+# closed forms df=1: tan(pi (p - 1/2)), df=2: (2p-1) / sqrt(2 p (1-p)).
+@pytest.mark.parametrize("df, printed", [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776),
+                                         (7, 2.365), (19, 2.093), (120, 1.980)])
+def test_t_quantile_against_printed_table_and_closed_forms(df: int, printed: float) -> None:
+    assert stats.t_quantile(0.975, df) == pytest.approx(printed, abs=5e-4)
+    p = 0.975
+    closed = {1: math.tan(math.pi * (p - 0.5)), 2: (2 * p - 1) / math.sqrt(2 * p * (1 - p))}
+    if df in closed:
+        assert stats.t_quantile(p, df) == pytest.approx(closed[df], rel=1e-10)
 
 
 def test_paired_interval_matches_scipy_ttest_rel() -> None:
@@ -50,6 +56,8 @@ def test_interval_excluding_zero_and_one_seed_words() -> None:
     paired, _ = stats.pair_up({1: 40.0, 2: 41.0, 3: 42.0}, {1: 44.0, 2: 44.8, 3: 45.9})
     low, high = paired.interval
     assert low > 0 and paired.words() == "+3.9 pt, interval excludes 0"
+    assert paired.p_value == pytest.approx(sps.ttest_rel([44.0, 44.8, 45.9],
+                                                          [40.0, 41.0, 42.0]).pvalue, rel=1e-9)
     single, _ = stats.pair_up({1: 40.0}, {1: 43.9})
     assert single.interval is None and single.seeds_for_half_width() is None
     assert single.words() == "+3.9 pt, one seed: no interval"
@@ -121,7 +129,13 @@ def report_dir(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def md(report_dir: Path) -> str:
-    return (report_dir / "report.md").read_text()
+    """report.md as a reader sees it rendered: backslash escapes and entities resolved."""
+    return unescape_md((report_dir / "report.md").read_text())
+
+
+def unescape_md(text: str) -> str:
+    import html
+    return html.unescape(re.sub(r"\\(.)", r"\1", text))
 
 
 def table_rows(text: str, first: str) -> list[list[str]]:
@@ -142,20 +156,26 @@ def test_table1_means_stds_and_reference(report_dir: Path) -> None:
 
 
 def test_paired_answer_numbers_and_unpaired(report_dir: Path) -> None:
-    rows = {(r[1], r[2]): r for r in table_rows(md(report_dir), "EuroSAT") if len(r) == 9}
+    rows = {(r[1], r[2]): r for r in table_rows(md(report_dir), "EuroSAT") if len(r) == 11}
     same1 = rows[("same", "1")]  # random seeds 1, 3 only: pairs on 1 and 3, both -1
     assert same1[3] == "2" and same1[4] == "-1.00"
-    assert same1[5] == "[-1.00, -1.00]" and same1[6] == "-1.0 pt, interval excludes 0"
-    assert "seed 2: only same" in same1[8]
+    # sd 0: no interval, no p, no "excludes 0", no seed count
+    assert same1[5] == "-" and same1[6] == "-" and same1[7] == "-" and same1[9] == "-"
+    assert same1[8].startswith("-1.0 pt in each of 2 seeds (sd 0): no interval")
+    assert "seed 2: only same" in same1[10]
     diff2 = rows[("diff", "2")]  # seed 2 has other epochs: excluded from the pairs
-    assert diff2[3] == "2" and "seed 2: settings differ (OPTIM.MAX_EPOCH)" in diff2[8]
-    expected = sps.ttest_rel([48.5, 51.5], [45.0, 47.0]).confidence_interval()
+    assert diff2[3] == "2" and "seed 2: settings differ (OPTIM.MAX_EPOCH)" in diff2[10]
+    test = sps.ttest_rel([48.5, 51.5], [45.0, 47.0])
+    expected = test.confidence_interval()
     assert diff2[4] == "+4.00"
     assert diff2[5] == f"[{expected.low:+.2f}, {expected.high:+.2f}]"
-    assert diff2[6] == "+4.0 pt, not distinguishable with 2 seeds"
+    assert diff2[6] == f"{test.pvalue:.3g}"
+    assert diff2[8] == "+4.0 pt, not distinguishable with 2 seeds"
     diff1 = rows[("diff", "1")]  # seed 2 of random running, seed 3 of diff stopped
-    assert diff1[3] == "1" and diff1[6] == "+3.5 pt, one seed: no interval"
-    assert "seed 2: only diff" in diff1[8] and "seed 3: only random" in diff1[8]
+    assert diff1[3] == "1" and diff1[8] == "+3.5 pt, one seed: no interval"
+    assert "seed 2: only diff" in diff1[10] and "seed 3: only random" in diff1[10]
+    # Holm over the two shot counts of 'diff': only 2 shots has a p, so it is its own family
+    assert diff2[7] == f"{test.pvalue:.3g}"
 
 
 def test_non_monotone_step_marked(report_dir: Path) -> None:
@@ -197,11 +217,11 @@ def test_spec_wins_over_folder_name(report_dir: Path) -> None:
 def test_files_latex_csv_and_analyses(report_dir: Path, tree: Path) -> None:
     names = {p.name for p in report_dir.iterdir()}
     assert {"report.html", "report.md", "table1.tex", "runs.csv", "accuracy_vs_shots.png",
-            "tsne.png", "losses.png"} <= names
+            "tsne.png", "losses.png", "losses_2shots.png"} <= names
     tex = (report_dir / "table1.tex").read_text()
     assert "EuroSAT & random & 51.00 $\\pm$ 1.00 (n=2) & 38.9" in tex
     html = (report_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and 'id="table1"' in html
+    assert html.count("data:image/png;base64,") == 4 and 'id="table1"' in html
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing outside the file
     text = md(report_dir)
     assert "![" in text and "(tsne.png)" in text
@@ -221,7 +241,7 @@ def test_partial_tree_without_prompts_or_runs(tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert main([str(root), "--out", str(out), "--reference", "none"]) == 0
     text = md(out)
-    assert "No cell has both random and another init" in text
+    assert "No cell has two values of one factor" in text
     assert "t-SNE skipped: no run of this cell kept its epoch-1 prompts" in text
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -265,5 +285,5 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     found = re.search(r"widths=([\d,]*);table1=(\d+)", done.stdout)
     assert found, done.stderr[-2000:]
     widths = [int(w) for w in found.group(1).split(",") if w]
-    assert len(widths) == 3 and all(w > 100 for w in widths)
+    assert len(widths) == 4 and all(w == 1200 for w in widths)  # page-wide, shown at 100 %
     assert int(found.group(2)) == 3  # random, same, diff rows of EuroSAT

@@ -273,6 +273,7 @@ def draw_lines(lines: Sequence[Line]) -> Any:
             axis.set_yscale("log")  # the terms' norms differ by orders of magnitude
         axis.set_title(title)
         axis.set_xlabel("epoch")
+        axis.set_ylabel(title)  # the panel's quantity, read without looking up at the title
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
     for position, axis in enumerate(axes.flat):

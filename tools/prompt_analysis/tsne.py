@@ -197,15 +197,20 @@ def plot_panels(panels: Sequence[Panel], points: Sequence[Any], classnames: Sequ
 
 
 def draw_panels(panels: Sequence[Panel], points: Sequence[Any], classnames: Sequence[str],
-                label_points: bool) -> Any:
-    """The t-SNE figure: one panel per init, each class a point (and its name)."""
+                label_points: bool, columns: int | None = None) -> Any:
+    """The t-SNE figure: one panel per init, each class a point (and its name); ``columns``
+    panels per row (default: all in one row)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5), squeeze=False)
-    for ax, panel, xy in zip(axes[0], panels, points):
+    columns = min(columns or len(panels), len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 5 * rows), squeeze=False)
+    for spare in axes.flat[len(panels):]:
+        spare.set_visible(False)
+    for ax, panel, xy in zip(axes.flat, panels, points):
         ax.scatter(xy[:, 0], xy[:, 1], c=range(len(classnames)), cmap="tab20", s=36)
         if label_points:
             # Each name grows towards the panel's centre and long names wrap, so no name runs
