@@ -151,8 +151,7 @@ def section_a(out: Path, smoke: bool) -> list[Row]:
 
 # ------------------------------------------------------------- B. the training-step bench
 def section_b(out: Path, smoke: bool, peak_tflops: float) -> list[Row]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import bench_train_step
+    import bench_train_step  # beside this script (run as a script, its folder is on the path)
 
     args = (["--size", "small", "--device", "cpu", "--classes", "3", "5", "--batch", "2",
              "--repeats", "1", "--matmul-size", "128"] if smoke else
@@ -264,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.smoke and not torch.cuda.is_available():
         parser.error("no CUDA device: run it on a GPU machine, or --smoke on the CPU")
-    sys.path.insert(0, str(REPO))
     os.chdir(REPO)
     os.environ.update(PYTHONWARNINGS="ignore", OUTDATED_IGNORE="1", PYTHONUNBUFFERED="1")
     out = args.out.resolve()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import sources
+from study.run import normalized_dataset
 from .figures import png_bytes, pyplot
 from .runs import Run
 from .study import Study
@@ -42,7 +42,7 @@ def choose_cell(study: Study, wanted: str | None) -> tuple[str, int] | None:
         return present[0]
     name, _, shots = wanted.partition(":")
     for dataset, s in present:
-        if sources.normalized_dataset(dataset) == sources.normalized_dataset(name) \
+        if normalized_dataset(dataset) == normalized_dataset(name) \
                 and str(s) == shots:
             return dataset, s
     return None
@@ -59,8 +59,9 @@ def cell_runs(study: Study, dataset: str, shots: int) -> dict[str, list[Run]]:
 
 
 def first_token_stats(groups: dict[str, list[Run]]) -> tuple[list[list[Any]], str]:
-    tools = sources.prompt_tools()
     import torch
+
+    from analysis import init_stats
 
     rows, problems = [], []
     for label, runs in groups.items():
@@ -70,7 +71,7 @@ def first_token_stats(groups: dict[str, list[Run]]) -> tuple[list[list[Any]], st
                 continue
             try:  # a truncated or key-less file costs that run only, with a note
                 txt = torch.load(path, map_location="cpu", weights_only=True)["txt_ctx"].float()
-                stats = tools.token_statistics(txt[0])
+                stats = init_stats.token_statistics(txt[0])
             except Exception as error:
                 problems.append(f"{run.path.name} {path.name}: {type(error).__name__}: "
                                 f"{str(error)[:200]}")
@@ -120,11 +121,12 @@ def tsne(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
     if len(names) < 3:
         return None, f"skipped: t-SNE needs at least 3 classes; the data set has {len(names)}."
     panels = text_feature_panels(chosen, weights, names)
-    tools = sources.prompt_tools()
+    from analysis import tsne
+
     perplexity = min(TSNE_PERPLEXITY, len(names) - 1.0)  # what embed_2d uses (sklearn's bound)
-    points = [tools.embed_2d(panel.features, TSNE_PERPLEXITY, 0) for panel in panels]
+    points = [tsne.embed_2d(panel.features, TSNE_PERPLEXITY, 0) for panel in panels]
     pyplot()
-    figure = tools.draw_panels(panels, points, names, True, columns=TSNE_COLUMNS)
+    figure = tsne.draw_panels(panels, points, names, True, columns=TSNE_COLUMNS)
     seeds = sorted({r.seed for r in chosen.values()})
     return png_bytes(figure), (f"exact t-SNE, perplexity {perplexity:g} ({len(names)} classes), "
                                f"PCA init, random state 0; seed {', '.join(map(str, seeds))}; "
@@ -136,24 +138,27 @@ def tsne(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
 def text_feature_panels(chosen: dict[str, Run], weights: str, names: Sequence[str]) -> list:
     import torch
 
-    model_tools, tools = sources.model_tools(), sources.prompt_tools()
+    from analysis import tsne
+    from trainers.dapt_init import checkpoint, clip_loading
+    from trainers.dapt_init.model import DAPTModel, PromptSettings
+
     first = next(iter(chosen.values()))
     backbone = first.keys.get("MODEL.BACKBONE.NAME", "ViT-B/16")
     with torch.random.fork_rng(devices=[]):  # building prompts draws; leave no trace
-        clip_model = model_tools.load_clip(backbone, weights).float()
-        prompts = {label: model_tools.load_run_prompts(str(run.path), 1)
+        clip_model = clip_loading.load_clip(backbone, weights).float()
+        prompts = {label: checkpoint.load_run_prompts(str(run.path), 1)
                    for label, run in chosen.items()}
         sample = next(iter(prompts.values()))
-        settings = model_tools.PromptSettings(
+        settings = PromptSettings(
             vis_tokens=sample["vis_ctx"].shape[1], txt_tokens=sample["txt_ctx"].shape[0],
             text_encoder=str(first.keys.get("TRAINER.DAPT_INIT.TEXT_ENCODER", "shared_prefix")))
-        model = model_tools.DAPTModel(clip_model, list(names), settings).eval()
+        model = DAPTModel(clip_model, list(names), settings).eval()
     panels = []
     for label, run in chosen.items():
-        model_tools.load_prompt_state(model.prompt_learner, prompts[label], str(run.path))
+        checkpoint.load_prompt_state(model.prompt_learner, prompts[label], str(run.path))
         with torch.no_grad():
             features = model.encode_text().float()
-        panels.append(tools.Panel(f"{label} seed{run.seed}", run.path, 1, features))
+        panels.append(tsne.Panel(f"{label} seed{run.seed}", run.path, 1, features))
     return panels
 
 
@@ -165,25 +170,26 @@ def loss_curves(groups: dict[str, list[Run]]) -> tuple[bytes | None, str]:
 def loss_figure(groups: dict[str, list[Run]]) -> tuple[Any, str]:
     """The loss-curve figure of one cell (None when no run logged training lines) and its
     note."""
-    tools = sources.loss_tools()
+    from analysis import losses
+
     curves, problems = [], []
     for runs in groups.values():
         for run in runs:
             try:
-                curves.append(tools.read_run(run.path))
+                curves.append(losses.read_run(run.path))
             except Exception as error:  # one run's unreadable log costs that run only
                 problems.append(f"{run.path.name}: {error}")
     if not curves:
         return None, "skipped: no run of this cell logged training lines."
     pyplot()
-    lines = tools.group_lines(curves)
+    lines = losses.group_lines(curves)
     label_of = {run.path: label for label, runs in groups.items() for run in runs}
     for line in lines:  # the table's row labels, not folder names
         label = next((label_of[r.run_dir] for r in line.runs if r.run_dir in label_of), None)
         if label is not None:
             seeds = len(line.runs)
             line.label = f"{label} ({seeds} seed{'s' if seeds != 1 else ''})"
-    figure = tools.draw_lines(lines)
+    figure = losses.draw_lines(lines)
 
     grads = any(name.startswith("grad_") for c in curves for name in c.values)
     sources_used = sorted({c.source for c in curves})

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import sources
+from results.render import latex_escaped
 from .analyses import Analyses
 from .document import Block, Figure, Heading, Items, Paragraph, Table
 from .inventory import Grid, pooled_differences, provenance, slots, status_counts
@@ -50,7 +50,7 @@ def table1(study: Study, reference: Any, reference_name: str) -> Table:
 def table1_latex(study: Study, reference: Any, reference_name: str) -> str:
     table = table1(study, reference, reference_name)
 
-    tex = sources.latex_escaped  # by construction, one character at a time (issue 25)
+    tex = latex_escaped  # by construction, one character at a time (issue 25)
 
     lines = ["\\begin{table}[t]", "\\centering", "\\small",
              "\\begin{tabular}{ll" + "r" * (len(table.headers) - 2) + "}", "\\toprule",

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from . import sources
+from results.reference import ReferenceDataError, load_reference
+
 from .analyses import start_analyses
 from .figures import accuracy_figure, grid_figure
 from .build import build_blocks, runs_csv, table1_latex
@@ -16,9 +17,11 @@ from .document import write_report
 from .output import OutputError, ReportFolder
 from .inventory import observed_grid
 from .runs import read_tree
+
+REPO = Path(__file__).resolve().parent.parent
 from .study import FACTOR_KEYS, TEXT_INIT, VIS_INIT, build_study, factors
 
-DEFAULT_REFERENCE = sources.REPO / "docs" / "reference" / "report_seed1.csv"
+DEFAULT_REFERENCE = REPO / "docs" / "reference" / "report_seed1.csv"
 TSNE_CELL = re.compile(r"^[^:]+:\d+$")
 
 
@@ -50,12 +53,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_reference(spec: str):
+def reference_of(spec: str):
     if spec.lower() == "none":
         return None, ""
     try:
-        reference = sources.load_reference(spec, "accuracy")
-    except sources.ReferenceDataError as error:
+        reference = load_reference(spec, "accuracy")
+    except ReferenceDataError as error:
         raise UserError(str(error)) from None
     return reference, reference.name
 
@@ -100,7 +103,7 @@ def make_report(args: argparse.Namespace) -> int:
     except OutputError as error:
         raise UserError(str(error)) from None
     chosen = parse_baselines(args.baseline)
-    reference, reference_name = load_reference(args.reference)
+    reference, reference_name = reference_of(args.reference)
     runs = read_tree(root)
     study = build_study(runs)  # also marks runs whose settings differ from their cell's
     grid = observed_grid(runs, args.datasets, args.inits, args.shots, args.seeds)

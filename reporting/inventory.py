@@ -5,11 +5,16 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Sequence
 
-from . import sources
+from results.labels import INIT_ORDER
+from study.run import dataset_display_name, dataset_sort_key
+
 from .runs import EMPTY, FINISHED, MISSING, Run
 from .study import Study
+
+REPO = Path(__file__).resolve().parent.parent
 
 STATUS_ORDER = ("finished", "finished, other settings", "in progress", "crashed", "unreadable",
                 "duplicate", "empty", "missing")
@@ -29,11 +34,11 @@ def observed_grid(runs: Sequence[Run], datasets: Sequence[str] | None = None,
     """The grid the runs span, each axis replaced by the one given on the command line."""
     placed = [r for r in runs if r.cell is not None]
     found_inits = sorted({(r.cell.init, r.cell.vis_init, r.cell.tag) for r in placed},
-                         key=lambda k: (sources.INIT_ORDER.index(k[0])
-                                        if k[0] in sources.INIT_ORDER else 99, k))
+                         key=lambda k: (INIT_ORDER.index(k[0])
+                                        if k[0] in INIT_ORDER else 99, k))
     return Grid(
-        tuple(sources.dataset_display_name(d) for d in datasets) if datasets else
-        tuple(sorted({r.cell.dataset for r in placed}, key=sources.dataset_sort_key)),
+        tuple(dataset_display_name(d) for d in datasets) if datasets else
+        tuple(sorted({r.cell.dataset for r in placed}, key=dataset_sort_key)),
         tuple((i, "random", "") for i in inits) if inits else tuple(found_inits),
         tuple(sorted(shots)) if shots else tuple(sorted({r.cell.shots for r in placed})),
         tuple(sorted(seeds)) if seeds else tuple(sorted({r.seed for r in placed
@@ -97,7 +102,7 @@ def pooled_differences(study: Study) -> list[tuple[str, int, str]]:
 
 def _git(*args: str) -> str:
     try:
-        done = subprocess.run(["git", "-C", str(sources.REPO), *args], capture_output=True,
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
                               text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return ""

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sources
+from results.logs import crash_message, log_files_newest_first
+from study.run import RunKey, dataset_display_name
+from study.run_read import RunFolder, mapping_field, metric_of, read_run_folders, record_format_problem
+from trainers.dapt_init.run_folder import lock_holder
+from trainers.dapt_init.runstate import PROMPT_MODEL
 
 ELAPSED = re.compile(r"^Elapsed: (\d+):(\d\d):(\d\d)\s*$", re.MULTILINE)
 CPU_NOTE = re.compile(r"^Note: running on the CPU", re.MULTILINE)
@@ -75,7 +79,7 @@ class Run:
 def _log_texts(run_dir: Path) -> tuple[str, str]:
     """(all logs of the run oldest first, the newest log): a resumed run's log.txt-<time>
     files come after log.txt; only the newest one says how the last attempt ended."""
-    logs = sources.log_files_newest_first(run_dir)
+    logs = log_files_newest_first(run_dir)
     texts = []
     for path in logs:
         try:
@@ -85,13 +89,13 @@ def _log_texts(run_dir: Path) -> tuple[str, str]:
     return "\n".join(reversed(texts)), (texts[0] if texts else "")
 
 
-def cell_of(key: sources.RunKey | None) -> tuple[Cell | None, int | None]:
+def cell_of(key: RunKey | None) -> tuple[Cell | None, int | None]:
     """Table 1's cell of a run placed in the study (few-shot runs only) and its seed."""
     if key is None:
         return None, None
     if key.kind != "fewshot" or key.init is None:
         return None, key.seed
-    return Cell(sources.dataset_display_name(key.dataset), key.init, key.vis_init or "random",
+    return Cell(dataset_display_name(key.dataset), key.init, key.vis_init or "random",
                 key.shots, key.config, key.tag), key.seed
 
 
@@ -112,7 +116,7 @@ def environment_from_log(run: Run, text: str) -> None:
     run.split_file = split.group(1) if split else ""
 
 
-def read_run(folder: sources.RunFolder) -> Run:
+def read_run(folder: RunFolder) -> Run:
     """One seed folder, whatever state it is in; never raises for a broken run: every
     problem of its record becomes a note (``notes``) or its status (unreadable)."""
     run_dir = folder.path
@@ -121,12 +125,12 @@ def read_run(folder: sources.RunFolder) -> Run:
     run = Run(run_dir, cell, seed, MISSING, spec_source=folder.source, notes=notes)
     text, newest = _log_texts(run_dir)
     if record is not None:
-        run.keys = sources.mapping_field(record, "fingerprint_keys", notes)
+        run.keys = mapping_field(record, "fingerprint_keys", notes)
         fingerprint = record.get("fingerprint")
         run.fingerprint = fingerprint if isinstance(fingerprint, str) else None
         run.epoch = record.get("epoch") if _whole(record.get("epoch")) else None
-        run.metrics = sources.mapping_field(record, "metrics", notes)
-        clip = sources.mapping_field(record, "clip", notes)
+        run.metrics = mapping_field(record, "metrics", notes)
+        clip = mapping_field(record, "clip", notes)
         weights = clip.get("weights")
         run.clip_weights = weights if isinstance(weights, dict) else {}
         wrong = [name for name, kind in (("sha256", str), ("path", str), ("size", int))
@@ -153,7 +157,7 @@ def read_run(folder: sources.RunFolder) -> Run:
     if folder.duplicate_of is not None:
         run.status, run.detail = DUPLICATE, f"records the same run as {folder.duplicate_of}"
     if run.status == FINISHED:
-        run.accuracy, problem = sources.metric_of({"metrics": run.metrics}, "accuracy")
+        run.accuracy, problem = metric_of({"metrics": run.metrics}, "accuracy")
         if problem:
             run.status, run.detail = UNREADABLE, f"result.json has {problem}"
     return run
@@ -166,21 +170,21 @@ def _whole(value: Any) -> bool:
 def classify(run_dir: Path, record: dict[str, Any] | None, problem: str,
              text: str) -> tuple[str, str]:
     """(status, detail): a held lock wins (someone is writing), then a result, then a crash."""
-    holder = sources.lock_holder(str(run_dir))
+    holder = lock_holder(str(run_dir))
     if holder:
         return IN_PROGRESS, "lock held: " + holder.split(":")[0]
     if record is not None:
-        problem = sources.record_format_problem(record)
+        problem = record_format_problem(record)
         return (UNREADABLE, problem) if problem else (FINISHED, "")
     if problem:
         return UNREADABLE, problem
-    crash = sources.crash_message(text.splitlines()) if text else None
+    crash = crash_message(text.splitlines()) if text else None
     if crash:
         return CRASHED, crash
     last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
     if last.startswith("error:"):
         return CRASHED, last
-    checkpoints = list((run_dir / sources.PROMPT_MODEL).glob("model.pth.tar-*"))
+    checkpoints = list((run_dir / PROMPT_MODEL).glob("model.pth.tar-*"))
     if checkpoints:
         return IN_PROGRESS, f"{len(checkpoints)} checkpoint(s), no result.json (stopped or running)"
     if text:
@@ -190,4 +194,4 @@ def classify(run_dir: Path, record: dict[str, Any] | None, problem: str,
 
 def read_tree(root: Path) -> list[Run]:
     """Every seed folder under root (a second folder recording one run: "duplicate")."""
-    return [read_run(folder) for folder in sources.read_run_folders(root)]
+    return [read_run(folder) for folder in read_run_folders(root)]

@@ -6,7 +6,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from . import sources
+from results.labels import INIT_ORDER
+from results.numbers import summarize
+from study.run import dataset_sort_key, natural_key, normalized_dataset
+from trainers.dapt_init.dapt_values import dapt_values
 from .runs import OTHER_SETTINGS, Cell, Run
 from .stats import Paired, Summary, holm, pair_up, sign_flip_summary
 
@@ -52,7 +55,7 @@ class CellRuns:
 
     @property
     def std(self) -> float:
-        return sources.summarize(list(self.values.values())).std  # population std
+        return summarize(list(self.values.values())).std  # population std
 
     @property
     def n(self) -> int:
@@ -94,9 +97,9 @@ def normalized_value(value: Any) -> str:
 
 
 def row_sort_key(row: Row) -> tuple:
-    rank = sources.INIT_ORDER.index(row.init) if row.init in sources.INIT_ORDER else 99
-    return (sources.dataset_sort_key(row.dataset), rank, row.init, row.vis_init != "random",
-            row.vis_init, sources.natural_key(row.tag), row.config)
+    rank = INIT_ORDER.index(row.init) if row.init in INIT_ORDER else 99
+    return (dataset_sort_key(row.dataset), rank, row.init, row.vis_init != "random",
+            row.vis_init, natural_key(row.tag), row.config)
 
 
 def build_study(runs: Sequence[Run]) -> Study:
@@ -210,7 +213,7 @@ def value_sort_key(value: str) -> tuple:
     try:
         return (0, float(value), value)
     except ValueError:
-        rank = sources.INIT_ORDER.index(value) if value in sources.INIT_ORDER else 99
+        rank = INIT_ORDER.index(value) if value in INIT_ORDER else 99
         return (1, rank, value)
 
 
@@ -231,7 +234,7 @@ def factors(study: Study, chosen: dict[str, str]) -> list[Factor]:
     datasets = {row.dataset for row in study.rows}
     published = {}  # key -> DAPT's value, where every data set of the tree has the same one
     for key in study.grid_keys:
-        dapt = {normalized_value((sources.dapt_values(d) or {}).get(key)) for d in datasets}
+        dapt = {normalized_value((dapt_values(d) or {}).get(key)) for d in datasets}
         if len(dapt) == 1 and "None" not in dapt:
             published[key] = dapt.pop()
     for name, key, default in candidates:
@@ -345,5 +348,5 @@ def summaries(comparisons: Sequence[Comparison]) -> dict[str, tuple[Summary | No
 def reference_value(reference: Any, row: Row, shots: int) -> float | None:
     if reference is None:
         return None
-    key = (sources.normalized_dataset(row.dataset), row.init, row.vis_init, row.tag, shots)
+    key = (normalized_dataset(row.dataset), row.init, row.vis_init, row.tag, shots)
     return reference.values.get(key)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from tests.analyze_prompts_helpers import INITS, TOOL, csv_rows, numpy_stats, run_tool, stats_of
-from tools.prompt_analysis import tsne
+from analysis import tsne
 
 EOS_ID = 49407
 K = 16  # text tokens (default)

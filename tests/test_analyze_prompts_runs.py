@@ -15,7 +15,7 @@ from tests.analyze_prompts_helpers import (INITS, REPO, TOOL, csv_rows, numpy_st
                                            stats_of)
 from tests.integration import prepared_workdir, run_train, train_command
 from tests.toolbox import requires_toolbox
-from tools.prompt_analysis import common
+from analysis import common
 
 
 # ----------------------------------------------------- real runs (toolbox, ~45 s in all)

@@ -170,7 +170,7 @@ def test_identical_curves_stay_visible_each_with_its_own_style():
     # Three settings logging the very same values (as text inits do for the intra term).
     import matplotlib.pyplot as plt
 
-    from tools.prompt_analysis.losses import Line, draw_lines
+    from analysis.losses import Line, draw_lines
 
     series = {"loss_intra": {1: 0.5, 2: 0.25, 3: 0.125}}
     lines = [Line(label, [], series, {"loss_intra": {1: 0.0, 2: 0.0, 3: 0.0}},

@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_report  # noqa: E402
-from report.runs import read_tree  # noqa: E402
-from report.stats import holm  # noqa: E402
-from report.study import build_study, compare, factors  # noqa: E402
+from reporting.runs import read_tree  # noqa: E402
+from reporting.stats import holm  # noqa: E402
+from reporting.study import build_study, compare, factors  # noqa: E402
 
 KEY = "TRAINER.DAPT_INIT.TXT_BETA"
 
@@ -101,7 +101,7 @@ def test_text_init_paired_within_each_grid_value(root: Path) -> None:
 
 def test_report_has_a_grid_section_and_a_sentence_per_comparison(root: Path,
                                                                  tmp_path: Path) -> None:
-    from report.cli import main
+    from reporting.cli import main
     out = tmp_path / "r"
     assert main([str(root), "--out", str(out), "--reference", "none"]) == 0
     text = (out / "report.md").read_text()

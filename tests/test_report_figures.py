@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_report  # noqa: E402
-from report import analyses, figures  # noqa: E402
-from report.runs import read_tree  # noqa: E402
-from report.study import build_study, factors  # noqa: E402
+from reporting import analyses, figures  # noqa: E402
+from reporting.runs import read_tree  # noqa: E402
+from reporting.study import build_study, factors  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_loss_figure(study) -> None:
 
 @pytest.mark.parametrize("panels", [3, 6])
 def test_tsne_figure_with_long_class_names(panels: int) -> None:
-    from tools.prompt_analysis import tsne
+    from analysis import tsne
     import torch
     names = [f"Herbaceous Vegetation Land {i}" for i in range(10)]
     rng = np.random.default_rng(0)

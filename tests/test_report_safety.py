@@ -14,8 +14,8 @@ from pathlib import Path
 import markdown
 import pytest
 
-from report.document import Paragraph, Table, render_markdown
-from report.output import MARKER, OutputError, ReportFolder, write_atomically
+from reporting.document import Paragraph, Table, render_markdown
+from reporting.output import MARKER, OutputError, ReportFolder, write_atomically
 from results.render import latex_escaped
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from report import stats
+from reporting import stats
 
 
 @pytest.mark.parametrize("p_values, expected", [

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import pytest
 
 from benchmarks import bench_report
-from report.analyses import first_token_stats
-from report.runs import read_tree
-from report.study import build_study
+from reporting.analyses import first_token_stats
+from reporting.runs import read_tree
+from reporting.study import build_study
 from results.study import collect_study
 from results.tables import build_grid_table, grid_text_table
 from results.labels import label_methods

@@ -1,8 +1,9 @@
-"""The tools' import structure, read from the source with ast (nothing is imported or run).
+"""The tools' and analyses' import structure, read from the source with ast (nothing is
+imported or run).
 
-No cycle among the modules under tools/, the analyses' shared helpers import none of the
-commands, the dispatcher only dispatches, and no tool imports train.py: building a config is
-study/config.py's job, shared by train.py and the tools.
+No cycle among the modules under tools/ and analysis/, the analyses' shared helpers import none
+of the commands, the dispatcher only dispatches, and no tool imports train.py: building a config
+is study/config.py's job, shared by train.py and the tools.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
-COMMANDS = {f"tools.prompt_analysis.{name}"
+ANALYSIS = REPO / "analysis"
+COMMANDS = {f"analysis.{name}"
             for name in ("init_stats", "tsne", "losses", "nearest_words")}
 MAX_LINES = 400
 
@@ -24,7 +26,8 @@ def module_name(path: Path) -> str:
 
 
 def tool_modules() -> dict[str, Path]:
-    return {module_name(path): path for path in sorted(TOOLS.rglob("*.py"))}
+    return {module_name(path): path for path in sorted([*TOOLS.rglob("*.py"),
+                                                        *ANALYSIS.rglob("*.py")])}
 
 
 def imported_names(path: Path) -> set[str]:
@@ -85,27 +88,27 @@ def test_the_cycle_finder_finds_a_ring_and_passes_a_tree():
 def test_the_import_walk_sees_lazy_relative_and_from_package_imports(tmp_path):
     module = tmp_path / "mod.py"
     module.write_text("def f():\n    import train\n"
-                      "from tools.prompt_analysis import common\n")
-    assert {"train", "tools.prompt_analysis.common"} <= imported_names(module)
-    inside = imported_names(TOOLS / "prompt_analysis" / "tsne.py")
-    assert "tools.prompt_analysis.common" in inside and "datasets" in inside  # a lazy import
+                      "from analysis import common\n")
+    assert {"train", "analysis.common"} <= imported_names(module)
+    inside = imported_names(ANALYSIS / "tsne.py")
+    assert "analysis.common" in inside and "datasets" in inside  # a lazy import
 
 
 def test_no_import_cycle_among_the_tools():
     graph = tool_graph()
-    assert COMMANDS | {"tools.analyze_prompts", "tools.prompt_analysis.common"} <= set(graph)
+    assert COMMANDS | {"tools.analyze_prompts", "analysis.common"} <= set(graph)
     assert find_cycle(graph) is None
 
 
 def test_the_shared_helpers_import_no_command_and_commands_import_no_other_command():
     graph = tool_graph()
-    assert not graph["tools.prompt_analysis.common"] & (COMMANDS | {"tools.analyze_prompts"})
+    assert not graph["analysis.common"] & (COMMANDS | {"tools.analyze_prompts"})
     for command in COMMANDS:
         assert not graph[command] & ((COMMANDS - {command}) | {"tools.analyze_prompts"}), command
 
 
 def test_the_dispatcher_only_imports_the_commands():
-    assert tool_graph()["tools.analyze_prompts"] <= COMMANDS | {"tools.prompt_analysis"}
+    assert tool_graph()["tools.analyze_prompts"] <= COMMANDS | {"analysis"}
 
 
 @pytest.mark.parametrize("name", sorted(tool_modules()))
@@ -114,7 +117,7 @@ def test_no_tool_imports_train(name):
     assert not {"train", "train.py"} & {imported.split(".")[0] for imported in names}
 
 
-@pytest.mark.parametrize("path", sorted((TOOLS / "prompt_analysis").glob("*.py"))
+@pytest.mark.parametrize("path", sorted(ANALYSIS.glob("*.py"))
                          + [TOOLS / "analyze_prompts.py", REPO / "study" / "config.py"],
                          ids=lambda path: str(path.relative_to(REPO)))
 def test_the_analysis_modules_stay_small(path):

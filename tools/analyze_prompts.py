@@ -1,6 +1,6 @@
 """The study's prompt analyses: first-token statistics per init (2) and a t-SNE of class texts (3).
 
-One subcommand each, in tools/prompt_analysis/ (shared helpers: common.py); this file only
+One subcommand each, in analysis/ (shared helpers: common.py); this file only
 dispatches:
 
     init-stats     first-token statistics of the initial (and saved) prompts per init (2)
@@ -29,10 +29,10 @@ from typing import Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 
-from tools.prompt_analysis.init_stats import add_init_stats_parser  # noqa: E402
-from tools.prompt_analysis.losses import add_losses_parser  # noqa: E402
-from tools.prompt_analysis.nearest_words import add_nearest_words_parser  # noqa: E402
-from tools.prompt_analysis.tsne import add_tsne_parser  # noqa: E402
+from analysis.init_stats import add_init_stats_parser  # noqa: E402
+from analysis.losses import add_losses_parser  # noqa: E402
+from analysis.nearest_words import add_nearest_words_parser  # noqa: E402
+from analysis.tsne import add_tsne_parser  # noqa: E402
 from trainers.dapt_init.errors import DaptInitError  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from tools.prompt_analysis.common import (check_init_name, checkpoint_path, chosen_epoch,
+from analysis.common import (check_init_name, checkpoint_path, chosen_epoch,
                                           logged_run_info, non_negative_int,
                                           positive_float)
 from trainers.dapt_init.checkpoint import load_prompt_state, load_run_prompts

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from tools.prompt_analysis.common import (TABLE_FORMATS, InitSettings, add_clip_options,
+from analysis.common import (TABLE_FORMATS, InitSettings, add_clip_options,
                                           check_weights, check_width, first_or_none,
                                           initial_text_prompts, logged_run_info,
                                           non_negative_int, positive_int, resolved_settings,
