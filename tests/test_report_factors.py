@@ -42,7 +42,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for record_path in part.rglob("result.json"):
             record = json.loads(record_path.read_text())
             record["fingerprint_keys"][KEY] = float(beta)
-            record["spec"] = {"kind": "fewshot", "dataset": "EuroSAT",
+            record["spec"] = {"kind": "train", "dataset": "EuroSAT",
                               "init": record["init_method"], "vis_init": "random",
                               "config": record_path.parent.parent.name.rsplit("_", 1)[0],
                               "shots": record["shots"], "seed": record["seed"],

@@ -28,7 +28,7 @@ def study(tmp_path_factory: pytest.TempPathFactory):
         record = json.loads(record_path.read_text())
         beta = "10.0" if record["seed"] == 2 or "2shots" in str(record_path) else "0.1"
         record["fingerprint_keys"]["TRAINER.DAPT_INIT.TXT_BETA"] = float(beta)
-        record["spec"] = {"kind": "fewshot", "dataset": record["dataset"],
+        record["spec"] = {"kind": "train", "dataset": record["dataset"],
                           "init": record["init_method"], "vis_init": "random",
                           "config": record_path.parent.parent.name.rsplit("_", 1)[0],
                           "shots": record["shots"], "seed": record["seed"],
