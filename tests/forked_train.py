@@ -22,6 +22,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,9 +144,12 @@ class TrainServer:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
-        self.process = subprocess.Popen(
-            [sys.executable, __file__], cwd=REPO, env=env, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=open(folder / "driver.err", "w"), text=True)
+        with open(folder / "driver.err", "w") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, __file__], cwd=REPO, env=env, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=errors, text=True, bufsize=1)
+        self.answers = self.process.stdout.fileno()  # read raw: select() sees every byte
+        self.pending = b""
         self.ids = itertools.count()
         self.statuses: dict[int, int] = {}
 
@@ -162,16 +166,34 @@ class TrainServer:
         self.process.stdin.flush()
         return number
 
-    def wait(self, number: int) -> Run:
+    def wait(self, number: int, timeout: float = 600) -> Run:
+        """The run's result; the driver is ended and an error raised if no answer comes in
+        ``timeout`` seconds (a hung run fails its test instead of hanging the suite)."""
+        deadline = time.monotonic() + timeout
         while number not in self.statuses:
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError("the train driver ended: "
-                                   + (self.folder / "driver.err").read_text()[-3000:])
+            if b"\n" not in self.pending:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([self.answers], [], [], max(left, 0))
+                if not ready:
+                    self.process.kill()
+                    raise TimeoutError(f"no answer for run {number} in {timeout} s: "
+                                       + self.log(number))
+                chunk = os.read(self.answers, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("the train driver ended: " + self.log(number))
+                self.pending += chunk
+                continue
+            line, self.pending = self.pending.split(b"\n", 1)
             answer = json.loads(line)
             self.statuses[answer["id"]] = answer["status"]
         return Run(self.statuses[number], (self.folder / f"{number}.out").read_text(),
                    (self.folder / f"{number}.err").read_text())
+
+    def log(self, number: int) -> str:
+        """The tails of the driver's stderr and of the run's."""
+        tails = [path.read_text()[-3000:] for path in
+                 (self.folder / "driver.err", self.folder / f"{number}.err") if path.exists()]
+        return "\n".join(tails)
 
     def run(self, command: list[str], **options) -> Run:
         return self.wait(self.start(command, **options))
