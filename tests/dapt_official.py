@@ -3,11 +3,12 @@
     cd DAPT_ROOT && PYTHONPATH=DAPT_ROOT/Dassl.pytorch \
         python /path/tests/dapt_official.py WEIGHTS PLAN.json
 
-PLAN.json: {"runs": [{"argv": [TRAIN.PY ARGS...], "log": FILE, "initial": FILE}, ...],
-"report": FILE}. The shims are installed and their ``train.py``'s imports run once; then each
-run, in order, is a forked child executing their ``train.py`` as ``__main__`` with its
-arguments (stdout and stderr in ``log``), exactly what ``python train.py ARGS`` does after the
-imports. The report lists each run's exit status.
+PLAN.json: {"chains": [[{"argv": [TRAIN.PY ARGS...], "log": FILE, "initial": FILE}, ...],
+...], "report": FILE}. The shims are installed and their ``train.py``'s imports run once; then
+the chains run side by side, each its runs in order (a run may need the previous one's files),
+each run a forked child executing their ``train.py`` as ``__main__`` with its arguments
+(stdout and stderr in ``log``), exactly what ``python train.py ARGS`` does after the imports.
+The report lists each chain's exit statuses (null for a run not reached).
 
 Their files are not modified; this process patches, before running their ``train.py`` as
 ``__main__``: clip's downloader (returns the local ``WEIGHTS`` file), ``.to('cuda')`` (their
@@ -110,9 +111,33 @@ def main() -> None:
         runpy.run_path("train.py", run_name="__main__")
         return 0
 
-    statuses = [run_forked(lambda run=run: body(run)) for run in plan["runs"]]
-    with open(plan["report"], "w") as report:
-        json.dump(statuses, report)
+    def chain(runs: list[dict], report: str) -> int:
+        statuses = []
+        for run in runs:
+            statuses.append(run_forked(lambda run=run: body(run)))
+            if statuses[-1] != 0:
+                break
+        with open(report, "w") as file:
+            json.dump(statuses + [None] * (len(runs) - len(statuses)), file)
+        return 0
+
+    reports = [f"{plan['report']}.{number}" for number in range(len(plan["chains"]))]
+    pids = []
+    for runs, report in zip(plan["chains"], reports):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(chain(runs, report))
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    statuses = []
+    for report in reports:
+        with open(report) as file:
+            statuses.append(json.load(file))
+    with open(plan["report"], "w") as file:
+        json.dump(statuses, file)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pairs(dapt_root, work, tmp_path_factory) -> dict:
     """Both codebases' runs for every setting. Theirs: one driver process (their imports once,
-    a forked child per run: each setting's PROTOTYPE_GEN run, then its training run). Ours: one
-    forked driver too (tests/forked_train.py), running while theirs run."""
+    a forked child per run: each setting's PROTOTYPE_GEN run, then its training run; the
+    settings side by side). Ours: one forked driver too (tests/forked_train.py), running while
+    theirs run."""
     weights = str(work / "small_clip.pt")
     ours = TrainServer(tmp_path_factory.mktemp("dapt_fp16_ours_driver"))
     started, plan, found = {}, [], {}
@@ -82,9 +83,10 @@ def pairs(dapt_root, work, tmp_path_factory) -> dict:
         theirs_data = base / "dapt_data"  # their few-shot and prototype files go here
         shutil.copytree(work / "data", theirs_data)
         dataset = ["--trainer", "DAPT", "--dataset-config-file", "configs/datasets/eurosat.yaml"]
+        plan.append([])  # the setting's two runs in order, beside the other setting's
         for label, extra in (("gen", ["TRAINER.DAPT.PROTOTYPE_GEN", "True"]), ("train", [])):
             flags, opts = common_args(theirs_data, seed, shots, base / f"dapt_{label}")
-            plan.append({"argv": [*dataset, *flags, *opts, *extra],
+            plan[-1].append({"argv": [*dataset, *flags, *opts, *extra],
                          "log": str(base / f"dapt_{label}.console"),
                          "initial": str(base / f"dapt_{label}_initial.pt")})
         flags, opts = common_args(work / "data", seed, shots, base / "ours")
@@ -101,7 +103,7 @@ def pairs(dapt_root, work, tmp_path_factory) -> dict:
     try:
         report = tmp_path_factory.mktemp("dapt_fp16_plan") / "report.json"
         plan_file = report.with_name("plan.json")
-        plan_file.write_text(json.dumps({"runs": plan, "report": str(report)}))
+        plan_file.write_text(json.dumps({"chains": plan, "report": str(report)}))
         env = {**os.environ, "PYTHONPATH": str(dapt_root / "Dassl.pytorch"),
                "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore", "OUTDATED_IGNORE": "1"}
         done = subprocess.run([python(), str(REPO / "tests/dapt_official.py"), weights,
@@ -109,8 +111,9 @@ def pairs(dapt_root, work, tmp_path_factory) -> dict:
                               cwd=dapt_root, env=env, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
-        for run, status in zip(plan, json.loads(report.read_text())):
-            assert status == 0, (run["argv"], Path(run["log"]).read_text()[-3000:])
+        for chain, statuses in zip(plan, json.loads(report.read_text())):
+            for run, status in zip(chain, statuses):
+                assert status == 0, (run["argv"], Path(run["log"]).read_text()[-3000:])
         for key, number in started.items():
             result = ours.wait(number)
             assert result.returncode == 0, (key, result.stderr[-3000:])
