@@ -1,11 +1,12 @@
 """fp16 and amp on the CPU (TRAINER.DAPT_INIT.CPU_FP32 False): the GPU's code paths, run in CI.
 
-Real train.py runs on tiny EuroSAT-layout data with the small random CLIP, INIT_METHOD random,
-one per precision (fp16, amp) and text encoder (full, shared_prefix); the shared_prefix run is
-also killed after its first epoch and run again. Checked: the dtypes each precision trains in,
-the resume bit for bit (the GradScaler's state included), ``--eval-only``, shared_prefix
-against full within a bound, the divergence stop (fires on a real divergence, not on a step
-the GradScaler skipped), and what loads across precisions.
+Real train.py runs (forked from one driver that imported train.py's modules once:
+tests/forked_train.py) on tiny EuroSAT-layout data with the small random CLIP, INIT_METHOD
+random, one per precision (fp16, amp) and text encoder (full, shared_prefix); the shared_prefix
+run is also killed after its first epoch and run again. Checked: the dtypes each precision
+trains in, the resume bit for bit (the GradScaler's state included), ``--eval-only``,
+shared_prefix against full within a bound, the divergence stop (fires on a real divergence, not
+on a step the GradScaler skipped), and what loads across precisions.
 """
 from __future__ import annotations
 
