@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.integration import REPO, prepared_workdir, python, run_train
+from tests.forked_train import TrainServer
+from tests.integration import REPO, prepared_workdir, python
 from tests.test_hosts import HOSTS, HOSTS_SKIP_REASON
 from tests.toolbox import requires_toolbox
 
@@ -68,35 +69,62 @@ def work(tmp_path_factory) -> Path:
     return prepared_workdir(tmp_path_factory.mktemp("dapt_fp16_work"))
 
 
-@pytest.fixture(scope="module", params=SETTINGS, ids=[f"seed{s}-{n}shots" for s, n in SETTINGS])
-def pair(request, dapt_root, work, tmp_path_factory) -> dict:
-    seed, shots = request.param
-    base = tmp_path_factory.mktemp(f"pair_seed{seed}_{shots}shots")
-    theirs_data = base / "dapt_data"  # their few-shot and prototype files go here
-    shutil.copytree(work / "data", theirs_data)
+@pytest.fixture(scope="module")
+def pairs(dapt_root, work, tmp_path_factory) -> dict:
+    """Both codebases' runs for every setting. Theirs: one driver process (their imports once,
+    a forked child per run: each setting's PROTOTYPE_GEN run, then its training run; the
+    settings side by side). Ours: one forked driver too (tests/forked_train.py), running while
+    theirs run."""
     weights = str(work / "small_clip.pt")
-    env = {**os.environ, "PYTHONPATH": str(dapt_root / "Dassl.pytorch"),
-           "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore", "OUTDATED_IGNORE": "1"}
-    dataset = ["--trainer", "DAPT", "--dataset-config-file", "configs/datasets/eurosat.yaml"]
-    for label, extra in (("gen", ["TRAINER.DAPT.PROTOTYPE_GEN", "True"]), ("train", [])):
-        flags, opts = common_args(theirs_data, seed, shots, base / f"dapt_{label}")
-        done = subprocess.run(
-            [python(), str(REPO / "tests/dapt_official.py"), weights,
-             str(base / f"dapt_{label}_initial.pt"), "--", *dataset, *flags, *opts, *extra],
-            cwd=dapt_root, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, (label, done.stdout[-2000:], done.stderr[-3000:])
+    ours = TrainServer(tmp_path_factory.mktemp("dapt_fp16_ours_driver"))
+    started, plan, found = {}, [], {}
+    for seed, shots in SETTINGS:
+        base = tmp_path_factory.mktemp(f"pair_seed{seed}_{shots}shots")
+        theirs_data = base / "dapt_data"  # their few-shot and prototype files go here
+        shutil.copytree(work / "data", theirs_data)
+        dataset = ["--trainer", "DAPT", "--dataset-config-file", "configs/datasets/eurosat.yaml"]
+        plan.append([])  # the setting's two runs in order, beside the other setting's
+        for label, extra in (("gen", ["TRAINER.DAPT.PROTOTYPE_GEN", "True"]), ("train", [])):
+            flags, opts = common_args(theirs_data, seed, shots, base / f"dapt_{label}")
+            plan[-1].append({"argv": [*dataset, *flags, *opts, *extra],
+                         "log": str(base / f"dapt_{label}.console"),
+                         "initial": str(base / f"dapt_{label}_initial.pt")})
+        flags, opts = common_args(work / "data", seed, shots, base / "ours")
+        started[seed, shots] = ours.start(
+            [python(), str(REPO / "train.py"), "--trainer", "DAPT_Init",
+             "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
+             *flags, *opts, "TRAINER.DAPT_INIT.CLIP_WEIGHTS", weights,
+             "TRAINER.DAPT_INIT.INIT_METHOD", "random",
+             "TRAINER.DAPT_INIT.TEXT_ENCODER", "full",
+             "TRAINER.DAPT_INIT.PREC", "fp16", "TRAINER.DAPT_INIT.CPU_FP32", "False",
+             "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(base / "prototypes")])
+        found[seed, shots] = {"base": base, "seed": seed, "shots": shots,
+                              "theirs_data": theirs_data}
+    try:
+        report = tmp_path_factory.mktemp("dapt_fp16_plan") / "report.json"
+        plan_file = report.with_name("plan.json")
+        plan_file.write_text(json.dumps({"chains": plan, "report": str(report)}))
+        env = {**os.environ, "PYTHONPATH": str(dapt_root / "Dassl.pytorch"),
+               "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore", "OUTDATED_IGNORE": "1"}
+        done = subprocess.run([python(), str(REPO / "tests/dapt_official.py"), weights,
+                               str(plan_file)],
+                              cwd=dapt_root, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
+        for chain, statuses in zip(plan, json.loads(report.read_text())):
+            for run, status in zip(chain, statuses):
+                assert status == 0, (run["argv"], Path(run["log"]).read_text()[-3000:])
+        for key, number in started.items():
+            result = ours.wait(number)
+            assert result.returncode == 0, (key, result.stderr[-3000:])
+    finally:
+        ours.close()
+    return found
 
-    flags, opts = common_args(work / "data", seed, shots, base / "ours")
-    ours = run_train([python(), str(REPO / "train.py"), "--trainer", "DAPT_Init",
-                      "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
-                      *flags, *opts, "TRAINER.DAPT_INIT.CLIP_WEIGHTS", weights,
-                      "TRAINER.DAPT_INIT.INIT_METHOD", "random",
-                      "TRAINER.DAPT_INIT.TEXT_ENCODER", "full",
-                      "TRAINER.DAPT_INIT.PREC", "fp16", "TRAINER.DAPT_INIT.CPU_FP32", "False",
-                      "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(base / "prototypes")],
-                     timeout=600)
-    assert ours.returncode == 0, ours.stderr[-3000:]
-    return {"base": base, "seed": seed, "shots": shots, "theirs_data": theirs_data}
+
+@pytest.fixture(params=SETTINGS, ids=[f"seed{s}-{n}shots" for s, n in SETTINGS])
+def pair(request, pairs) -> dict:
+    return pairs[request.param]
 
 
 def test_initial_prompts_are_dapts_in_fp16(pair):

@@ -1,25 +1,25 @@
 """fp16 and amp on the CPU (TRAINER.DAPT_INIT.CPU_FP32 False): the GPU's code paths, run in CI.
 
-Real train.py runs on tiny EuroSAT-layout data with the small random CLIP, INIT_METHOD random,
-one per precision (fp16, amp) and text encoder (full, shared_prefix); the shared_prefix run is
-also killed after its first epoch and run again. Checked: the dtypes each precision trains in,
-the resume bit for bit (the GradScaler's state included), ``--eval-only``, shared_prefix
-against full within a bound, the divergence stop (fires on a real divergence, not on a step
-the GradScaler skipped), and what loads across precisions.
+Real train.py runs (forked from one driver that imported train.py's modules once:
+tests/forked_train.py) on tiny EuroSAT-layout data with the small random CLIP, INIT_METHOD
+random, one per precision (fp16, amp) and text encoder (full, shared_prefix); the shared_prefix
+run is also killed after its first epoch and run again. Checked: the dtypes each precision
+trains in, the resume bit for bit (the GradScaler's state included), ``--eval-only``,
+shared_prefix against full within a bound, the divergence stop (fires on a real divergence, not
+on a step the GradScaler skipped), and what loads across precisions.
 """
 from __future__ import annotations
 
 import json
 import math
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.integration import (output_dir_of, prepared_workdir, read_result,
-                               run_killed_after_epoch, run_train, train_command)
+from tests.forked_train import TrainServer
+from tests.integration import output_dir_of, prepared_workdir, read_result, train_command
 from tests.test_resume_exact import assert_same_tensors
 from tests.test_user_errors import one_error_line
 from tests.toolbox import requires_toolbox
@@ -87,21 +87,12 @@ def test_amp_on_the_cpu_autocasts_to_float16():
 
 
 # ---------------------------------------------------------------------- real runs
-# train.py with the GradScaler's initial scale set to 2**argv[1] (the product code is
-# untouched): 2**127 makes every scaled loss overflow, so the scaler skips every step; 2**8
+# Every train.py run of this module is forked from one driver that imported train.py's
+# modules once (tests/forked_train.py): a cold process spends most of a tiny run importing.
+# ``scale_power`` sets the GradScaler's initial scale to 2**power in the run (the product code
+# is untouched): 2**127 makes every scaled loss overflow, so the scaler skips every step; 2**8
 # lets every step through on this data (the default 2**16 overflows the first steps).
-_SCALED = (
-    "import runpy, sys, torch; power = int(sys.argv[1]); sys.argv = sys.argv[2:]\n"
-    "class Scaler(torch.amp.GradScaler):\n"
-    "    def __init__(self, *args, **kwargs):\n"
-    "        super().__init__(*args, **{**kwargs, 'init_scale': 2.0 ** power})\n"
-    "torch.amp.GradScaler = Scaler; runpy.run_path(sys.argv[0], run_name='__main__')"
-)
 NO_SKIP_POWER = 8
-
-
-def with_scale(command: list[str], power: int) -> list[str]:
-    return [command[0], "-c", _SCALED, str(power)] + command[1:]
 
 
 def command_for(workdir: Path, precision: str, encoder: str, name: str, *extra: str
@@ -113,38 +104,36 @@ def command_for(workdir: Path, precision: str, encoder: str, name: str, *extra: 
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
+def server(tmp_path_factory):
+    driver = TrainServer(tmp_path_factory.mktemp("precision_driver"))
+    yield driver
+    driver.close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, server) -> dict:
     """Uninterrupted runs per (precision, encoder); the shared_prefix ones also killed after
     epoch 1 and run again ("<precision>-resumed")."""
     workdir = prepared_workdir(tmp_path_factory.mktemp("precision"))
     commands = {(p, e): command_for(workdir, p, e, f"{p}-{e}")
                 for p in PRECISIONS for e in ENCODERS}
-    resumed = {p: command_for(workdir, p, "shared_prefix", f"{p}-resumed") for p in PRECISIONS}
     # amp with a scale that skips no step: both encoders take the same steps (with the
     # default scale the first steps overflow, and the two may skip a different number).
-    no_skip = {e: with_scale(command_for(workdir, "amp", e, f"amp-noskip-{e}"), NO_SKIP_POWER)
-               for e in ENCODERS}
-
-    def uninterrupted(command: list[str]):
-        return run_train(command)
-
-    def killed_and_rerun(command: list[str]):
-        killed = run_killed_after_epoch(command, 1)
-        assert killed.returncode == 9, killed.stderr[-3000:]
-        return run_train(command)
-
+    commands.update({("amp-noskip", e): command_for(workdir, "amp", e, f"amp-noskip-{e}")
+                     for e in ENCODERS})
+    resumed = {p: command_for(workdir, p, "shared_prefix", f"{p}-resumed") for p in PRECISIONS}
     # Two at a time: the runs are independent (each its own folder; the prototype cache is
     # written atomically and keyed by dtype).
-    with ThreadPoolExecutor(2) as pool:
-        done = {key: pool.submit(uninterrupted, c) for key, c in commands.items()}
-        again = {p: pool.submit(killed_and_rerun, c) for p, c in resumed.items()}
-        done.update({("amp-noskip", e): pool.submit(uninterrupted, c)
-                     for e, c in no_skip.items()})
-        done = {key: future.result() for key, future in done.items()}
-        again = {p: future.result() for p, future in again.items()}
+    jobs = [(c, {"scale_power": NO_SKIP_POWER} if k[0] == "amp-noskip" else {})
+            for k, c in commands.items()]
+    jobs += [(c, {"kill_after_epoch": 1}) for c in resumed.values()]
+    *finished, killed_fp16, killed_amp = server.run_all(jobs)
+    done = dict(zip(commands, finished))
+    for precision, killed in (("fp16", killed_fp16), ("amp", killed_amp)):
+        assert killed.returncode == 9, (precision, killed.stderr[-3000:])
+    again = dict(zip(resumed, server.run_all([(c, {}) for c in resumed.values()])))
     for key, result in [*done.items(), *again.items()]:
         assert result.returncode == 0, (key, result.stderr[-3000:])
-    commands.update({("amp-noskip", e): c for e, c in no_skip.items()})
     return {"workdir": workdir, "commands": commands, "done": done,
             "resumed": resumed, "again": again}
 
@@ -244,11 +233,11 @@ def test_amp_at_the_default_scale_skips_its_first_steps_and_finishes(runs):
 
 @requires_toolbox
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_eval_only_reproduces_the_trained_metrics(runs, precision, tmp_path):
+def test_eval_only_reproduces_the_trained_metrics(runs, server, precision, tmp_path):
     trained = output_dir_of(runs["commands"][precision, "full"])
     command = command_for(runs["workdir"], precision, "full", "unused")
     command[command.index("--output-dir") + 1] = str(tmp_path / "eval")
-    done = run_train(command[:2] + ["--eval-only", "--model-dir", str(trained),
+    done = server.run(command[:2] + ["--eval-only", "--model-dir", str(trained),
                                     "--load-epoch", "3"] + command[2:])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "are rounded to" not in done.stdout  # same dtype: loaded as saved
@@ -256,11 +245,11 @@ def test_eval_only_reproduces_the_trained_metrics(runs, precision, tmp_path):
 
 
 @requires_toolbox
-def test_fp32_prompts_tested_in_fp16_are_rounded_with_one_note(runs, tmp_path):
+def test_fp32_prompts_tested_in_fp16_are_rounded_with_one_note(runs, server, tmp_path):
     trained = output_dir_of(runs["commands"]["amp", "full"])  # fp32 prompts
     command = command_for(runs["workdir"], "fp16", "full", "unused")
     command[command.index("--output-dir") + 1] = str(tmp_path / "eval")
-    done = run_train(command[:2] + ["--eval-only", "--model-dir", str(trained),
+    done = server.run(command[:2] + ["--eval-only", "--model-dir", str(trained),
                                     "--load-epoch", "3"] + command[2:])
     assert done.returncode == 0, done.stderr[-3000:]
     [note] = [line for line in done.stdout.splitlines() if "are rounded to" in line]
@@ -269,13 +258,13 @@ def test_fp32_prompts_tested_in_fp16_are_rounded_with_one_note(runs, tmp_path):
 
 
 @requires_toolbox
-def test_a_run_is_not_resumed_in_another_precision(runs, tmp_path):
+def test_a_run_is_not_resumed_in_another_precision(runs, server, tmp_path):
     source = output_dir_of(runs["commands"]["fp16", "full"])
     copy = tmp_path / "run"
     shutil.copytree(source / "prompt_learner", copy / "prompt_learner")  # no result.json
     command = command_for(runs["workdir"], "amp", "full", "unused")
     command[command.index("--output-dir") + 1] = str(copy)
-    done = run_train(command)
+    done = server.run(command)
     assert done.returncode == 2, done.stdout[-2000:]
     line = one_error_line(done.stderr)
     assert "belongs to another run (TRAINER.DAPT_INIT.PREC 'fp16' -> 'amp')" in line
@@ -305,9 +294,9 @@ def _inf_momentum_resume(runs: dict, precision: str, tmp_path: Path) -> tuple[li
 
 @requires_toolbox
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_a_real_divergence_stops_the_run_in_each_precision(runs, precision, tmp_path):
+def test_a_real_divergence_stops_the_run_in_each_precision(runs, server, precision, tmp_path):
     command, output = _inf_momentum_resume(runs, precision, tmp_path)
-    done = run_train(command)
+    done = server.run(command)
     assert done.returncode == 2, done.stderr[-3000:]
     line = one_error_line(done.stderr)
     assert line.startswith("error: training stopped at epoch 4/4, batch 1/")
@@ -316,12 +305,12 @@ def test_a_real_divergence_stops_the_run_in_each_precision(runs, precision, tmp_
 
 
 @requires_toolbox
-def test_steps_the_grad_scaler_skips_do_not_stop_the_run(runs, tmp_path):
+def test_steps_the_grad_scaler_skips_do_not_stop_the_run(runs, server, tmp_path):
     command = command_for(runs["workdir"], "amp", "shared_prefix", "unused",
                           "OPTIM.MAX_EPOCH", "1")
     output = tmp_path / "run"
     command[command.index("--output-dir") + 1] = str(output)
-    done = run_train(with_scale(command, 127))
+    done = server.run(command, scale_power=127)
     assert done.returncode == 0, done.stderr[-3000:]
     assert read_result(output)["epoch"] == 1
     checkpoint = torch.load(output / "prompt_learner/model.pth.tar-1", weights_only=True)
