@@ -117,7 +117,7 @@ def _child(request: dict, protocol: list[int]) -> None:
         # The traceback starts at the script, as a fresh interpreter's does (not in runpy).
         while trace is not None and _is_runner_frame(trace.tb_frame.f_code.co_filename):
             trace = trace.tb_next
-        sys.excepthook(kind, error, trace)
+        sys.excepthook(kind, error.with_traceback(trace), trace)
         status = 1
     try:
         atexit._run_exitfuncs()
