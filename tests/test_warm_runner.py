@@ -43,7 +43,7 @@ if mode == "big":
 
 @pytest.fixture(scope="module")
 def runner():
-    env = {**os.environ, "WARM_PROBE_X": "server"}
+    env = {**RUN_ENV, "WARM_PROBE_X": "server"}
     runner = warm_runner.WarmRunner(env)
     yield runner
     runner.close()
@@ -66,6 +66,12 @@ def same(warm: subprocess.CompletedProcess, cold_done: subprocess.CompletedProce
         cold_done.args, cold_done.returncode, cold_done.stdout, cold_done.stderr)
 
 
+def warm_python_run(runner, args, cwd, env):
+    """``args`` with ``python`` replaced by the runner's wrapper (as a script's PYTHON=)."""
+    return subprocess.run([runner.python_wrapper, *args[1:]], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("mode,status", [("none", 0), ("code", 3), ("message", 1), ("raise", 1),
                                          ("signal", -9), ("big", 7)])
 def test_a_script_gives_what_a_cold_process_gives(runner, probe, tmp_path, mode, status):
@@ -73,8 +79,20 @@ def test_a_script_gives_what_a_cold_process_gives(runner, probe, tmp_path, mode,
     env = {**runner.env, "WARM_PROBE_X": "run", "Y": "1"}
     args = [sys.executable, str(probe), mode]
     warm = runner.run(args, tmp_path, env)
-    same(warm, cold(args, tmp_path, env))
+    cold_done = cold(args, tmp_path, env)
+    same(warm, cold_done)
     assert warm.returncode == status
+    # Through the PYTHON wrapper: the same streams and status (a probe outside the
+    # repository goes cold there; inside it, warm: the probe is copied into the repository).
+    inside = warm_runner.REPO / "tests" / f"_warm_probe_{os.getpid()}.py"
+    inside.write_text(probe.read_text())
+    try:
+        wrapped = warm_python_run(runner, [sys.executable, str(inside), mode], tmp_path, env)
+        reference = cold([sys.executable, str(inside), mode], tmp_path, env)
+    finally:
+        inside.unlink()
+    assert (wrapped.returncode, wrapped.stdout, wrapped.stderr) == (
+        reference.returncode, reference.stdout, reference.stderr)
     assert f"cwd {tmp_path} path0 {probe.parent} name __main__ X run True" in warm.stdout
     assert ("exit handler ran" in warm.stdout) == (mode != "signal")
     if mode == "raise":  # the traceback starts at the script, not in the runner
@@ -112,16 +130,22 @@ def test_runs_share_nothing_but_files(runner, tmp_path):
     assert first.stdout.splitlines()[1] != second.stdout.splitlines()[1]
 
 
-def test_what_a_fork_cannot_reproduce_goes_cold(runner, probe, monkeypatch):
+def test_what_a_fork_cannot_reproduce_goes_cold(runner, probe, tmp_path, monkeypatch):
     train_py = str(warm_runner.REPO / "train.py")
-    assert runner.can_run([sys.executable, train_py], runner.env)
-    assert runner.can_run([sys.executable, "-c", "pass"], runner.env)
-    # Start-up variables act before any import: another environment is another process.
-    assert not runner.can_run([sys.executable, train_py], {**runner.env, "OMP_NUM_THREADS": "3"})
+    can = warm_runner.can_fork
+    assert can([sys.executable, train_py], runner.env, runner.env)
+    assert can([sys.executable, "-c", "pass"], {**runner.env, "DATA_ROOT": "x"}, runner.env)
+    # Start-up variables act before any import: another value is another process.
+    for name in ("OMP_NUM_THREADS", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES"):
+        assert not can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env)
     # A script outside the repository (a host codebase's own train.py and trainers).
-    assert not runner.can_run([sys.executable, str(probe)], runner.env)
-    assert not runner.can_run(["bash", "-c", "true"], runner.env)
-    assert not runner.can_run([sys.executable, "-m", "pytest"], runner.env)
+    assert not can([sys.executable, str(probe)], runner.env, runner.env)
+    assert not can([sys.executable, "-m", "pytest"], runner.env, runner.env)
+    # Such a run is run cold, and still gives what a cold process gives.
+    env = {**runner.env, "OMP_NUM_THREADS": "3"}
+    code = "import os, torch; print(os.environ['OMP_NUM_THREADS'], torch.get_num_threads())"
+    same(runner.run([sys.executable, "-c", code], tmp_path, env),
+         cold([sys.executable, "-c", code], tmp_path, env))
     # DAPT_TEST_COLD=1: run() never asks the server.
     monkeypatch.setenv(warm_runner.COLD_VARIABLE, "1")
     monkeypatch.setattr(warm_runner, "runner_for", lambda env: pytest.fail("asked the server"))

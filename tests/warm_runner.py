@@ -15,9 +15,11 @@ from the server's (variables such as ``OMP_NUM_THREADS`` or ``PYTHONWARNINGS`` a
 a program other than this interpreter, or a script outside the repository (a host codebase
 has its own ``trainers`` package). ``DAPT_TEST_COLD=1`` sends every run through a cold process.
 
-Protocol: one JSON line per request on the server's stdin; two JSON lines back on the
-descriptor it was started with as stdout: ``{"pid": N}`` as soon as the child exists, then
-``{"status": S}`` (an exit status, or -signal as subprocess reports it).
+Protocol (tests/warm_python.py is the client side): a connection to the server's Unix socket
+sends one JSON line (argv, cwd, env) with the run's stdin, stdout and stderr descriptors
+attached; the server forks a handler that answers ``{"cold": true}`` (run it yourself) or
+forks the run and answers ``{"pid": N}``, then ``{"status": S}`` when it ends (an exit status,
+or -signal as subprocess reports it). The server ends when its stdin closes.
 """
 from __future__ import annotations
 
@@ -26,14 +28,16 @@ import json
 import os
 import runpy
 import selectors
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import traceback
 import types
 from pathlib import Path
+
+from tests.warm_python import send_request
 
 REPO = Path(__file__).resolve().parent.parent
 COLD_VARIABLE = "DAPT_TEST_COLD"
@@ -74,23 +78,20 @@ def _is_runner_frame(filename: str) -> bool:
     return filename in (__file__, runpy.__file__) or filename.startswith("<frozen runpy")
 
 
-def _child(request: dict, protocol: list[int]) -> None:
-    """Become the requested process; never returns."""
+def _child(request: dict, fds: list[int], closing: list) -> None:
+    """Become the requested process (``fds``: its stdin, stdout, stderr); never returns."""
     status = 1
     try:
-        for fd in protocol:
-            os.close(fd)
+        for thing in closing:
+            thing.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        stdin = os.open(os.devnull, os.O_RDONLY)
-        out = os.open(request["stdout"], os.O_WRONLY | os.O_TRUNC)
-        err = os.open(request["stderr"], os.O_WRONLY | os.O_TRUNC)
-        os.dup2(stdin, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for fd in (stdin, out, err):
-            os.close(fd)
         # Fresh entropy, as a new interpreter has (the fork copied the server's generators).
         import random
 
@@ -127,95 +128,150 @@ def _child(request: dict, protocol: list[int]) -> None:
         os._exit(status)
 
 
-def serve() -> int:
-    # The protocol goes through its own descriptor: whatever the imports print cannot mix in.
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    _preload()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    for line in sys.stdin:
-        request = json.loads(line)
+# Variables that act when an interpreter (or torch, or the toolbox) starts, before any run
+# reads its arguments: a run whose values differ is not this server's to fork.
+START_UP_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA", "TORCH", "LD_",
+                     "OUTDATED", "NUMEXPR", "GOMP", "PYTORCH", "DAPT_TEST_COLD")
+
+
+def start_up_variables(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(START_UP_PREFIXES)}
+
+
+def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str]) -> bool:
+    """Whether a fork of the server runs ``argv`` as a fresh interpreter would."""
+    if len(argv) < 2 or start_up_variables(env) != start_up_variables(server_env):
+        return False
+    if argv[1] == "-c":
+        return len(argv) >= 3
+    script = Path(argv[1])
+    return (script.suffix == ".py" and script.is_file()
+            and script.resolve().is_relative_to(REPO))
+
+
+def _handle(connection: socket.socket, listener: socket.socket) -> None:
+    """One request, in a forked handler: fork the run, report its pid, then its status."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this handler waits for its run
+        listener.close()
+        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+        while not message.endswith(b"\n"):
+            more = connection.recv(1 << 20)
+            if not more:
+                return
+            message += more
+        request = json.loads(message)
+        if len(fds) != 3 or not can_fork(request["argv"], request["env"], dict(os.environ)):
+            connection.sendall(b'{"cold": true}\n')
+            return
         pid = os.fork()
         if pid == 0:
-            _child(request, [0, answers.fileno()])
-        answers.write(json.dumps({"pid": pid}) + "\n")
+            _child(request, list(fds), [connection])
+        for fd in fds:
+            os.close(fd)
+        connection.sendall((json.dumps({"pid": pid}) + "\n").encode())
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        answers.write(json.dumps({"status": code}) + "\n")
-    return 0
+        connection.sendall((json.dumps({"status": code}) + "\n").encode())
+    finally:
+        os._exit(0)
+
+
+def serve(path: str) -> int:
+    # Whatever the imports print goes to stderr; stdout only says "ready".
+    ready = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    _preload()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped without waiting
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ready.write("ready\n")
+    ready.close()
+    events = selectors.DefaultSelector()
+    events.register(listener, selectors.EVENT_READ)
+    events.register(sys.stdin, selectors.EVENT_READ)  # end of file: the tests have ended
+    while True:
+        for key, _ in events.select():
+            if key.fileobj is sys.stdin:
+                if not sys.stdin.buffer.read1(1024):
+                    listener.close()
+                    os.unlink(path)
+                    return 0
+                continue
+            connection, _ = listener.accept()
+            if os.fork() == 0:
+                events.close()
+                _handle(connection, listener)
+            connection.close()
 
 
 # ----------------------------------------------------------------------------- the client
 
 
 class WarmRunner:
-    """One server, started for one environment; ``run`` forks a process from it."""
+    """One server (started with ``env``, listening in a folder of its own); ``run`` forks a
+    process from it, ``python_wrapper`` is an interpreter for scripts (``PYTHON=...``)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = dict(env)
+        self.folder = tempfile.mkdtemp(prefix="warm_")
+        self.socket = os.path.join(self.folder, "socket")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.warm_runner"], cwd=REPO, env=self.env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.lock = threading.Lock()
-
-    def can_run(self, args: list[str], env: dict[str, str]) -> bool:
-        if self.process.poll() is not None or env != self.env or len(args) < 2:
-            return False
-        if args[0] != sys.executable:
-            return False
-        if args[1] == "-c":
-            return len(args) >= 3
-        script = Path(args[1])
-        return (script.suffix == ".py" and script.is_file()
-                and script.resolve().is_relative_to(REPO))
-
-    def _answer(self, deadline: float | None) -> dict | None:
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stdout, selectors.EVENT_READ)
-        try:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not selector.select(left):
-                return None
-        finally:
-            selector.close()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the warm runner's server ended")
-        return json.loads(line)
+            [sys.executable, "-m", "tests.warm_runner", self.socket], cwd=REPO, env=self.env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if self.process.stdout.readline() != b"ready\n":
+            raise RuntimeError("the warm runner's server did not start")
+        self.python_wrapper = os.path.join(self.folder, "python")
+        with open(self.python_wrapper, "w") as wrapper:
+            wrapper.write(f'#!/bin/sh\nexec "{sys.executable}" -I -S '
+                          f'"{REPO / "tests" / "warm_python.py"}" "{self.socket}" "$@"\n')
+        os.chmod(self.python_wrapper, 0o755)
 
     def run(self, args: list[str], cwd: str | os.PathLike, env: dict[str, str],
             timeout: float | None = None) -> subprocess.CompletedProcess:
-        with self.lock, tempfile.TemporaryDirectory(prefix="warm_run_") as folder:
-            out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-            Path(out).touch()
-            Path(err).touch()
-            request = {"argv": list(map(str, args)), "cwd": str(cwd), "env": env,
-                       "stdout": out, "stderr": err}
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            pid = self._answer(None)["pid"]
-            answer = self._answer(deadline)
-            timed_out = answer is None
-            if timed_out:
-                os.kill(pid, 9)
-                answer = self._answer(None)
+        with tempfile.TemporaryDirectory(prefix="warm_run_") as folder:
+            paths = [os.devnull, os.path.join(folder, "stdout"), os.path.join(folder, "stderr")]
+            fds = [os.open(paths[0], os.O_RDONLY)] + [
+                os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) for path in paths[1:]]
+            try:
+                connection, reader, first = send_request(
+                    self.socket, list(map(str, args)), str(cwd), env, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            with connection:
+                if first.get("cold"):
+                    return subprocess.run(args, cwd=cwd, env=env, capture_output=True,
+                                          text=True, timeout=timeout)
+                connection.settimeout(timeout)
+                timed_out = False
+                try:
+                    line = reader.readline()
+                except (socket.timeout, TimeoutError):
+                    timed_out = True
+                    os.kill(first["pid"], 9)
+                    connection.settimeout(None)
+                    line = reader.readline()
+                status = json.loads(line)["status"]
 
             def read(path: str) -> str:
                 # As subprocess's text mode reads a pipe: locale encoding, universal newlines.
                 with open(path, newline=None) as handle:
                     return handle.read()
 
-            stdout, stderr = read(out), read(err)
+            stdout, stderr = read(paths[1]), read(paths[2])
         if timed_out:
             raise subprocess.TimeoutExpired(args, timeout, output=stdout, stderr=stderr)
-        return subprocess.CompletedProcess(args, answer["status"], stdout, stderr)
+        return subprocess.CompletedProcess(args, status, stdout, stderr)
 
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.stdin.close()
             self.process.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _RUNNERS: dict[tuple, WarmRunner] = {}
@@ -242,15 +298,14 @@ def _close_all() -> None:
 def run(args: list[str], cwd: str | os.PathLike, env: dict[str, str], timeout: float | None,
         warm_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-    timeout=timeout)``, forked from a warm server when it would behave the same. ``warm_env``
-    is the environment the server is started with (runs with another go cold)."""
-    if os.environ.get(COLD_VARIABLE) != "1" and warm_env is not None:
-        runner = runner_for(warm_env)
-        if runner.can_run(args, env):
-            return runner.run(args, cwd, env, timeout)
+    timeout=timeout)``, forked from a warm server (started with ``warm_env``) when it would
+    behave the same; ``warm_env=None`` or DAPT_TEST_COLD=1: always cold."""
+    if (os.environ.get(COLD_VARIABLE) != "1" and warm_env is not None and args
+            and str(args[0]) == sys.executable):
+        return runner_for(warm_env).run(args, cwd, env, timeout)
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    sys.exit(serve(sys.argv[1]))
