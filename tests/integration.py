@@ -31,6 +31,14 @@ def run_train(args: list[str], cwd: Path = REPO, timeout: int = 240,
     return warm_runner.run(args, cwd, env, timeout, warm_env=None if cold else RUN_ENV)
 
 
+def warm_python() -> str:
+    """An interpreter for the scripts' PYTHON=: ``python ARGS`` forked from the warm runner
+    (tests/warm_python.py), or this interpreter itself under DAPT_TEST_COLD=1."""
+    if os.environ.get(warm_runner.COLD_VARIABLE) == "1":
+        return sys.executable
+    return warm_runner.runner_for(RUN_ENV).python_wrapper
+
+
 def train_command(workdir: Path, init: str, *opts: str, flags: tuple[str, ...] = (),
                   seed: int = 1, shots: int = 2, output_dir: Path | None = None) -> list[str]:
     """The demo's train.py command plus ``flags`` (before) and ``KEY VALUE`` ``opts`` (after)."""

@@ -184,3 +184,18 @@ def test_a_warm_train_py_run_writes_what_a_cold_one_writes(tmp_path_factory):
     assert stable(warm_done.stdout, warm_work) == stable(cold_done.stdout, cold_work)
     assert "** System info **" in warm_done.stdout
     assert warm_done.stdout.count("epoch [") == 6
+
+
+def test_the_python_wrapper_passes_signals_on_and_ends_as_the_run_ended(runner, tmp_path):
+    # A script's PYTHON= gets SIGTERM (a scheduler's cancel): the run gets it and dies by it,
+    # and the wrapper ends killed by the same signal, as the run's own process would.
+    code = "import os, sys, time; print(os.getpid(), flush=True); time.sleep(120)"
+    wrapper = subprocess.Popen([runner.python_wrapper, "-c", code], cwd=tmp_path,
+                               env=runner.env, stdout=subprocess.PIPE, text=True)
+    run_pid = int(wrapper.stdout.readline())
+    assert run_pid != wrapper.pid  # forked by the server, not the wrapper's own interpreter
+    wrapper.send_signal(15)
+    assert wrapper.wait(timeout=60) == -15
+    wrapper.stdout.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(run_pid, 0)
