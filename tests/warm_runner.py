@@ -92,6 +92,8 @@ def _child(request: dict, fds: list[int], closing: list) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        for name, value in _ADDED_ENV.items():
+            os.environ.setdefault(name, value)
         # Fresh entropy, as a new interpreter has (the fork copied the server's generators).
         import random
 
@@ -149,6 +151,12 @@ def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str]) -
             and script.resolve().is_relative_to(REPO))
 
 
+# The server's environment when it started, and what its imports added to it (torch sets
+# variables such as CUDA_MODULE_LOADING when it is imported; a fresh run's imports would too).
+_START_ENV: dict[str, str] = {}
+_ADDED_ENV: dict[str, str] = {}
+
+
 def _handle(connection: socket.socket, listener: socket.socket) -> None:
     """One request, in a forked handler: fork the run, report its pid, then its status."""
     try:
@@ -161,7 +169,7 @@ def _handle(connection: socket.socket, listener: socket.socket) -> None:
                 return
             message += more
         request = json.loads(message)
-        if len(fds) != 3 or not can_fork(request["argv"], request["env"], dict(os.environ)):
+        if len(fds) != 3 or not can_fork(request["argv"], request["env"], _START_ENV):
             connection.sendall(b'{"cold": true}\n')
             return
         pid = os.fork()
@@ -181,7 +189,9 @@ def serve(path: str) -> int:
     # Whatever the imports print goes to stderr; stdout only says "ready".
     ready = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
+    _START_ENV.update(os.environ)
     _preload()
+    _ADDED_ENV.update({k: v for k, v in os.environ.items() if k not in _START_ENV})
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
