@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from tests.integration import (REPO, prepared_workdir, read_result, run_killed_after_epoch,
-                               run_train, train_command)
+                               run_train, train_command, warm_python)
 from tests.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
@@ -222,6 +222,8 @@ def main_sh(base: dict) -> list[str]:
 
 
 def main_env(base: dict, out: Path, **extra: str) -> dict[str, str]:
+    # train.py through the warm interpreter unless a case brings its own PYTHON.
+    extra = {"PYTHON": warm_python(), **extra}
     return script_env(DATA_ROOT=str(base["work"] / "data"), OUTPUT_ROOT=str(out), SEEDS="1",
                       CFG="demo_small", **extra)
 

@@ -84,6 +84,10 @@ def _child(request: dict, fds: list[int], closing: list) -> None:
     try:
         for thing in closing:
             thing.close()
+        # A group of its own: a run that signals its process group (os.killpg) must not reach
+        # the test process the server shares a group with. (Signals sent to a PYTHON= wrapper,
+        # or to the wrapper's group, are passed on to the run by the wrapper.)
+        os.setpgrp()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         for fd in fds:
