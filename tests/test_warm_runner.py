@@ -134,9 +134,11 @@ def test_what_a_fork_cannot_reproduce_goes_cold(runner, probe, tmp_path, monkeyp
     train_py = str(warm_runner.REPO / "train.py")
     can = warm_runner.can_fork
     assert can([sys.executable, train_py], runner.env, runner.env)
-    assert can([sys.executable, "-c", "pass"], {**runner.env, "DATA_ROOT": "x"}, runner.env)
+    # Variables the run reads (the scripts' own, PYTHON among them) are the run's business.
+    assert can([sys.executable, "-c", "pass"], {**runner.env, "DATA_ROOT": "x", "PYTHON": "y"},
+               runner.env)
     # Start-up variables act before any import: another value is another process.
-    for name in ("OMP_NUM_THREADS", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES"):
+    for name in ("OMP_NUM_THREADS", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "LC_ALL"):
         assert not can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env)
     # A script outside the repository (a host codebase's own train.py and trainers).
     assert not can([sys.executable, str(probe)], runner.env, runner.env)

@@ -136,12 +136,13 @@ def _child(request: dict, fds: list[int], closing: list) -> None:
 
 # Variables that act when an interpreter (or torch, or the toolbox) starts, before any run
 # reads its arguments: a run whose values differ is not this server's to fork.
+# (PYTHON alone is the scripts' choice of interpreter, read by bash, not by Python.)
 START_UP_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA", "TORCH", "LD_",
-                     "OUTDATED", "NUMEXPR", "GOMP", "PYTORCH", "DAPT_TEST_COLD")
+                     "OUTDATED", "NUMEXPR", "GOMP", "PYTORCH", "LC_", "LANG", "DAPT_TEST_COLD")
 
 
 def start_up_variables(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(START_UP_PREFIXES)}
+    return {k: v for k, v in env.items() if k.startswith(START_UP_PREFIXES) and k != "PYTHON"}
 
 
 def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str]) -> bool:
