@@ -52,7 +52,8 @@ def main() -> int:
     line = reader.readline()
     status = json.loads(line)["status"] if line else 1
     if status < 0:  # killed: end by the same signal, as the run's own process would
-        signal.signal(-status, signal.SIG_DFL)
+        if -status != signal.SIGKILL:  # (SIGKILL has no handler to reset)
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     return status
 

@@ -269,7 +269,8 @@ class WarmRunner:
                     timed_out = True
                     os.kill(first["pid"], 9)
                     connection.settimeout(None)
-                    line = reader.readline()
+                    # A file object that timed out reads no more; nothing was buffered in it.
+                    line = connection.makefile("rb").readline()
                 status = json.loads(line)["status"]
 
             def read(path: str) -> str:
