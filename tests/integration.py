@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import warm_runner
 from tools.demo import demo_command, prepare
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The environment of train.py runs, fixed when the tests start: runs with exactly this
+# environment are forked from a warm runner (tests/warm_runner.py), others start cold.
+RUN_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
 
 
 def prepared_workdir(path: Path) -> Path:
@@ -18,9 +23,20 @@ def prepared_workdir(path: Path) -> Path:
     return path
 
 
-def run_train(args: list[str], cwd: Path = REPO, timeout: int = 240) -> subprocess.CompletedProcess:
+def run_train(args: list[str], cwd: Path = REPO, timeout: int = 240,
+              cold: bool = False) -> subprocess.CompletedProcess:
+    """``args`` run as ``subprocess.run`` runs them (output captured as text). A repository
+    script started by this interpreter is forked from the warm runner unless ``cold``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return warm_runner.run(args, cwd, env, timeout, warm_env=None if cold else RUN_ENV)
+
+
+def warm_python() -> str:
+    """An interpreter for the scripts' PYTHON=: ``python ARGS`` forked from the warm runner
+    (tests/warm_python.py), or this interpreter itself under DAPT_TEST_COLD=1."""
+    if os.environ.get(warm_runner.COLD_VARIABLE) == "1":
+        return sys.executable
+    return warm_runner.runner_for(RUN_ENV).python_wrapper
 
 
 def train_command(workdir: Path, init: str, *opts: str, flags: tuple[str, ...] = (),

@@ -24,8 +24,9 @@ from typing import Callable
 import pytest
 import torch
 
-from tests.integration import (REPO, prepared_workdir, read_result, run_killed_after_epoch,
-                               run_train, train_command)
+from tests import warm_runner
+from tests.integration import (REPO, RUN_ENV, prepared_workdir, read_result,
+                               run_killed_after_epoch, run_train, train_command, warm_python)
 from tests.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
@@ -222,6 +223,8 @@ def main_sh(base: dict) -> list[str]:
 
 
 def main_env(base: dict, out: Path, **extra: str) -> dict[str, str]:
+    # train.py through the warm interpreter unless a case brings its own PYTHON.
+    extra = {"PYTHON": warm_python(), **extra}
     return script_env(DATA_ROOT=str(base["work"] / "data"), OUTPUT_ROOT=str(out), SEEDS="1",
                       CFG="demo_small", **extra)
 
@@ -254,6 +257,9 @@ def full_disk(tmp_path):
 
 
 def run_case(case: Case) -> subprocess.CompletedProcess:
+    if not case.new_session:  # a repository script by this interpreter: forked warm
+        return warm_runner.run(case.command, REPO, case.env or script_env(), 240,
+                               warm_env=RUN_ENV)
     return subprocess.run(case.command, cwd=REPO, env=case.env or script_env(),
                           capture_output=True, text=True, timeout=240,
                           start_new_session=case.new_session)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import warm_python
 from tests.scripts_helpers import run_script
 from tests.toolbox import requires_toolbox
 
@@ -42,12 +43,13 @@ def tiny(tmp_path_factory) -> dict:
     killer = root / "killer.py"
     killer.write_text(KILLER)
     wrapper = root / "killing_python"
-    wrapper.write_text(f'#!/usr/bin/env bash\nexec "{sys.executable}" "{killer}" "$@"\n')
+    # The warm interpreter runs the killer as -c code (a file outside the repository is cold).
+    wrapper.write_text(f'#!/usr/bin/env bash\nexec "{warm_python()}" -c "$(cat "{killer}")" "$@"\n')
     wrapper.chmod(0o755)
     return {
         "root": root,
         "env": {"DATA_ROOT": str(root / "data"), "OUTPUT_ROOT": str(root / "out"),
-                "PYTHON": sys.executable},
+                "PYTHON": warm_python()},
         "killing_python": str(wrapper),
         # The small model on a CPU, for 2 epochs, with the trainer config main.sh chooses.
         "small": ["--", "TRAINER.DAPT_INIT.CLIP_WEIGHTS", clip, "INPUT.SIZE", "(32, 32)",
@@ -123,7 +125,7 @@ def test_trial_sweep_over_an_epoch_grid_trains_one_folder_per_value(tiny):
     out = tiny["root"] / "grid_out"
     env = {"DEMO_DIR": str(tiny["root"]), "TRIAL": "1", "OUTPUT_ROOT": str(out),
            "DATASETS": "eurosat", "INITS": "random", "SHOTS": "1", "SEEDS": "1", "GPUS": "cpu",
-           "PYTHON": sys.executable}
+           "PYTHON": warm_python()}
     done = run_script("sweep.sh", "--grid", "OPTIM.MAX_EPOCH=1,2", cwd=tiny["root"], env=env,
                       timeout=480)
     assert done.returncode == 0, done.stdout + done.stderr
