@@ -20,8 +20,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 # Helper modules that assert on behalf of several test files: pytest rewrites their asserts as
 # it does the test files' own, so a failure shows the values compared.
-pytest.register_assert_rewrite("tests.parse_res_helpers", "tests.analyze_prompts_helpers",
-                              "tests.scripts_helpers")
+pytest.register_assert_rewrite("tests.support.parse_res_helpers", "tests.support.analyze_prompts_helpers",
+                              "tests.support.scripts_helpers")
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def _restore_torch_seed():
 
 def pytest_configure(config):
     # CI installs the toolbox and sets this: a missing toolbox must fail, not skip quietly.
-    from tests.toolbox import HAVE_TOOLBOX
+    from tests.support.toolbox import HAVE_TOOLBOX
 
     if os.environ.get("DAPT_REQUIRE_TOOLBOX") == "1" and not HAVE_TOOLBOX:
         raise pytest.UsageError(
@@ -58,7 +58,7 @@ def pytest_configure(config):
 
     # CI holds the real host codebases' archives and sets this: their tests must run.
     if os.environ.get("DAPT_REQUIRE_HOSTS") == "1":
-        from tests.test_hosts import HOSTS, HOSTS_SKIP_REASON
+        from tests.end_to_end.test_hosts import HOSTS, HOSTS_SKIP_REASON
 
         if not HOSTS:
             raise pytest.UsageError(f"DAPT_REQUIRE_HOSTS=1 but {HOSTS_SKIP_REASON}")
@@ -66,7 +66,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """Give every test marked ``requires_toolbox`` the ``toolbox`` marker, for ``-m``."""
-    from tests.toolbox import SKIP_REASON
+    from tests.support.toolbox import SKIP_REASON
 
     for item in items:
         if any(mark.kwargs.get("reason") == SKIP_REASON for mark in item.iter_markers("skipif")):

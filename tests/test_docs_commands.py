@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration import REPO
-from tests.toolbox import requires_toolbox
+from tests.support.integration import REPO
+from tests.support.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
 
