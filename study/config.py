@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 import yaml
 from yacs.config import CfgNode
 
-from trainers.dapt_init.config import add_dapt_init_config
+from trainers.dapt_init.config import add_dapt_init_config, leaf_keys
 from trainers.dapt_init import runstate
 from trainers.dapt_init.errors import DaptInitError
 
@@ -168,14 +168,6 @@ def _flat_items(mapping: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{key}", value
 
 
-def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in node.items():
-        keys += (_all_keys(value, f"{prefix}{key}.") if isinstance(value, CfgNode)
-                 else [f"{prefix}{key}"])
-    return keys
-
-
 def nearest_keys(key: str, keys: list[str]) -> list[str]:
     """Up to three valid keys close to ``key``, ignoring case; else by the last part alone
     (a bare 'INIT_METHOD' or a misspelt group)."""
@@ -208,7 +200,7 @@ def check_key(cfg: CfgNode, key: str, source: str) -> None:
             f"option {key} comes after the KEY VALUE config overrides ({source}); put every "
             "--option before the first KEY VALUE pair."
         )
-    near = nearest_keys(key, _all_keys(cfg))
+    near = nearest_keys(key, leaf_keys(cfg))
     hint = (f"nearest valid keys: {', '.join(near)}" if near
             else "keys are full dotted paths in capitals, e.g. TRAINER.DAPT_INIT.INIT_METHOD; "
                  "docs/config.md lists this trainer's keys")
@@ -328,7 +320,7 @@ def apply_record(cfg: CfgNode, record: RunRecord) -> None:
     file and its data root."""
     source = f"in {os.path.join(record.run_dir, runstate.RESULT_FILE)}"
     if record.keys:
-        paths = set(_all_keys(cfg))
+        paths = set(leaf_keys(cfg))
         for key, value in record.keys.items():
             # A key this code does not know (an evaluation's EVAL.* inputs, or a key removed
             # since the run) cannot be set; the rest still rebuilds the run.

@@ -61,7 +61,7 @@ def _install_yacs_wrappers() -> None:
     def merge_a_into_b(a: Any, b: Any, root: Any, key_list: list) -> None:
         merge_into(a, b, root, key_list)  # raises before recording on a bad key or type
         if not key_list:  # the outermost call: every leaf of a was merged into root
-            _record_set_keys(root, _leaf_keys(a))
+            _record_set_keys(root, leaf_keys(a))
 
     def merge_from_list(self: Any, cfg_list: list) -> None:
         merge_list(self, cfg_list)
@@ -73,10 +73,11 @@ def _install_yacs_wrappers() -> None:
     yacs_config._dapt_init_wrapped = True
 
 
-def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
+def leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every leaf key of a (yacs) config as "A.B.C"."""
     keys = []
     for key, value in node.items():
-        keys += (_leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict)
+        keys += (leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict)
                  else [f"{prefix}{key}"])
     return keys
 
