@@ -15,7 +15,6 @@ import argparse
 import difflib
 import errno
 import io
-import json
 import os
 import signal
 import sys
@@ -29,48 +28,14 @@ from yacs.config import CfgNode
 # version check of 'outdated' (quiet.py says why).
 import trainers.dapt_init.quiet  # noqa: F401,E402
 
-from study import config, inputs
-from study.config import command_cfg
-from study.run import StudyError
+from study import config
+from study.command import resolve_command
 from trainers.dapt_init import run_folder, runstate
 from trainers.dapt_init.errors import DaptInitError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return config.parse_args(argv, description=__doc__.splitlines()[0])
-
-
-def check_eval_args(args: argparse.Namespace, output_dir: str) -> None:
-    """--eval-only writes a result: it must test trained prompts, into a folder of its own."""
-    if not args.eval_only:
-        return
-    if not args.model_dir:
-        raise DaptInitError(
-            "--eval-only needs --model-dir: the output folder of the run whose prompts to test "
-            "(with --load-epoch N for a given epoch)."
-        )
-    # realpath: a symlink (or "a/../b") to the model folder is still the model folder.
-    if os.path.realpath(output_dir) == os.path.realpath(args.model_dir):
-        raise DaptInitError(
-            f"--output-dir {output_dir} is the trained run's own folder {args.model_dir}; the "
-            "evaluation's result.json would replace the training result there. Give the "
-            "evaluation its own --output-dir."
-        )
-
-
-def check_command_paths(args: argparse.Namespace) -> None:
-    """--output-dir, --resume and --seed as given, before the config is built: an empty or
-    impossible path, or a seed Dassl would silently ignore, is refused, not defaulted."""
-    try:
-        inputs.check_seed(args.seed)
-        if args.output_dir is not None:
-            inputs.check_folder(args.output_dir, "--output-dir")
-        if args.resume is not None and not os.path.isdir(args.resume):
-            what = "is a file" if os.path.exists(args.resume) else "does not exist"
-            raise StudyError(f"--resume {args.resume!r} {what}; give the output folder of the "
-                             "run to resume (its checkpoints), or leave --resume out")
-    except StudyError as error:
-        raise DaptInitError(str(error)) from None
 
 
 def check_registered(cfg: CfgNode) -> None:
@@ -132,51 +97,11 @@ class EarlyOutput(io.TextIOBase):
         return self.console.fileno()
 
 
-def resolve(args: argparse.Namespace) -> tuple[CfgNode, str | None]:
-    """The config, once, checked before a folder, a log or a download exists; and the line
-    naming DAPT's published values it applied (None when none)."""
-    cfg, applied = command_cfg(args)
-    check_eval_args(args, cfg.OUTPUT_DIR)
-    return cfg, applied
-
-
-def read_spec(text: str) -> dict[str, Any] | None:
-    """The --spec as its record (None without one); not a run spec: refused before anything
-    runs."""
-    if not text:
-        return None
-    from study.run import RunSpec, StudyError
-
-    try:
-        return RunSpec.from_dict(json.loads(text)).to_dict()
-    except (ValueError, TypeError, AttributeError, StudyError) as error:
-        raise DaptInitError(f"--spec is not a run spec of study/run.py: {error}") from None
-
-
-def check_spec_is_this_run(spec: str, cfg: CfgNode, dataset_file: str) -> None:
-    """A --spec naming another data set, seed, shots or init than the run's own config is
-    refused: result.json's spec places the run, so it must say what the run is."""
-    if not spec:
-        return
-    from study.run import RunSpec
-
-    node = cfg.TRAINER.DAPT_INIT
-    names = (os.path.splitext(os.path.basename(dataset_file or ""))[0], cfg.DATASET.NAME)
-    found = RunSpec.from_dict(json.loads(spec)).mismatches(
-        names, cfg.SEED, cfg.DATASET.NUM_SHOTS, node.INIT_METHOD,
-        node.VIS_INIT_METHOD)
-    if found:
-        raise DaptInitError(f"--spec is another run than this command's ({'; '.join(found)}); "
-                            "give the spec of this run, or no --spec.")
-
-
 def main(args: argparse.Namespace) -> int:
     """Resolve, check, claim the run folder (the finished rule, once, under its lock), build,
     then train or evaluate; the exit status."""
-    spec = read_spec(args.spec)
-    check_command_paths(args)
-    cfg, applied = resolve(args)
-    check_spec_is_this_run(args.spec, cfg, args.dataset_config_file)
+    command = resolve_command(args)
+    cfg, applied, spec = command.cfg, command.applied, command.spec
     import datasets  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 

@@ -356,7 +356,9 @@ def _poisoned_resume(finished: dict, tmp_path: Path, poison: Callable[[dict], No
     shutil.copytree(finished["output"] / "prompt_learner", output / "prompt_learner")
     path = output / "prompt_learner/model.pth.tar-1"
     checkpoint = torch.load(path, weights_only=True)
-    identity = runstate.command_identity(train.resolve(train.parse_args(command[2:]))[0])
+    from study.command import resolve_command
+
+    identity = runstate.command_identity(resolve_command(train.parse_args(command[2:])).cfg)
     checkpoint["run"] = identity.record()  # the same run, as far as the resume check goes
     poison(checkpoint)
     torch.save(checkpoint, path)

@@ -24,7 +24,7 @@ from typing import Callable
 import pytest
 import torch
 
-from tests import warm_runner
+from tests.support import warm_runner
 from tests.support.integration import (REPO, RUN_ENV, prepared_workdir, read_result,
                                run_killed_after_epoch, run_train, train_command, warm_python)
 from tests.support.toolbox import requires_toolbox

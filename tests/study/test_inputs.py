@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from study import inputs
+from study.command import check_command_paths
 from study.run import StudyError
 from tests.support.scripts_helpers import REPO, error_lines, fake  # noqa: F401  (fake: a fixture)
 from tests.support.toolbox import requires_toolbox
@@ -159,21 +160,17 @@ TRAIN_CASES = {
 
 @pytest.mark.parametrize("case", TRAIN_CASES)
 def test_train_py_refuses_a_bad_path_or_seed_before_the_config_is_built(tmp_path, case):
-    import train
-
     given, words = TRAIN_CASES[case]
     made = _hostile(tmp_path)
     args = _args(**{k: v.format(**made) for k, v in given.items()})
     with pytest.raises(DaptInitError) as refused:
-        train.check_command_paths(args)
+        check_command_paths(args)
     assert words in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_train_py_takes_the_toolboxs_unseeded_minus_one_and_ungiven_paths(tmp_path):
-    import train
-
-    train.check_command_paths(_args(seed="-1", output_dir=str(tmp_path / "new" / "seed1")))
-    train.check_command_paths(_args())
+    check_command_paths(_args(seed="-1", output_dir=str(tmp_path / "new" / "seed1")))
+    check_command_paths(_args())
     assert not (tmp_path / "new").exists()  # checked, not made
 
 

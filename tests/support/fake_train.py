@@ -9,12 +9,13 @@ import os
 import sys
 
 import train
+from study.command import resolve_command
 from trainers.dapt_init import run_folder, runstate
 
 args = train.parse_args(sys.argv[1:])
 out = args.output_dir
 try:
-    cfg, _ = train.resolve(args)
+    cfg = resolve_command(args).cfg
     identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
                                          args.load_epoch)
 except Exception:  # a host's configs: its own trainer keys are unknown here

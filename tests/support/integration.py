@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests import warm_runner
+from tests.support import warm_runner
 from tools.demo import demo_command, prepare
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests import warm_runner
+from tests.support import warm_runner
 from tests.support.integration import (RUN_ENV, output_dir_of, prepared_workdir, read_result, run_train,
                                train_command)
 from tests.support.toolbox import requires_toolbox
