@@ -31,7 +31,7 @@ def build_trainer(workdir, tmp_path, workers: int, monkeypatch):
     from dassl.utils import set_random_seed
 
     import datasets  # noqa: F401  (registers the dataset classes)
-    from train import parse_args, setup_cfg
+    from study.config import parse_args, setup_cfg
     from trainers.dapt_init.trainer import DAPT_Init
 
     argv = demo_command(workdir, "random", seed=1, shots=2)[2:]

@@ -166,9 +166,10 @@ class DAPT_Init(TrainerX):
     # train(), or load_model() for an evaluation. The same rule holds in every codebase.
     skipped = False
 
-    def _claim(self) -> bool:
-        """Hold the run folder (True), or skip a finished run (False); refusals raise."""
-        claim = run_folder.claim(self.output_dir, self.identity())
+    def _claim(self, rule: bool = True) -> bool:
+        """Hold the run folder (True), or skip a finished run (False); refusals raise.
+        ``rule`` False: only the lock (an evaluation into the trained run's own folder)."""
+        claim = run_folder.claim(self.output_dir, self.identity() if rule else None)
         if claim.skip:
             print(claim.message)
             self.skipped = True
@@ -374,14 +375,14 @@ class DAPT_Init(TrainerX):
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:
         if not run_folder.holds(self.output_dir):  # an evaluation starts here (a host's train.py)
-            if directory and os.path.realpath(directory) == os.path.realpath(self.output_dir):
-                raise DaptInitError(
-                    f"the output folder {self.output_dir} is the trained run's own folder; the "
-                    "evaluation's result.json would replace the training result there. Give "
-                    "the evaluation its own --output-dir.")
             if directory:
                 self.run_identity = command_identity(self.cfg, directory, epoch)
-            if not self._claim():
+            # A host's eval scripts may test into the trained run's own folder (this
+            # repository's train.py refuses that): the folder is locked, no rule is asked, and
+            # the training's result.json is kept as result.json-<time> beside the new one.
+            into_model = bool(directory) and (os.path.realpath(directory)
+                                              == os.path.realpath(self.output_dir))
+            if not self._claim(rule=not into_model):
                 return
         if not directory:
             print("No --model-dir given: testing the initial prompts")
