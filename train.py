@@ -109,8 +109,7 @@ def main(args: argparse.Namespace) -> int:
     check_output_dir(cfg.OUTPUT_DIR)
     identity = None
     if cfg.TRAINER.NAME == "DAPT_Init" and not args.no_train:
-        identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
-                                             args.load_epoch)
+        identity = config.command_identity(cfg, args)
         if args.eval_only:  # before any folder or log: prompts are read only with their CLIP
             model = runstate.read_result(args.model_dir) or {}
             runstate.refuse_other_weights(args.model_dir, runstate.stored_weights(model),

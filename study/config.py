@@ -128,6 +128,13 @@ def command_cfg(args: argparse.Namespace) -> tuple[CfgNode, str | None]:
     return cfg, applied
 
 
+def command_identity(cfg: CfgNode, args: argparse.Namespace) -> runstate.RunIdentity:
+    """The identity (fingerprint, CLIP weights, data root) of a train.py command's result;
+    an evaluation's includes the model it tests."""
+    return runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
+                                     args.load_epoch)
+
+
 def run_verdict(argv: Sequence[str]) -> tuple[int, str]:
     """(status, message): what the finished rule would say of a train.py command (``argv``
     after ``train.py``) now, without its lock: a preview for --dry-run and the sweep's counts.
@@ -142,8 +149,7 @@ def run_verdict(argv: Sequence[str]) -> tuple[int, str]:
     except DaptInitError as error:  # the command itself is wrong: say so, not "other settings"
         raise StudyError(" ".join(str(error).split())) from None
     try:
-        identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
-                                             args.load_epoch)
+        identity = command_identity(cfg, args)
     except DaptInitError as error:  # the folder's record is damaged
         return runstate.OTHER_SETTINGS, " ".join(str(error).split())
     if not cfg.DATASET.ROOT:  # a preview without DATA_ROOT: the data files are not compared

@@ -21,7 +21,7 @@ from typing import Mapping
 from trainers.dapt_init import run_folder
 from trainers.dapt_init.errors import DaptInitError
 from trainers.dapt_init.runstate import (FINISHED, INTERRUPTED, OTHER_SETTINGS, RESULT_FILE,
-                                         RUNNING_ELSEWHERE, USER_ERROR, command_identity)
+                                         RUNNING_ELSEWHERE, USER_ERROR)
 
 from .help import HELP, USAGE
 from .plan import (STATE_NAMES, Setup, bash_quote, check_arg_count, check_dataset, check_gpu,
@@ -208,13 +208,12 @@ def run_plan(plan: Plan, env: Mapping[str, str]) -> int:
 def claim_run(argv: list[str]) -> run_folder.Claim:
     """Claim a train.py command's run folder (cwd: this repository): its config resolved
     here as train.py resolves it, the finished rule asked under the lock."""
-    from .config import command_cfg, parse_args
+    from .config import command_cfg, command_identity, parse_args
 
     args = parse_args(argv[1:])
     try:
         cfg, _ = command_cfg(args)
-        identity = command_identity(cfg, args.model_dir if args.eval_only else "",
-                                    args.load_epoch)
+        identity = command_identity(cfg, args)
         return run_folder.claim(cfg.OUTPUT_DIR, identity)
     except DaptInitError as error:  # a wrong command or a damaged record: one error line
         return run_folder.Claim(OTHER_SETTINGS, " ".join(str(error).split()))

@@ -23,12 +23,13 @@ import json
 import os
 import runpy
 import sys
-import traceback
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.optim import lr_scheduler
+
+# Beside this file (run as a script, its folder is on the path): one fork helper for all drivers.
+from host_driver import run_forked  # noqa: E402
 
 
 def _cpu(value):
@@ -72,27 +73,6 @@ def install_shims(weights: str) -> None:
                     "txt_ctx": learner.txt_ctx.detach().clone()}, INITIAL_PROMPTS["path"])
 
     dapt.DAPT.build_model = build_and_keep
-
-
-def run_forked(body: Callable[[], int]) -> int:
-    """``body()`` in a forked child; its exit status (a traceback and 1 if it raised)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = body()
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        except BaseException:  # noqa: B902
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def main() -> None:

@@ -10,14 +10,14 @@ import sys
 
 import train
 from study.command import resolve_command
+from study.config import command_identity
 from trainers.dapt_init import run_folder, runstate
 
 args = train.parse_args(sys.argv[1:])
 out = args.output_dir
 try:
     cfg = resolve_command(args).cfg
-    identity = runstate.command_identity(cfg, args.model_dir if args.eval_only else "",
-                                         args.load_epoch)
+    identity = command_identity(cfg, args)
 except Exception:  # a host's configs: its own trainer keys are unknown here
     identity = None
 claim = run_folder.claim(out, identity)

@@ -31,20 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------ driver
-def _kill_after(epoch: int) -> None:
-    import trainers.dapt_init.trainer as module
-
-    original = module.DAPT_Init.after_epoch
-
-    def after_epoch(self):
-        original(self)
-        if self.epoch + 1 == epoch:
-            sys.stdout.flush()
-            os._exit(9)
-
-    module.DAPT_Init.after_epoch = after_epoch
-
-
 def _scale(power: int) -> None:
     import torch
 
@@ -65,7 +51,9 @@ def _child(request: dict) -> None:
             os.close(out)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         if request.get("kill_after_epoch"):
-            _kill_after(request["kill_after_epoch"])
+            from tests.support.host_driver import kill_after
+
+            kill_after(request["kill_after_epoch"])
         if request.get("scale_power") is not None:
             _scale(request["scale_power"])
         import train
