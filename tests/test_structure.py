@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,21 @@ def test_imports_run_downhill():
 ])
 def test_the_floor_rule_itself(own, target, allowed):
     assert (FLOORS[target] < FLOORS[own]) == allowed
+
+
+# The commands that plan runs or read their records (the scripts' planner, the parser, the
+# report) and train.py before its run starts: importing them must not import torch or the
+# toolbox, which cost 2-8 s of CPU per process. The scripts start one such process per call.
+LIGHT_ENTRY_MODULES = ["parse_test_res", "train", "study.__main__", "study.scripts",
+                       "study.sweep", "study.command", "study.run_read", "results.coop",
+                       "reporting.build", "tools.report"]
+
+
+def test_planning_and_reading_commands_import_neither_torch_nor_the_toolbox():
+    code = ("import importlib, sys\n"
+            "for name in sys.argv[1:]: importlib.import_module(name)\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'dassl', 'clip') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *LIGHT_ENTRY_MODULES], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -7,8 +7,6 @@ import os
 import tempfile
 from typing import Any, Callable
 
-import torch
-
 from .run_folder import TMP_PREFIX
 
 
@@ -55,6 +53,10 @@ def _current_umask() -> int:
 def torch_save_atomically(obj: Any, path: str) -> None:
     # Serialised in memory first, then written as plain bytes: a full disk then raises
     # OSError(ENOSPC) naming the file, where torch.save's own writer raises a RuntimeError.
+    # torch is imported here, not at the top: the parser and the scripts' planner read run
+    # records through this module and start in a fraction of a second without it.
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
 
