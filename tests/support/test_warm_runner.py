@@ -4,6 +4,7 @@ signal), exit handlers and timeouts, and a real train.py run gives the same file
 runs the same command both ways and compares what came back."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -139,7 +140,16 @@ def test_what_a_fork_cannot_reproduce_goes_cold(runner, probe, tmp_path, monkeyp
                runner.env)
     # Start-up variables act before any import: another value is another process.
     for name in ("OMP_NUM_THREADS", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "LC_ALL"):
-        assert not can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env)
+        assert not can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env,
+                       driver_loaded=True)
+    # The GPU a sweep gives a job: read by the CUDA driver when it loads, so another value is
+    # forked only from a server that has not loaded it; other CUDA variables never are.
+    for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"):
+        assert can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env,
+                   driver_loaded=False)
+    for name in ("CUDA_LAUNCH_BLOCKING", "CUDA_HOME", "PYTORCH_CUDA_ALLOC_CONF"):
+        assert not can([sys.executable, train_py], {**runner.env, name: "1"}, runner.env,
+                       driver_loaded=False)
     # A script outside the repository (a host codebase's own train.py and trainers).
     assert not can([sys.executable, str(probe)], runner.env, runner.env)
     assert not can([sys.executable, "-m", "pytest"], runner.env, runner.env)
@@ -201,3 +211,64 @@ def test_the_python_wrapper_passes_signals_on_and_ends_as_the_run_ended(runner, 
     wrapper.stdout.close()
     with pytest.raises(ProcessLookupError):
         os.kill(run_pid, 0)
+
+
+FD_PROBE = """\
+import fcntl, os, sys
+fd = int(sys.argv[1])
+print("open", sorted(int(n) for n in os.listdir("/proc/self/fd")), os.get_inheritable(fd))
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock its parent holds: the same one
+os.write(fd, b"written through the inherited descriptor\\n")
+again = os.open(os.readlink(f"/proc/self/fd/{fd}"), os.O_RDONLY)
+try:
+    fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("a new descriptor of the file is locked out")
+print("pid", os.getpid(), file=sys.stderr)
+"""
+
+
+def test_the_python_wrapper_passes_inherited_descriptors_under_their_numbers(runner, tmp_path):
+    # A script passes the run folder's lock down to train.py as an inherited descriptor
+    # (study/scripts.py, pass_fds): through the wrapper the run holds the same lock under the
+    # same number, and no descriptor of the server's, as a cold interpreter does.
+    outputs = {}
+    for kind, python in (("cold", sys.executable), ("warm", runner.python_wrapper)):
+        lock = tmp_path / f"{kind}.lock"
+        opened = os.open(lock, os.O_RDWR | os.O_CREAT)
+        fd = os.dup2(opened, 40)  # a number of its own, above the usual ones
+        os.close(opened)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            done = subprocess.Popen([python, "-c", FD_PROBE, str(fd)], cwd=tmp_path,
+                                    env=runner.env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, pass_fds=(fd,))
+            out, err = done.communicate(timeout=120)
+        finally:
+            os.close(fd)
+        outputs[kind] = (done.returncode, out, lock.read_text(), int(err.split()[-1]), done.pid)
+    (status, out, written, _, _), (warm_status, warm_out, warm_written, run_pid, wrapper_pid) = (
+        outputs["cold"], outputs["warm"])
+    assert (warm_status, warm_out, warm_written) == (status, out, written)
+    assert out == "open [0, 1, 2, 3, 40] True\na new descriptor of the file is locked out\n"
+    assert written == "written through the inherited descriptor\n" and status == 0
+    assert run_pid != wrapper_pid  # forked by the server, not the wrapper's own interpreter
+
+
+def test_another_gpu_for_a_server_without_the_cuda_driver_is_forked_and_runs_as_cold(
+        runner, tmp_path):
+    asked = runner.run([sys.executable, "-c", "import os; from tests.support import warm_runner;"
+                        " print(warm_runner.cuda_driver_loaded(), os.getppid())"],
+                       warm_runner.REPO, runner.env)
+    loaded, parent = asked.stdout.split()
+    assert int(parent) != os.getpid()  # answered by a fork of the server
+    env = {**runner.env, "CUDA_VISIBLE_DEVICES": "1"}
+    code = ("import os, sys, torch; print(os.environ['CUDA_VISIBLE_DEVICES'], "
+            "torch.cuda.device_count(), torch.cuda.is_available()); "
+            f"print(os.getppid() == {os.getpid()}, file=sys.stderr)")
+    warm = runner.run([sys.executable, "-c", code], tmp_path, env)
+    cold_done = cold([sys.executable, "-c", code], tmp_path, env)
+    assert (warm.returncode, warm.stdout) == (cold_done.returncode, cold_done.stdout)
+    assert warm.stdout.startswith("1 ") and cold_done.stderr.splitlines()[-1] == "True"
+    # Forked unless the server has loaded the driver (a GPU machine): then it went cold.
+    assert warm.stderr.splitlines()[-1] == loaded

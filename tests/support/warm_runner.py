@@ -11,19 +11,21 @@ would, writes its stdout and stderr to the files it is given, runs the script as
 signal). ``run`` returns what ``subprocess.run(..., capture_output=True, text=True)`` returns.
 
 What a fork cannot reproduce is left to a cold process: a request whose environment differs
-from the server's (variables such as ``OMP_NUM_THREADS`` or ``PYTHONWARNINGS`` act at start-up),
+from the server's (variables such as ``OMP_NUM_THREADS`` or ``PYTHONWARNINGS`` act at start-up;
+``CUDA_VISIBLE_DEVICES`` only once the CUDA driver is loaded, which a CPU server never does),
 a program other than this interpreter, or a script outside the repository (a host codebase
 has its own ``trainers`` package). ``DAPT_TEST_COLD=1`` sends every run through a cold process.
 
 Protocol (tests/support/warm_python.py is the client side): a connection to the server's Unix socket
-sends one JSON line (argv, cwd, env) with the run's stdin, stdout and stderr descriptors
-attached; the server forks a handler that answers ``{"cold": true}`` (run it yourself) or
+sends one JSON line (argv, cwd, env, fds) with the run's stdin, stdout and stderr descriptors
+attached, then any other descriptor it inherits (fds: the numbers each gets in the run); the server forks a handler that answers ``{"cold": true}`` (run it yourself) or
 forks the run and answers ``{"pid": N}``, then ``{"status": S}`` when it ends (an exit status,
 or -signal as subprocess reports it). The server ends when its stdin closes.
 """
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import runpy
@@ -78,6 +80,24 @@ def _is_runner_frame(filename: str) -> bool:
     return filename in (__file__, runpy.__file__) or filename.startswith("<frozen runpy")
 
 
+def _place_fds(fds: list[int], targets: list[int]) -> None:
+    """Leave open exactly ``targets``, ``fds[i]`` under the number ``targets[i]``: the
+    descriptors a fresh process has (the standard three and any it inherited, such as a
+    run folder's lock passed down by a script), nothing of the server's."""
+    open_now = [int(name) for name in os.listdir("/proc/self/fd")]
+    above = max(open_now + list(targets)) + 1
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, above) for fd in fds]
+    for fd in range(above):  # the received copies, the server's own, the listing's (gone)
+        if fd not in targets:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for fd, target in zip(moved, targets):
+        os.dup2(fd, target)
+        os.close(fd)
+
+
 def _child(request: dict, fds: list[int], closing: list) -> None:
     """Become the requested process (``fds``: its stdin, stdout, stderr); never returns."""
     status = 1
@@ -88,11 +108,7 @@ def _child(request: dict, fds: list[int], closing: list) -> None:
         # the test process the server shares a group with. (Signals sent to a PYTHON= wrapper,
         # or to the wrapper's group, are passed on to the run by the wrapper.)
         os.setpgrp()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-        for fd in fds:
-            if fd > 2:
-                os.close(fd)
+        _place_fds(fds, request.get("fds", [0, 1, 2]))
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -141,13 +157,36 @@ START_UP_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA", "TORC
                      "OUTDATED", "NUMEXPR", "GOMP", "PYTORCH", "LC_", "LANG", "DAPT_TEST_COLD")
 
 
-def start_up_variables(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(START_UP_PREFIXES) and k != "PYTHON"}
+# Read by the CUDA driver once, when a process first loads it (a sweep gives each job its GPU
+# this way); torch loads it lazily. A server that has not loaded it has not read them: a child
+# with other values reads its own when it first asks for a GPU, as a fresh process does.
+DRIVER_VARIABLES = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 
 
-def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str]) -> bool:
-    """Whether a fork of the server runs ``argv`` as a fresh interpreter would."""
-    if len(argv) < 2 or start_up_variables(env) != start_up_variables(server_env):
+def cuda_driver_loaded() -> bool:
+    """Whether this process has loaded the CUDA driver (libcuda) or initialised torch's CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return True
+    with open("/proc/self/maps") as maps:
+        return any(os.path.basename(line.split()[-1]).startswith("libcuda.so")
+                   for line in maps if "/" in line)
+
+
+def start_up_variables(env: dict[str, str], driver_loaded: bool = True) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(START_UP_PREFIXES) and k != "PYTHON"
+            and (driver_loaded or k not in DRIVER_VARIABLES)}
+
+
+def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str],
+             driver_loaded: bool | None = None) -> bool:
+    """Whether a fork of the server runs ``argv`` as a fresh interpreter would
+    (``driver_loaded``: whether the server loaded the CUDA driver; None: ask this process,
+    which is the server or a fork of it)."""
+    if driver_loaded is None:
+        driver_loaded = cuda_driver_loaded()
+    if len(argv) < 2 or (start_up_variables(env, driver_loaded)
+                         != start_up_variables(server_env, driver_loaded)):
         return False
     if argv[1] == "-c":
         return len(argv) >= 3
@@ -155,6 +194,8 @@ def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str]) -
     return (script.suffix == ".py" and script.is_file()
             and script.resolve().is_relative_to(REPO))
 
+
+MAX_FDS = 253  # the most descriptors one message carries (Linux's SCM_MAX_FD)
 
 # The server's environment when it started, and what its imports added to it (torch sets
 # variables such as CUDA_MODULE_LOADING when it is imported; a fresh run's imports would too).
@@ -167,14 +208,16 @@ def _handle(connection: socket.socket, listener: socket.socket) -> None:
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this handler waits for its run
         listener.close()
-        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, MAX_FDS)
         while not message.endswith(b"\n"):
             more = connection.recv(1 << 20)
             if not more:
                 return
             message += more
         request = json.loads(message)
-        if len(fds) != 3 or not can_fork(request["argv"], request["env"], _START_ENV):
+        targets = request.get("fds", [0, 1, 2])
+        if (len(fds) != len(targets) or targets[:3] != [0, 1, 2]
+                or not can_fork(request["argv"], request["env"], _START_ENV)):
             connection.sendall(b'{"cold": true}\n')
             return
         pid = os.fork()
