@@ -139,17 +139,23 @@ def test_what_a_fork_cannot_reproduce_goes_cold(runner, probe, tmp_path, monkeyp
     assert can([sys.executable, "-c", "pass"], {**runner.env, "DATA_ROOT": "x", "PYTHON": "y"},
                runner.env)
     # Start-up variables act before any import: another value is another process.
-    for name in ("OMP_NUM_THREADS", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "LC_ALL"):
+    for name in ("OMP_NUM_THREADS", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "LC_ALL",
+                 "KMP_INIT_AT_FORK"):
         assert not can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env,
-                       driver_loaded=True)
-    # The GPU a sweep gives a job: read by the CUDA driver when it loads, so another value is
-    # forked only from a server that has not loaded it; other CUDA variables never are.
-    for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"):
+                       libraries={"libcuda.so.1", "libiomp5.so"})
+    # Variables a native library reads when it loads: the GPU a sweep gives a job (the CUDA
+    # driver), KMP_ (Intel's OpenMP; scikit-learn sets them on import). Forked only from a
+    # server that has not loaded their reader; other CUDA variables never are.
+    for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "KMP_INIT_AT_FORK"):
         assert can([sys.executable, train_py], {**runner.env, name: "3"}, runner.env,
-                   driver_loaded=False)
+                   libraries={"libgomp.so.1", "libcudart.so.13"})
+    assert not can([sys.executable, train_py], {**runner.env, "CUDA_VISIBLE_DEVICES": "3"},
+                   runner.env, libraries={"libcuda.so.1"})
+    assert not can([sys.executable, train_py], {**runner.env, "KMP_INIT_AT_FORK": "3"},
+                   runner.env, libraries={"libomp.so"})
     for name in ("CUDA_LAUNCH_BLOCKING", "CUDA_HOME", "PYTORCH_CUDA_ALLOC_CONF"):
         assert not can([sys.executable, train_py], {**runner.env, name: "1"}, runner.env,
-                       driver_loaded=False)
+                       libraries=set())
     # A script outside the repository (a host codebase's own train.py and trainers).
     assert not can([sys.executable, str(probe)], runner.env, runner.env)
     assert not can([sys.executable, "-m", "pytest"], runner.env, runner.env)
@@ -255,20 +261,20 @@ def test_the_python_wrapper_passes_inherited_descriptors_under_their_numbers(run
     assert run_pid != wrapper_pid  # forked by the server, not the wrapper's own interpreter
 
 
-def test_another_gpu_for_a_server_without_the_cuda_driver_is_forked_and_runs_as_cold(
+def test_a_library_variable_its_reader_has_not_loaded_is_forked_and_runs_as_cold(
         runner, tmp_path):
-    asked = runner.run([sys.executable, "-c", "import os; from tests.support import warm_runner;"
-                        " print(warm_runner.cuda_driver_loaded(), os.getppid())"],
-                       warm_runner.REPO, runner.env)
-    loaded, parent = asked.stdout.split()
-    assert int(parent) != os.getpid()  # answered by a fork of the server
-    env = {**runner.env, "CUDA_VISIBLE_DEVICES": "1"}
+    # Whether the server loaded the CUDA driver or Intel's / LLVM's OpenMP, from its memory
+    # map (a GPU machine has the driver loaded: there the run goes cold, still as cold).
+    maps = Path(f"/proc/{runner.process.pid}/maps").read_text()
+    readers = re.findall(r"/(libcuda\.so[^/\s]*|libiomp[^/\s]*|libomp\.[^/\s]*)$", maps, re.M)
+    env = {**runner.env, "CUDA_VISIBLE_DEVICES": "1", "KMP_BLOCKTIME": "7"}
     code = ("import os, sys, torch; print(os.environ['CUDA_VISIBLE_DEVICES'], "
-            "torch.cuda.device_count(), torch.cuda.is_available()); "
+            "os.environ['KMP_BLOCKTIME'], torch.cuda.device_count(), torch.cuda.is_available(),"
+            " torch.get_num_threads()); "
             f"print(os.getppid() == {os.getpid()}, file=sys.stderr)")
     warm = runner.run([sys.executable, "-c", code], tmp_path, env)
     cold_done = cold([sys.executable, "-c", code], tmp_path, env)
     assert (warm.returncode, warm.stdout) == (cold_done.returncode, cold_done.stdout)
-    assert warm.stdout.startswith("1 ") and cold_done.stderr.splitlines()[-1] == "True"
-    # Forked unless the server has loaded the driver (a GPU machine): then it went cold.
-    assert warm.stderr.splitlines()[-1] == loaded
+    assert warm.stdout.startswith("1 7 ") and cold_done.stderr.splitlines()[-1] == "True"
+    # Forked (its parent is not this process) exactly when neither reader is loaded.
+    assert warm.stderr.splitlines()[-1] == str(bool(readers))

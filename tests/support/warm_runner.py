@@ -12,7 +12,8 @@ signal). ``run`` returns what ``subprocess.run(..., capture_output=True, text=Tr
 
 What a fork cannot reproduce is left to a cold process: a request whose environment differs
 from the server's (variables such as ``OMP_NUM_THREADS`` or ``PYTHONWARNINGS`` act at start-up;
-``CUDA_VISIBLE_DEVICES`` only once the CUDA driver is loaded, which a CPU server never does),
+``CUDA_VISIBLE_DEVICES`` or ``KMP_*`` only once the library that reads them is loaded, which
+the CUDA driver never is in a CPU server),
 a program other than this interpreter, or a script outside the repository (a host codebase
 has its own ``trainers`` package). ``DAPT_TEST_COLD=1`` sends every run through a cold process.
 
@@ -157,36 +158,46 @@ START_UP_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA", "TORC
                      "OUTDATED", "NUMEXPR", "GOMP", "PYTORCH", "LC_", "LANG", "DAPT_TEST_COLD")
 
 
-# Read by the CUDA driver once, when a process first loads it (a sweep gives each job its GPU
-# this way); torch loads it lazily. A server that has not loaded it has not read them: a child
-# with other values reads its own when it first asks for a GPU, as a fresh process does.
-DRIVER_VARIABLES = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+# Start-up variables that a native library reads when it loads (or first initialises), not
+# when the interpreter starts: while the server has not loaded that library it has not read
+# them, and a child with other values reads its own when it loads it, as a fresh process does.
+# The CUDA driver (torch loads it lazily): the GPU a sweep gives each job. Intel's or LLVM's
+# OpenMP (torch here uses GNU's libgomp): KMP_ variables, which scikit-learn sets on import.
+LIBRARY_VARIABLES = (
+    (("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"), ("libcuda.so",)),
+    (("KMP_",), ("libiomp", "libomp.")),
+)
 
 
-def cuda_driver_loaded() -> bool:
-    """Whether this process has loaded the CUDA driver (libcuda) or initialised torch's CUDA."""
+def loaded_libraries() -> set[str]:
+    """The file names of the shared libraries this process has loaded ('libcuda.so.1' once
+    the CUDA driver is; torch's CUDA initialised counts as that)."""
+    with open("/proc/self/maps") as maps:
+        names = {os.path.basename(line.split()[-1]) for line in maps if "/" in line}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
-        return True
-    with open("/proc/self/maps") as maps:
-        return any(os.path.basename(line.split()[-1]).startswith("libcuda.so")
-                   for line in maps if "/" in line)
+        names.add("libcuda.so")
+    return names
 
 
-def start_up_variables(env: dict[str, str], driver_loaded: bool = True) -> dict[str, str]:
+def unread_variables(libraries: set[str]) -> tuple[str, ...]:
+    """Names (or prefixes) of start-up variables whose reader is not among ``libraries``."""
+    return tuple(name for names, readers in LIBRARY_VARIABLES
+                 if not any(library.startswith(readers) for library in libraries)
+                 for name in names)
+
+
+def start_up_variables(env: dict[str, str], unread: tuple[str, ...] = ()) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith(START_UP_PREFIXES) and k != "PYTHON"
-            and (driver_loaded or k not in DRIVER_VARIABLES)}
+            and not k.startswith(unread)}
 
 
 def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str],
-             driver_loaded: bool | None = None) -> bool:
-    """Whether a fork of the server runs ``argv`` as a fresh interpreter would
-    (``driver_loaded``: whether the server loaded the CUDA driver; None: ask this process,
-    which is the server or a fork of it)."""
-    if driver_loaded is None:
-        driver_loaded = cuda_driver_loaded()
-    if len(argv) < 2 or (start_up_variables(env, driver_loaded)
-                         != start_up_variables(server_env, driver_loaded)):
+             libraries: set[str] | None = None) -> bool:
+    """Whether a fork of the server runs ``argv`` as a fresh interpreter would (``libraries``:
+    those the server has loaded; None: this process's, which is the server or a fork of it)."""
+    unread = unread_variables(loaded_libraries() if libraries is None else libraries)
+    if len(argv) < 2 or start_up_variables(env, unread) != start_up_variables(server_env, unread):
         return False
     if argv[1] == "-c":
         return len(argv) >= 3
