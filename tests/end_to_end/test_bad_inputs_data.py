@@ -209,7 +209,10 @@ def interrupted_script(base: dict, tmp: Path) -> Case:
     env = main_env(base, tmp / "out", PYTHON=str(wrapper))
 
     def fix() -> None:
-        env["PYTHON"] = sys.executable
+        # The run signals its own process group: that group is the script's only in a process
+        # of its own (a warm fork runs in a group of its own), so the fault needs the cold
+        # interpreter above; the re-run after it does not.
+        env["PYTHON"] = warm_python()
 
     return Case(main_sh(base), [tmp / "out"], env=env, fix=fix,
                 rerun_says="model.pth.tar-1 (epoch 1 done)", new_session=True,
