@@ -102,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
     then train or evaluate; the exit status."""
     command = resolve_command(args)
     cfg, applied, spec = command.cfg, command.applied, command.spec
-    import datasets  # noqa: F401  (registers the data set classes)
+    import datasets.classes  # noqa: F401  (registers the data set classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
     check_registered(cfg)

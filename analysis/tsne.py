@@ -145,7 +145,7 @@ def build_trainer_for(run_dir: Path, command: argparse.Namespace) -> Any:
     from dassl.engine import build_trainer
     from dassl.utils import set_random_seed
 
-    import datasets  # noqa: F401  (registers the dataset classes)
+    import datasets.classes  # noqa: F401  (registers the dataset classes)
     import trainers.dapt_init.trainer  # noqa: F401  (registers DAPT_Init)
 
     if cfg.SEED >= 0:

@@ -32,7 +32,7 @@ def build_data_manager(root: Path, config: str, shots: int, workers: int, seed: 
     from dassl.data import DataManager
     from dassl.utils import set_random_seed
 
-    import datasets  # noqa: F401  (registers the dataset classes)
+    import datasets.classes  # noqa: F401  (registers the dataset classes)
     from trainers.dapt_init.config import add_dapt_init_config
 
     cfg = get_cfg_default()

@@ -104,11 +104,12 @@ def test_the_floor_rule_itself(own, target, allowed):
 
 
 # The commands that plan runs or read their records (the scripts' planner, the parser, the
-# report) and train.py before its run starts: importing them must not import torch or the
+# report), the data and demo tools before their work starts, and train.py before its run: importing them must not import torch or the
 # toolbox, which cost 2-8 s of CPU per process. The scripts start one such process per call.
 LIGHT_ENTRY_MODULES = ["parse_test_res", "train", "study.__main__", "study.scripts",
                        "study.sweep", "study.command", "study.run_read", "results.coop",
-                       "reporting.build", "tools.report"]
+                       "reporting.build", "tools.report", "tools.demo", "tools.tiny_data",
+                       "tools.prepare_data", "tools.small_clip", "datasets.fewshot"]
 
 
 def test_planning_and_reading_commands_import_neither_torch_nor_the_toolbox():

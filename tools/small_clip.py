@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SMALL = dict(
     embed_dim=64,
@@ -30,6 +32,7 @@ SMALL = dict(
 
 def small_clip_state_dict(seed: int = 0, **overrides: int) -> dict[str, torch.Tensor]:
     """State dict of a randomly initialised ViT CLIP (fp32), drawn from its own generator."""
+    import torch  # here, not at the top: the demo's and the tools' --help start without it
     from clip.model import CLIP
 
     settings = {**SMALL, **overrides}
@@ -44,6 +47,8 @@ def small_clip_state_dict(seed: int = 0, **overrides: int) -> dict[str, torch.Te
 
 def save_small_clip(path: str, seed: int = 0, **overrides: int) -> str:
     """Write the state dict with torch.save; a valid TRAINER.DAPT_INIT.CLIP_WEIGHTS file."""
+    import torch
+
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     torch.save(small_clip_state_dict(seed, **overrides), path)

@@ -17,7 +17,7 @@ if HAVE_TOOLBOX:
     from dassl.data.datasets import DatasetBase, Datum, build_dataset
     from dassl.utils import set_random_seed
 
-    import datasets  # noqa: F401  (registers the data set classes)
+    import datasets.classes  # noqa: F401  (registers the data set classes)
     from datasets.fewshot import DatasetError, fewshot_cache_path
 
 

@@ -46,7 +46,7 @@ def test_a_fewshot_cache_with_the_right_key_and_wrong_content_is_redrawn(tmp_pat
     from dassl.data.datasets import build_dataset
     from dassl.utils import set_random_seed
 
-    import datasets  # noqa: F401  (registers the data set classes)
+    import datasets.classes  # noqa: F401  (registers the data set classes)
     from datasets.fewshot import fewshot_cache_path
 
     make_tiny_eurosat(tmp_path)

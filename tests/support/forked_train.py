@@ -77,7 +77,7 @@ def serve() -> int:
     os.dup2(2, 1)
     warnings.simplefilter("ignore")
     sys.path.insert(0, str(REPO))
-    import datasets  # noqa: F401  what train.main imports lazily, once
+    import datasets.classes  # noqa: F401  what train.main imports lazily, once
     import train  # noqa: F401
     import trainers.dapt_init.trainer  # noqa: F401
     import dassl.utils

@@ -145,7 +145,7 @@ def main() -> int:
         else:
             raise SystemExit(f"unknown option {flag}")
     # Imported once here; every step's process starts from this state, as a fresh train.py.
-    import datasets  # noqa: F401
+    import datasets.classes  # noqa: F401
     import train  # noqa: F401
     import trainers.dapt_init.trainer  # noqa: F401
     from dassl.engine import build_trainer  # noqa: F401

@@ -53,7 +53,7 @@ def _preload() -> None:
     """What every train.py run imports, imported once (train.py's top level minus its main
     block, then what it imports lazily: the datasets, the trainer, the toolbox's builder)."""
     runpy.run_path(str(REPO / "train.py"), run_name="warm_train")
-    import datasets  # noqa: F401
+    import datasets.classes  # noqa: F401
     import trainers.dapt_init.trainer  # noqa: F401
     from dassl.engine import build_trainer  # noqa: F401
 

@@ -181,7 +181,7 @@ def test_imagenet_variant_gets_classnames_copied(tmp_path: Path):
 def test_specs_agree_with_the_registered_classes():
     from dassl.data.datasets import DATASET_REGISTRY
 
-    import datasets  # noqa: F401
+    import datasets.classes  # noqa: F401
 
     assert len(prepare_data.SPECS) == 15
     for spec in prepare_data.SPECS:

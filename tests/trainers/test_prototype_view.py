@@ -30,7 +30,7 @@ def build_trainer(workdir, tmp_path, workers: int, monkeypatch):
     from dassl.engine import build_trainer as dassl_build_trainer
     from dassl.utils import set_random_seed
 
-    import datasets  # noqa: F401  (registers the dataset classes)
+    import datasets.classes  # noqa: F401  (registers the dataset classes)
     from study.config import parse_args, setup_cfg
     from trainers.dapt_init.trainer import DAPT_Init
 
