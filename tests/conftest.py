@@ -65,9 +65,13 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Give every test marked ``requires_toolbox`` the ``toolbox`` marker, for ``-m``."""
+    """Give every test marked ``requires_toolbox`` the ``toolbox`` marker, for ``-m``; and run
+    the end-to-end modules first. pytest-xdist (--dist loadfile) hands out whole modules in
+    collection order: the long ones first keep a worker from starting one at the end while the
+    other waits (the order within a module is unchanged)."""
     from tests.support.toolbox import SKIP_REASON
 
     for item in items:
         if any(mark.kwargs.get("reason") == SKIP_REASON for mark in item.iter_markers("skipif")):
             item.add_marker(pytest.mark.toolbox)
+    items.sort(key=lambda item: "end_to_end" not in item.path.parts)  # stable sort
