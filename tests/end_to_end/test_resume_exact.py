@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.support.integration import REPO, read_result, run_train, train_command
+from tests.support.integration import REPO, read_result, run_train, train_command, warm_python
 from tests.support.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
@@ -154,8 +153,8 @@ def run_script(name: str, *args: str, env: dict[str, str]) -> subprocess.Complet
     keep = {k: v for k, v in os.environ.items()
             if k not in ("TAG", "EPOCHS", "SEEDS", "CFG", "OUTPUT_ROOT", "DATA_ROOT")}
     return subprocess.run(["bash", str(REPO / "scripts/dapt_init" / name), *args],
-                          env={**keep, "PYTHONWARNINGS": "ignore", "PYTHON": sys.executable,
-                               **env},
+                          env={**keep, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore",
+                               "PYTHON": warm_python(), **env},
                           capture_output=True, text=True, timeout=240, check=False)
 
 
