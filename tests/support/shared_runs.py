@@ -27,8 +27,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from tests.support.integration import (prepared_workdir, run_killed_after_epoch, run_train,
-                                       train_command)
+from tests.support import integration, warm_runner
+from tests.support.integration import prepared_workdir, train_command
 
 INITS = ("random", "same", "diff")
 
@@ -48,8 +48,17 @@ class Recipe:
     folder: Callable[[Path], Path] | None = None
 
 
+def _run(args: list[str]):
+    """``args`` forked from the warm runner with the session's fixed run environment
+    (integration.RUN_ENV), whichever worker trains it and whatever its imports have added to
+    its own environment since (sklearn, imported by a t-SNE test, adds KMP_* variables: a run
+    started with those would be a cold process)."""
+    return warm_runner.run(args, integration.REPO, integration.RUN_ENV, 240,
+                           warm_env=integration.RUN_ENV)
+
+
 def _train(command: list[str]) -> None:
-    done = run_train(command)
+    done = _run(command)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -91,7 +100,8 @@ def _guards_resumed(workdir: Path, run_dir: Path, runs: "SharedRuns") -> None:
     """The reference's command killed after epoch 1, its best-val record made unbeatable (the
     resumed epochs must keep it), then run again to the end."""
     command = guards_command(workdir, run_dir, runs.guards_cache)
-    killed = run_killed_after_epoch(command, 1)
+    # integration.run_killed_after_epoch's command, in the fixed environment.
+    killed = _run([command[0], "-c", integration._KILL_AFTER_EPOCH, "1"] + command[1:])
     assert killed.returncode == 9, killed.stderr[-2000:]
     best = run_dir / "prompt_learner/model-best.pth.tar"
     state = torch.load(best, weights_only=True)
