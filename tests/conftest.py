@@ -30,6 +30,15 @@ def small_clip_file(tmp_path_factory) -> str:
     return save_small_clip(str(tmp_path_factory.mktemp("clip") / "small_clip.pt"))
 
 
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory):
+    """The real train.py runs several end-to-end modules read, trained once per session (by
+    the first xdist worker that asks): tests/support/shared_runs.py. Read-only."""
+    from tests.support.shared_runs import SharedRuns
+
+    return SharedRuns.for_session(tmp_path_factory)
+
+
 @pytest.fixture()
 def small_clip(small_clip_file):
     """A freshly loaded fp32 small CLIP on the CPU (fresh, so tests may change it)."""

@@ -1,6 +1,6 @@
 """tools/analyze_prompts.py on real runs: one tiny 1-epoch run per init with the real train.py
-(toolbox, ~45 s in all, shared by every test here), then init-stats and t-SNE on them and the
-run configs rebuilt from their records."""
+(toolbox, ~45 s in all, trained once per session and shared by every test here), then
+init-stats and t-SNE on them and the run configs rebuilt from their records."""
 from __future__ import annotations
 
 import csv
@@ -13,24 +13,17 @@ import torch
 
 from tests.support.analyze_prompts_helpers import (INITS, REPO, TOOL, csv_rows, numpy_stats, run_tool,
                                            stats_of)
-from tests.support.integration import prepared_workdir, run_train, train_command
+from tests.support.integration import run_train, train_command
 from tests.support.toolbox import requires_toolbox
 from analysis import common
 
 
 # ----------------------------------------------------- real runs (toolbox, ~45 s in all)
 @pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
-    """One 1-epoch run per init on tiny EuroSAT-layout data (seed 1, 2 shots, 10 classes)."""
-    workdir = prepared_workdir(tmp_path_factory.mktemp("analyze_prompts"))
-    runs = {}
-    for init in INITS:
-        command = train_command(workdir, init, "OPTIM.MAX_EPOCH", "1",
-                                output_dir=workdir / "runs" / init)
-        done = run_train(command)
-        assert done.returncode == 0, done.stderr[-2000:]
-        runs[init] = workdir / "runs" / init
-    return workdir, runs
+def trained_runs(shared_runs) -> tuple[Path, dict[str, Path]]:
+    """One 1-epoch run per init on tiny EuroSAT-layout data (seed 1, 2 shots, 10 classes),
+    trained once per session (tests/support/shared_runs.py); read-only."""
+    return shared_runs.workdir, {init: shared_runs[f"one_epoch/{init}"] for init in INITS}
 
 
 def tsne_command(workdir: Path, runs: dict[str, Path], out: Path, *extra: str) -> list[str]:
@@ -188,3 +181,9 @@ def test_a_run_config_from_its_record_equals_the_config_of_its_command(trained_r
     unfinished = shutil.copytree(runs["random"], tmp_path / "unfinished")
     (unfinished / "result.json").unlink()
     assert fingerprint_keys(recorded_cfg(str(unfinished))) == fingerprint_keys(original)
+
+
+@requires_toolbox
+def test_the_shared_runs_are_unchanged(shared_runs, trained_runs):
+    # Last in the module: its tests read the session's shared runs, none may write into them.
+    assert shared_runs.changed() == []

@@ -1,23 +1,23 @@
 """kill -9 at exact points of a real train.py run, re-run, and compare with an uninterrupted
 run bit for bit; two processes on one folder; the scripts' skip rule on a real finished run.
 
-One uninterrupted reference run (module fixture) serves every test. The interrupted run is one
-chain of processes, each SIGKILLed at the next point (tests/support/killer.py patches one call in its
-own process; the product code is untouched) and each resuming what the previous one left.
+One uninterrupted reference run (the demo's "diff" run, trained once per test session and
+shared with other modules: tests/support/shared_runs.py) serves every test; none writes into
+it. The interrupted run is one chain of processes, each SIGKILLed at the next point
+(tests/support/killer.py patches one call in its own process; the product code is untouched)
+and each resuming what the previous one left.
 """
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.support.integration import REPO, output_dir_of, prepared_workdir, read_result, run_train
-from tests.support.integration import train_command
+from tests.support.integration import REPO, read_result, run_train, train_command, warm_python
 from tests.support.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
@@ -27,17 +27,15 @@ SIGKILLED = -9
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return prepared_workdir(tmp_path_factory.mktemp("resume_exact"))
+def workdir(shared_runs) -> Path:
+    return shared_runs.workdir
 
 
 @pytest.fixture(scope="module")
-def reference(workdir) -> Path:
-    """The uninterrupted run, in the folder main.sh would use (CFG=demo_small, SEEDS=1)."""
-    command = train_command(workdir, "diff")
-    done = run_train(command)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return output_dir_of(command)
+def reference(shared_runs) -> Path:
+    """The uninterrupted run, in the folder main.sh would use (CFG=demo_small, SEEDS=1): the
+    demo's "diff" command, trained once per session (tests/support/shared_runs.py); read-only."""
+    return shared_runs["demo/diff"]
 
 
 def run_chain(command: list[str], report: Path, *steps: str) -> list[dict]:
@@ -155,8 +153,8 @@ def run_script(name: str, *args: str, env: dict[str, str]) -> subprocess.Complet
     keep = {k: v for k, v in os.environ.items()
             if k not in ("TAG", "EPOCHS", "SEEDS", "CFG", "OUTPUT_ROOT", "DATA_ROOT")}
     return subprocess.run(["bash", str(REPO / "scripts/dapt_init" / name), *args],
-                          env={**keep, "PYTHONWARNINGS": "ignore", "PYTHON": sys.executable,
-                               **env},
+                          env={**keep, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore",
+                               "PYTHON": warm_python(), **env},
                           capture_output=True, text=True, timeout=240, check=False)
 
 
@@ -217,10 +215,18 @@ def test_sweep_dry_run_states_and_the_epochs_grid(workdir, reference, script_env
     assert "2 jobs (1 datasets x 1 inits x 1 shots x 1 seeds x 2 epochs)" in done.stdout
 
 
-def test_a_locked_run_is_running_elsewhere_for_the_scripts(workdir, reference, script_env):
+def test_a_locked_run_is_running_elsewhere_for_the_scripts(workdir, reference, script_env,
+                                                           tmp_path):
+    import shutil
+
     from trainers.dapt_init.run_folder import RunLock
 
-    lock = RunLock(str(reference))  # this test process holds the folder, as a live run would
+    # The finished run, copied where main.sh looks under another OUTPUT_ROOT: the lock below
+    # writes this process's PID into the folder's lock file.
+    script_env = {**script_env, "OUTPUT_ROOT": str(tmp_path / "output")}
+    run_dir = tmp_path / reference.relative_to(workdir)
+    shutil.copytree(reference, run_dir)
+    lock = RunLock(str(run_dir))  # this test process holds the folder, as a live run would
     lock.write_pid()
     try:
         main = run_script("main.sh", "eurosat", "diff", "2", *overrides(workdir),
@@ -230,8 +236,13 @@ def test_a_locked_run_is_running_elsewhere_for_the_scripts(workdir, reference, s
     finally:
         lock.release()
     assert main.returncode == 4
-    assert f"running elsewhere: {reference} is in use by PID {os.getpid()}" in main.stdout
+    assert f"running elsewhere: {run_dir} is in use by PID {os.getpid()}" in main.stdout
     assert "job 0 [running-elsewhere]" in dry.stdout
     assert sweep.returncode == 0, sweep.stderr
     assert "running elsewhere: job 0: eurosat init=diff shots=2 seed=1" in sweep.stdout
     assert "1 running elsewhere (not failures" in sweep.stdout
+
+
+def test_the_shared_runs_are_unchanged(shared_runs, reference):
+    # Last in the module: its tests read the session's shared runs, none may write into them.
+    assert shared_runs.changed() == []

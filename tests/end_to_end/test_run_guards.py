@@ -8,38 +8,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support.integration import (prepared_workdir, read_result, run_killed_after_epoch,
-                               run_train, train_command)
+from tests.support.integration import read_result, run_train, train_command
+from tests.support.shared_runs import GUARD_OPTS
 from tests.support.toolbox import requires_toolbox
 from tools.small_clip import save_small_clip
 
 pytestmark = requires_toolbox
 
 # Every epoch's checkpoint kept, validation every epoch with the best one deployed.
-OPTS = ("TRAIN.CHECKPOINT_FREQ", "1", "TEST.FINAL_MODEL", "best_val")
+OPTS = GUARD_OPTS
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """One uninterrupted 3-epoch run and the same command killed after epoch 1 and re-run."""
-    root = tmp_path_factory.mktemp("guards")
-    workdir = prepared_workdir(root / "work")
-    cache = ("TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(root / "prototypes"))
-    reference = train_command(workdir, "random", *OPTS, *cache, output_dir=root / "reference")
-    done = run_train(reference)
-    assert done.returncode == 0, done.stderr[-2000:]
-
-    resumed = train_command(workdir, "random", *OPTS, *cache, output_dir=root / "resumed")
-    assert run_killed_after_epoch(resumed, 1).returncode == 9
-    # The killed run's best-val record, made unbeatable: the resumed epochs must keep it.
-    best = root / "resumed/prompt_learner/model-best.pth.tar"
-    state = torch.load(best, weights_only=True)
-    state["val_result"] = 100.0
-    torch.save(state, best)
-    done = run_train(resumed)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return {"root": root, "workdir": workdir, "reference": root / "reference",
-            "resumed": root / "resumed", "cache": root / "prototypes"}
+def runs(shared_runs) -> dict[str, Path]:
+    """One uninterrupted 3-epoch run and the same command killed after epoch 1 (its best-val
+    record then made unbeatable) and re-run; trained once per session
+    (tests/support/shared_runs.py, guards/*), read-only."""
+    return {"workdir": shared_runs.workdir, "reference": shared_runs["guards/reference"],
+            "resumed": shared_runs["guards/resumed"], "cache": shared_runs.guards_cache}
 
 
 def checkpoint(run_dir: Path, name: str) -> dict:
@@ -75,13 +61,13 @@ def test_a_resume_keeps_the_earlier_best_validation_record(runs):
     assert best["val_result"] == 100.0 and best["epoch"] == 1
 
 
-def test_the_best_validation_epoch_is_deployed_and_tested(runs):
+def test_the_best_validation_epoch_is_deployed_and_tested(runs, tmp_path):
     # TEST.FINAL_MODEL best_val: the final test uses model-best's prompts; testing that file
     # again with --eval-only gives the same metrics.
     best = checkpoint(runs["reference"], "model-best.pth.tar")
     result = read_result(runs["reference"])
     assert result["epoch"] == best["epoch"]
-    out = runs["root"] / "evaluation"
+    out = tmp_path / "evaluation"
     command = train_command(runs["workdir"], "random", *OPTS, output_dir=out,
                             flags=("--eval-only", "--model-dir", str(runs["reference"])))
     done = run_train(command)
@@ -91,14 +77,19 @@ def test_the_best_validation_epoch_is_deployed_and_tested(runs):
 
 
 def test_prototypes_of_other_clip_weights_are_not_taken_from_the_cache(runs, tmp_path):
+    import shutil
+
+    # The reference's cache (its prototypes of the small CLIP), copied: this run writes into it.
+    cache = shutil.copytree(runs["cache"], tmp_path / "prototypes")
+    assert len(list(cache.iterdir())) == 1
     other_clip = save_small_clip(str(tmp_path / "other_clip.pt"), seed=1)
     command = train_command(runs["workdir"], "random", "OPTIM.MAX_EPOCH", "1",
                             "TRAINER.DAPT_INIT.CLIP_WEIGHTS", other_clip,
-                            "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(runs["cache"]),
+                            "TRAINER.DAPT_INIT.PROTOTYPE_CACHE_DIR", str(cache),
                             output_dir=tmp_path / "run")
     done = run_train(command)
     assert done.returncode == 0, done.stderr[-2000:]
-    files = sorted(runs["cache"].iterdir())
+    files = sorted(cache.iterdir())
     assert len(files) == 2  # one per CLIP: the first file was not reused
     first, second = (torch.load(f, weights_only=True)["prototypes"] for f in files)
     assert not torch.allclose(first, second)
@@ -128,10 +119,10 @@ def test_eval_only_under_other_clip_weights_is_refused(runs, tmp_path, record):
 
 
 @pytest.mark.parametrize("field,value", [("dataset", "dtd"), ("seed", 7)])
-def test_a_spec_naming_another_run_is_refused_before_work(tmp_path, field, value):
+def test_a_spec_naming_another_run_is_refused_before_work(shared_runs, tmp_path, field, value):
     import json
 
-    workdir = prepared_workdir(tmp_path / "work")
+    workdir = shared_runs.workdir
     spec = {"kind": "train", "dataset": "eurosat", "init": "random", "vis_init": "random",
             "config": "demo_small", "shots": 2, "seed": 1, "tag": "", "grid": {},
             field: value}
@@ -142,3 +133,8 @@ def test_a_spec_naming_another_run_is_refused_before_work(tmp_path, field, value
     assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
     assert f"--spec is another run than this command's ({field} {value} (the run: " in errors[0]
     assert not (out / "result.json").exists() and not (out / "log.txt").exists()
+
+
+def test_the_shared_runs_are_unchanged(shared_runs, runs):
+    # Last in the module: its tests read the session's shared runs, none may write into them.
+    assert shared_runs.changed() == []

@@ -1,7 +1,8 @@
 """train.py end to end on tiny EuroSAT-layout data with a small random CLIP (needs Dassl).
 
-One 3-epoch run per init method is trained once for the module; the evaluation, refusal and
-prototype tests reuse those runs instead of training again.
+One 3-epoch run per init method (the demo's command) is trained once per test session
+(tests/support/shared_runs.py, shared with other modules); the evaluation, refusal and
+prototype tests read those runs instead of training again, and copy one where they write.
 """
 from __future__ import annotations
 
@@ -14,31 +15,24 @@ import pytest
 import torch
 
 import train
-from tests.support.integration import (output_dir_of, prepared_workdir, read_result,
-                               run_killed_after_epoch, run_train, train_command)
+from tests.support.integration import (read_result, run_killed_after_epoch, run_train,
+                                       train_command)
+from tests.support.shared_runs import INITS
 from tests.support.toolbox import requires_toolbox
 
 pytestmark = requires_toolbox
 
-INITS = ("random", "same", "diff")
+
+@pytest.fixture(scope="module")
+def workdir(shared_runs) -> Path:
+    return shared_runs.workdir
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return prepared_workdir(tmp_path_factory.mktemp("dapt_init"))
-
-
-@pytest.fixture(scope="module")
-def init_runs(workdir) -> dict[str, Path]:
+def init_runs(shared_runs) -> dict[str, Path]:
     """The demo's command for each init (2 shots, 3 epochs); the first computes prototypes
     into the data root's cache, the others load them."""
-    runs = {}
-    for init in INITS:
-        command = train_command(workdir, init)
-        done = run_train(command)
-        assert done.returncode == 0, done.stderr[-2000:]
-        runs[init] = output_dir_of(command)
-    return runs
+    return {init: shared_runs[f"demo/{init}"] for init in INITS}
 
 
 def prompts_of(run_dir: Path, name: str = "model.pth.tar-3") -> dict[str, torch.Tensor]:
@@ -173,3 +167,8 @@ def test_eval_only_cannot_replace_a_training_result(workdir, tmp_path, capsys, f
     command = train_command(workdir, "random", output_dir=run_dir, flags=flags)
     assert train.run(command[2:]) == 2
     assert message in capsys.readouterr().err and not run_dir.exists()
+
+
+def test_the_shared_runs_are_unchanged(shared_runs, init_runs):
+    # Last in the module: its tests read the session's shared runs, none may write into them.
+    assert shared_runs.changed() == []

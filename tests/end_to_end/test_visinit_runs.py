@@ -1,7 +1,8 @@
 """Real train.py runs for issue 10's items 1, 3 and 5: a run per visual init, gradient norms
 that leave training unchanged, and the kept prompts the analysis tool reads.
 
-Three tiny runs (seed 1, 2 shots, text init diff) share the module:
+Three tiny runs (seed 1, 2 shots, text init diff), trained once per test session
+(tests/support/shared_runs.py), share the module:
   same_on   VIS_INIT_METHOD same, 1 epoch, LOG_GRAD_NORMS True
   same_off  the same command with LOG_GRAD_NORMS False
   diff      VIS_INIT_METHOD diff, 2 epochs, KEEP_EPOCHS [2] (its epoch-1 checkpoint is removed,
@@ -12,15 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.support.integration import prepared_workdir, read_result, train_command
+from tests.support.integration import read_result
 from tests.trainers.test_vis_init import by_hand
 from tests.support.toolbox import requires_toolbox
 from trainers.dapt_init.grad_norms import GRAD_NORM_NAMES
@@ -31,34 +30,10 @@ TOKENS = (16, 16)  # visual, text (the defaults)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
-    workdir = prepared_workdir(tmp_path_factory.mktemp("visinit_runs"))
-    settings = {
-        "same_on": ("same", "1", "True", "[]"),
-        "same_off": ("same", "1", "False", "[]"),
-        "diff": ("diff", "2", "False", "[2]"),
-    }
-    folders, processes = {}, {}
-    # The three runs are independent: started together, one thread each, they share the cores
-    # (most of a tiny run is single-threaded start-up).
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    for name, (vis_init, epochs, grad_norms, keep) in settings.items():
-        folders[name] = workdir / "runs" / name
-        command = train_command(workdir, "diff", "OPTIM.MAX_EPOCH", epochs,
-                                "TRAINER.DAPT_INIT.VIS_INIT_METHOD", vis_init,
-                                "TRAINER.DAPT_INIT.LOG_GRAD_NORMS", grad_norms,
-                                "TRAINER.DAPT_INIT.KEEP_EPOCHS", keep,
-                                output_dir=folders[name])
-        processes[name] = subprocess.Popen(command, cwd=REPO, env=env, text=True,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    failed = {}
-    for name, process in processes.items():
-        _, stderr = process.communicate(timeout=600)
-        if process.returncode != 0:
-            failed[name] = stderr[-2000:]
-    assert not failed, failed
-    return workdir, folders
+def runs(shared_runs) -> tuple[Path, dict[str, Path]]:
+    """The three runs, trained once per session (tests/support/shared_runs.py); read-only."""
+    names = ("same_on", "same_off", "diff")
+    return shared_runs.workdir, {name: shared_runs[f"visinit/{name}"] for name in names}
 
 
 def load(path: Path) -> dict[str, torch.Tensor]:
@@ -170,3 +145,8 @@ def test_analyses_read_epoch_1_of_a_run_whose_epoch_1_checkpoint_is_gone(runs, t
         rows = list(csv.DictReader(file))
     assert len(rows) == 10 and {row["epoch"] for row in rows} == {"1"}
     assert np.isfinite([[float(row["x"]), float(row["y"])] for row in rows]).all()
+
+
+def test_the_shared_runs_are_unchanged(shared_runs, runs):
+    # Last in the module: its tests read the session's shared runs, none may write into them.
+    assert shared_runs.changed() == []
