@@ -93,17 +93,29 @@ def train_args(work: Path, out: Path, family: str) -> list[str]:
     ]
 
 
-def drive(cwd: Path, runs: list[dict], scratch: Path) -> list[int]:
-    """Run ``cwd``'s train.py once per run (tests/support/host_driver.py); their exit statuses."""
+def drive(hosts: list[dict], scratch: Path) -> subprocess.CompletedProcess:
+    """Each host's runs (``{"root": DIR, "runs": [...], "report": FILE}``) from one driver
+    (tests/support/host_driver.py): torch and the toolbox imported once, each host's own
+    modules in a child of its own."""
     scratch.mkdir(parents=True, exist_ok=True)
     plan = scratch / "plan.json"
-    plan.write_text(json.dumps({"runs": runs, "report": str(scratch / "report.json")}))
+    plan.write_text(json.dumps({"hosts": hosts}))
+    # As a user's shell has it: no PYTHONPATH entry for this repository (the tests add one
+    # for the commands they start); each host's root comes first, as its train.py's folder.
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                  if p and Path(p).resolve() != REPO]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore",
-           "OUTDATED_IGNORE": "1"}
-    done = subprocess.run([python(), str(REPO / "tests" / "support" / "host_driver.py"), str(plan)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((scratch / "report.json").read_text())
+           "OUTDATED_IGNORE": "1", "PYTHONPATH": os.pathsep.join(pythonpath)}
+    return subprocess.run([python(), str(REPO / "tests" / "support" / "host_driver.py"),
+                           str(plan)], cwd=scratch, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def host_report(host: dict, driver: subprocess.CompletedProcess) -> dict:
+    """A host's report: its runs' exit statuses and the modules it must not have used."""
+    report = Path(host["report"])
+    assert report.is_file(), f"{host['root']}: no report; the driver said {driver.stderr[-3000:]}"
+    return json.loads(report.read_text())
 
 
 def final_prompts(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -121,22 +133,18 @@ def file_digests(folder: Path) -> dict[str, str]:
             for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    return prepared_workdir(tmp_path_factory.mktemp("host_work"))
+def host_workdir(path: Path, small_clip_file: str) -> Path:
+    """``path`` prepared as the demo prepares it (tiny EuroSAT-layout data, small_clip.pt), the
+    small CLIP copied from the session's (tests/conftest.py: the same function, seed and file
+    name, so the same bytes) instead of being built again."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(small_clip_file, path / "small_clip.pt")
+    return prepared_workdir(path)
 
 
 @pytest.fixture(scope="module")
-def reference(work, tmp_path_factory) -> dict[str, Path]:
-    """This repository's own train.py, uninterrupted, one run per family."""
-    root = tmp_path_factory.mktemp("reference")
-    runs = {family: root / family / "seed1" for family in FAMILIES}
-    statuses = drive(REPO, [{"argv": train_args(work, out, family),
-                             "log": str(root / f"{family}.out")}
-                            for family, out in runs.items()], root / "driver")
-    assert statuses == [0] * len(FAMILIES), [(root / f"{f}.out").read_text()[-2000:]
-                                             for f in FAMILIES]
-    return runs
+def work(tmp_path_factory, small_clip_file) -> Path:
+    return host_workdir(tmp_path_factory.mktemp("host_work"), small_clip_file)
 
 
 @dataclass
@@ -148,14 +156,25 @@ class HostRuns:
     logs: dict[str, Path]
     pristine: dict[str, str]  # file digests of the archive as unpacked
     dropin_output: list[str]  # stdout of the first and the second tools/dropin.py
+    misplaced: list[str]  # modules the host's process had from elsewhere (must be none)
+    parser: Path | None  # the folder of its parse_test_res.py's output, where it has one
+    parser_status: int | None = None  # that run's exit status
 
 
-@pytest.fixture(scope="module", params=HOSTS, ids=[h.name for h in HOSTS])
-def host_runs(request, work, tmp_path_factory) -> HostRuns:
-    host: HostArchive = request.param
+@dataclass
+class Driven:
+    """Every host's runs and this repository's reference runs, from one driver."""
+    reference: dict[str, Path]
+    hosts: dict[str, HostRuns | str]  # by host name; a string: why that host has no runs
+
+
+def prepare_host(host: HostArchive, base: Path, work: Path) -> tuple[dict, HostRuns] | str:
+    """``host`` unpacked into ``base``, the drop-in applied (twice: the second must find
+    nothing to do), data beside it; its driver entry and what its tests read afterwards (or
+    why it could not be prepared)."""
     digest = hashlib.sha256(host.archive.read_bytes()).hexdigest()
-    assert digest == host.sha256, f"{host.archive} is not the archive its README lists"
-    base = tmp_path_factory.mktemp(f"host_{host.name}")
+    if digest != host.sha256:
+        return f"{host.archive} is not the archive its README lists"
     with tarfile.open(host.archive) as archive:
         archive.extractall(base, filter="data")
     (root,) = [p for p in base.iterdir() if p.is_dir()]
@@ -164,7 +183,8 @@ def host_runs(request, work, tmp_path_factory) -> HostRuns:
     for _ in range(2):  # the second run must find nothing to do
         done = subprocess.run([python(), str(REPO / "tools" / "dropin.py"), str(root)],
                               capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
+        if done.returncode != 0:
+            return f"tools/dropin.py failed: {done.stderr}"
         dropin_output.append(done.stdout)
     data = base / "work"
     shutil.copytree(work / "data", data / "data")  # the host's own few-shot caches go here
@@ -188,9 +208,76 @@ def host_runs(request, work, tmp_path_factory) -> HostRuns:
     at = eval_args.index("DATASET.NUM_SHOTS")
     add("eval", eval_args[:at] + ["--eval-only", "--model-dir", str(diff_dir),
                                   "--load-epoch", str(EPOCHS)] + eval_args[at:])
-    statuses = drive(root, runs, base / "driver")
-    return HostRuns(host, root, out, dict(zip(labels, statuses)),
-                    {label: base / f"{label}.out" for label in labels}, pristine, dropin_output)
+    # The host's own parser on the run's folder, last (its stdout and stderr apart).
+    parser = None
+    if (root / "parse_test_res.py").is_file():
+        parser = base / "parser"
+        parser.mkdir()
+        runs.append({"script": "parse_test_res.py", "argv": [str(out / "diff")],
+                     "stdout": str(parser / "stdout"), "stderr": str(parser / "stderr")})
+        labels.append("parser")
+    entry = {"root": str(root), "runs": runs, "report": str(base / "report.json")}
+    return entry, HostRuns(host, root, out, {}, {label: base / f"{label}.out"
+                                                 for label in labels if label != "parser"},
+                           pristine, dropin_output, [], parser)
+
+
+@pytest.fixture(scope="module")
+def driven(work, tmp_path_factory) -> Driven:
+    """This repository's own train.py, uninterrupted, one run per family, and every host's
+    runs: one driver for all (torch and the toolbox imported once), a child per codebase."""
+    root = tmp_path_factory.mktemp("reference")
+    reference = {family: root / family / "seed1" for family in FAMILIES}
+    entries = [{"root": str(REPO), "report": str(root / "report.json"),
+                "runs": [{"argv": train_args(work, out, family), "log": str(root / f"{family}.out")}
+                         for family, out in reference.items()]}]
+    hosts: dict[str, HostRuns | str] = {}
+    for host in HOSTS:
+        prepared = prepare_host(host, tmp_path_factory.mktemp(f"host_{host.name}"), work)
+        if isinstance(prepared, str):
+            hosts[host.name] = prepared
+            continue
+        entries.append(prepared[0])
+        hosts[host.name] = prepared[1]
+    driver = drive(entries, root / "driver")
+    ours = host_report(entries[0], driver)
+    assert ours["misplaced"] == [], ours["misplaced"]
+    assert ours["statuses"] == [0] * len(FAMILIES), [(root / f"{f}.out").read_text()[-2000:]
+                                                     for f in FAMILIES]
+    for entry in entries[1:]:
+        runs = next(h for h in hosts.values()
+                    if not isinstance(h, str) and str(h.root) == entry["root"])
+        report = Path(entry["report"])
+        if not report.is_file():
+            hosts[runs.host.name] = f"its process wrote no report: {driver.stderr[-3000:]}"
+            continue
+        found = json.loads(report.read_text())
+        runs.misplaced = found["misplaced"]
+        statuses = found["statuses"]
+        assert len(statuses) == len(entry["runs"]), (runs.host.name, statuses)
+        runs.statuses = dict(zip(runs.logs, statuses))
+        if runs.parser is not None:
+            runs.parser_status = statuses[-1]
+    return Driven(reference, hosts)
+
+
+@pytest.fixture(scope="module")
+def reference(driven) -> dict[str, Path]:
+    return driven.reference
+
+
+@pytest.fixture(scope="module", params=HOSTS, ids=[h.name for h in HOSTS])
+def host_runs(request, driven) -> HostRuns:
+    runs = driven.hosts[request.param.name]
+    assert not isinstance(runs, str), f"{request.param.name}: {runs}"
+    return runs
+
+
+def test_the_host_process_used_only_the_hosts_own_modules(host_runs):
+    """Its trainers, datasets and clip are the host's, none of this repository's or another
+    host's (the driver imported only the installed packages before the host's child)."""
+    assert host_runs.misplaced == [], (host_runs.host.name, host_runs.misplaced)
+    assert host_runs.statuses, host_runs.host.name
 
 
 def test_every_run_in_the_host_finishes(host_runs):
@@ -236,16 +323,15 @@ def test_host_eval_only_reproduces_the_trained_metrics_and_keeps_the_trained_res
 
 
 def test_the_hosts_own_parser_reads_the_run(host_runs):
-    parser = host_runs.root / "parse_test_res.py"
-    if not parser.is_file():
+    """Its parse_test_res.py, run in the host's folder on the run's folder (forked from the
+    host's process, as its train.py runs are)."""
+    if host_runs.parser is None:
         pytest.skip(f"{host_runs.host.name} has no parse_test_res.py")
-    done = subprocess.run([python(), str(parser), str(host_runs.out / "diff")],
-                          cwd=host_runs.root, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore",
-                               "OUTDATED_IGNORE": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = re.search(r"\* accuracy: ([\d.]+)% \+- ([\d.]+)%", done.stdout)
-    assert summary, done.stdout[-2000:]
+    stdout = (host_runs.parser / "stdout").read_text()
+    stderr = (host_runs.parser / "stderr").read_text()
+    assert host_runs.parser_status == 0, stderr[-2000:]
+    summary = re.search(r"\* accuracy: ([\d.]+)% \+- ([\d.]+)%", stdout)
+    assert summary, stdout[-2000:]
     assert float(summary.group(1)) == pytest.approx(
         metrics(host_runs.out / "diff" / "seed1")["accuracy"], abs=0.005)
 
