@@ -1,10 +1,13 @@
 """Helpers for the integration tests: tiny EuroSAT data, a small CLIP, real train.py runs."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.support import warm_runner
@@ -17,9 +20,23 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
 
 
+_SMALL_CLIP: list[Path] = []  # this process's first small CLIP, copied into later workdirs
+
+
 def prepared_workdir(path: Path) -> Path:
-    """``path`` holding tiny EuroSAT-layout data and a small CLIP, as the demo makes them."""
+    """``path`` holding tiny EuroSAT-layout data and a small CLIP, as the demo makes them.
+    The CLIP is drawn once per test process and copied after that (the same bytes: same
+    seed, same file name)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if _SMALL_CLIP and not (path / "small_clip.pt").exists():
+        shutil.copyfile(_SMALL_CLIP[0], path / "small_clip.pt")
     prepare(path)
+    if not _SMALL_CLIP:  # a private copy: a test may damage its workdir's CLIP on purpose
+        folder = tempfile.mkdtemp(prefix="small_clip_")
+        atexit.register(shutil.rmtree, folder, True)
+        private = Path(folder) / "small_clip.pt"
+        shutil.copyfile(path / "small_clip.pt", private)
+        _SMALL_CLIP.append(private)
     return path
 
 
