@@ -156,6 +156,13 @@ def test_what_a_fork_cannot_reproduce_goes_cold(runner, probe, tmp_path, monkeyp
     for name in ("CUDA_LAUNCH_BLOCKING", "CUDA_HOME", "PYTORCH_CUDA_ALLOC_CONF"):
         assert not can([sys.executable, train_py], {**runner.env, name: "1"}, runner.env,
                        libraries=set())
+    # A variable the server's own imports set (torch sets TORCHINDUCTOR_CACHE_DIR), which the
+    # caller's imports set too after the server started: the same value is the server's.
+    added = {"TORCHINDUCTOR_CACHE_DIR": "/tmp/inductor"}
+    assert can([sys.executable, train_py], {**runner.env, **added}, runner.env, added=added)
+    assert not can([sys.executable, train_py], {**runner.env, "TORCHINDUCTOR_CACHE_DIR": "/x"},
+                   runner.env, added=added)
+    assert not can([sys.executable, train_py], {**runner.env, **added}, runner.env)
     # A script outside the repository (a host codebase's own train.py and trainers).
     assert not can([sys.executable, str(probe)], runner.env, runner.env)
     assert not can([sys.executable, "-m", "pytest"], runner.env, runner.env)
@@ -278,3 +285,18 @@ def test_a_library_variable_its_reader_has_not_loaded_is_forked_and_runs_as_cold
     assert warm.stdout.startswith("1 7 ") and cold_done.stderr.splitlines()[-1] == "True"
     # Forked (its parent is not this process) exactly when neither reader is loaded.
     assert warm.stderr.splitlines()[-1] == str(bool(readers))
+
+
+@requires_toolbox
+def test_runs_stay_warm_after_the_test_process_imported_what_sets_variables():
+    # A test worker imports the toolbox, scikit-learn and torch's compiler pieces as its tests
+    # go; they add start-up variables (KMP_*, TORCHINDUCTOR_CACHE_DIR) to its environment
+    # after the server started. A run_train then must still be forked: a fork has torch
+    # imported before the run's first line, a fresh interpreter does not.
+    import dassl.engine  # noqa: F401
+    import sklearn  # noqa: F401
+    import torch._inductor.config  # noqa: F401
+
+    done = run_train([sys.executable, "-c", "import sys; print('torch' in sys.modules)"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True\n"

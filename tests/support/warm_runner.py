@@ -193,9 +193,13 @@ def start_up_variables(env: dict[str, str], unread: tuple[str, ...] = ()) -> dic
 
 
 def can_fork(argv: list[str], env: dict[str, str], server_env: dict[str, str],
-             libraries: set[str] | None = None) -> bool:
+             libraries: set[str] | None = None, added: dict[str, str] | None = None) -> bool:
     """Whether a fork of the server runs ``argv`` as a fresh interpreter would (``libraries``:
-    those the server has loaded; None: this process's, which is the server or a fork of it)."""
+    those the server has loaded; None: this process's, which is the server or a fork of it;
+    ``added``: what the server's imports set in its environment. A request that holds one of
+    those with the same value is as the server: a fresh process's imports would set it so, and
+    a caller's imports may have set it after the server started, e.g. TORCHINDUCTOR_CACHE_DIR)."""
+    server_env = {**server_env, **{k: v for k, v in (added or {}).items() if env.get(k) == v}}
     unread = unread_variables(loaded_libraries() if libraries is None else libraries)
     if len(argv) < 2 or start_up_variables(env, unread) != start_up_variables(server_env, unread):
         return False
@@ -228,7 +232,7 @@ def _handle(connection: socket.socket, listener: socket.socket) -> None:
         request = json.loads(message)
         targets = request.get("fds", [0, 1, 2])
         if (len(fds) != len(targets) or targets[:3] != [0, 1, 2]
-                or not can_fork(request["argv"], request["env"], _START_ENV)):
+                or not can_fork(request["argv"], request["env"], _START_ENV, added=_ADDED_ENV)):
             connection.sendall(b'{"cold": true}\n')
             return
         pid = os.fork()
