@@ -133,18 +133,9 @@ def file_digests(folder: Path) -> dict[str, str]:
             for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
-def host_workdir(path: Path, small_clip_file: str) -> Path:
-    """``path`` prepared as the demo prepares it (tiny EuroSAT-layout data, small_clip.pt), the
-    small CLIP copied from the session's (tests/conftest.py: the same function, seed and file
-    name, so the same bytes) instead of being built again."""
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(small_clip_file, path / "small_clip.pt")
-    return prepared_workdir(path)
-
-
 @pytest.fixture(scope="module")
-def work(tmp_path_factory, small_clip_file) -> Path:
-    return host_workdir(tmp_path_factory.mktemp("host_work"), small_clip_file)
+def work(tmp_path_factory) -> Path:
+    return prepared_workdir(tmp_path_factory.mktemp("host_work"))
 
 
 @dataclass

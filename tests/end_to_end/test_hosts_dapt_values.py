@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
-from tests.support.integration import python
-from tests.end_to_end.test_hosts import HOSTS, HOSTS_SKIP_REASON, host_workdir
+from tests.support.integration import prepared_workdir, python
+from tests.end_to_end.test_hosts import HOSTS, HOSTS_SKIP_REASON
 from tests.support.toolbox import requires_toolbox
 
 pytestmark = [requires_toolbox, pytest.mark.skipif(not HOSTS, reason=HOSTS_SKIP_REASON),
@@ -30,8 +30,8 @@ COMMAND_VIS_BETA = "50"  # an integer for a decimal key, set by the command: kep
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory, small_clip_file) -> Path:
-    return host_workdir(tmp_path_factory.mktemp("host_values_work"), small_clip_file)
+def work(tmp_path_factory) -> Path:
+    return prepared_workdir(tmp_path_factory.mktemp("host_values_work"))
 
 
 @pytest.mark.parametrize("host", HOSTS, ids=[h.name for h in HOSTS])
