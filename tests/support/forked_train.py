@@ -80,12 +80,10 @@ def serve() -> int:
     import datasets.classes  # noqa: F401  what train.main imports lazily, once
     import train  # noqa: F401
     import trainers.dapt_init.trainer  # noqa: F401
-    import dassl.utils
     from dassl.engine import build_trainer  # noqa: F401
+    from tests.support.host_driver import compute_system_report_once
 
-    # The same machine and environment for every child: its seconds of subprocesses once.
-    info = dassl.utils.collect_env_info()
-    dassl.utils.collect_env_info = lambda: info
+    compute_system_report_once()
     children: dict[int, int] = {}  # pid -> request id
     pending, reading = b"", True
     while reading or children:

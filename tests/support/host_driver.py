@@ -72,6 +72,17 @@ def run_forked(body: Callable[[], int]) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def compute_system_report_once() -> None:
+    """The toolbox's system report (train.py prints it into every run's log) runs ~11
+    subprocesses, 'pip list' among them: seconds per run, and the same text for every run of
+    this interpreter. The toolbox computes it here once; each run forked after prints that."""
+    import dassl.utils
+    import dassl.utils.tools
+
+    report = dassl.utils.tools.collect_env_info()
+    dassl.utils.collect_env_info = dassl.utils.tools.collect_env_info = lambda: report
+
+
 def _redirect(path: str, *fds: int) -> None:
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     for fd in fds:
@@ -143,14 +154,8 @@ def main() -> int:
     import torchvision  # noqa: F401
     import dassl.config  # noqa: F401
     import dassl.engine  # noqa: F401
-    import dassl.utils
-    import dassl.utils.tools
 
-    # The toolbox's system report (every run prints it) runs ~11 subprocesses, 'pip list'
-    # among them: seconds per run, the same text for every run of this interpreter. The
-    # toolbox computes it once here; each run prints that text.
-    report = dassl.utils.tools.collect_env_info()
-    dassl.utils.collect_env_info = dassl.utils.tools.collect_env_info = lambda: report
+    compute_system_report_once()
     failed = 0
     for host in plan["hosts"]:
         status = run_forked(lambda: serve_host(host, roots) or 0)

@@ -57,14 +57,9 @@ def _preload() -> None:
     import trainers.dapt_init.trainer  # noqa: F401
     from dassl.engine import build_trainer  # noqa: F401
 
-    # The toolbox's system report (train.py prints it into every run's log) runs ~11
-    # subprocesses, 'pip list' among them: seconds per run, and the same text for every run of
-    # this interpreter. It is computed here once, by the toolbox, and each child prints that.
-    import dassl.utils
-    import dassl.utils.tools
+    from tests.support.host_driver import compute_system_report_once
 
-    report = dassl.utils.tools.collect_env_info()
-    dassl.utils.collect_env_info = dassl.utils.tools.collect_env_info = lambda: report
+    compute_system_report_once()
 
 
 def _exit_status(stop: SystemExit) -> int:
