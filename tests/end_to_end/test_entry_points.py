@@ -109,6 +109,23 @@ def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> No
         pytest.fail(f"exited with status {process.returncode} first:\n{out}\n{err}")
 
 
+def _signalled_sweep(fake, env: dict[str, str], ready: Path, number: int
+                     ) -> tuple[subprocess.Popen, str, str]:
+    """sweep.sh started in ``fake``'s folder, sent signal ``number`` once ``ready`` exists;
+    the ended process and its output (the process is killed if it outlives the test)."""
+    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(ready, sweep)
+        sweep.send_signal(number)
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    return sweep, out, err
+
+
 @pytest.mark.parametrize("number", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
 def test_sighup_stops_the_sweep_as_sigterm_does(fake, number):
     standin_dir = fake.root / "standin"
@@ -120,16 +137,7 @@ def test_sighup_stops_the_sweep_as_sigterm_does(fake, number):
     env = _env({**fake.env, "PYTHON": str(standin), "STANDIN_DIR": str(standin_dir),
                 "DATASETS": "eurosat", "INITS": "diff", "SHOTS": "1", "SEEDS": "1 2",
                 "GPUS": "cpu", "PYTHONUNBUFFERED": "1"})
-    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(standin_dir / "pid", sweep)
-        sweep.send_signal(number)
-        out, err = sweep.communicate(timeout=60)
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
-            sweep.communicate()
+    sweep, out, err = _signalled_sweep(fake, env, standin_dir / "pid", number)
     name = signal.Signals(number).name
     assert sweep.returncode == 128 + number, out + err  # 129 for SIGHUP, as a shell says
     assert (standin_dir / "signals").read_text() == f"{name}\n"  # forwarded to the job
@@ -235,16 +243,7 @@ def test_a_signal_while_the_sweep_plans_is_one_line_and_no_job_starts(fake, numb
     env = _env({**fake.env, "STANDIN_DIR": str(standin_dir), "DATASETS": "eurosat",
                 "INITS": "diff", "SHOTS": "1", "SEEDS": "1",
                 "PATH": f"{standin_dir / 'bin'}:{os.environ['PATH']}"})
-    sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(standin_dir / "asked", sweep)
-        sweep.send_signal(number)
-        out, err = sweep.communicate(timeout=60)
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
-            sweep.communicate()
+    sweep, out, err = _signalled_sweep(fake, env, standin_dir / "asked", number)
     name = signal.Signals(number).name
     assert sweep.returncode == 128 + number, out + err
     assert err.splitlines() == [f"error: interrupted ({name}); no job was running"]
