@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from study.entry import BROKEN_PIPE
-from tests.support.scripts_helpers import REPO, SCRIPT_ENV, SCRIPTS, fake  # noqa: F401  (fixture)
+from tests.support.scripts_helpers import REPO, SCRIPT_ENV, SCRIPTS, fake, wait_for  # noqa: F401  (fixture)
 
 PY = sys.executable
 # (command, needs the fake's environment, exit status): each writes to stdout at once. An
@@ -96,19 +95,6 @@ with open(os.path.join(base, "fifo")) as fifo:
 """
 
 
-def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
-    """Until ``path`` exists (an event the test waits on, not a length of time)."""
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {seconds} s"
-        try:
-            process.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        out, err = process.communicate()
-        pytest.fail(f"exited with status {process.returncode} first:\n{out}\n{err}")
-
-
 def _signalled_sweep(fake, env: dict[str, str], ready: Path, number: int
                      ) -> tuple[subprocess.Popen, str, str]:
     """sweep.sh started in ``fake``'s folder, sent signal ``number`` once ``ready`` exists;
@@ -116,7 +102,7 @@ def _signalled_sweep(fake, env: dict[str, str], ready: Path, number: int
     sweep = subprocess.Popen(["bash", str(SCRIPTS / "sweep.sh")], cwd=fake.root, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(ready, sweep)
+        wait_for(ready, sweep)
         sweep.send_signal(number)
         out, err = sweep.communicate(timeout=60)
     finally:
@@ -264,7 +250,7 @@ def test_under_nohup_sighup_stays_ignored_and_the_sweep_goes_on(fake):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     try:
-        _wait_for(standin_dir / "pid", sweep)
+        wait_for(standin_dir / "pid", sweep)
         sweep.send_signal(signal.SIGHUP)  # ignored (nohup): dropped when sent
         with open(standin_dir / "fifo", "w") as fifo:  # lets the job end, status 0
             fifo.write("done\n")

@@ -8,13 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.scripts_helpers import (REPO, SCRIPT_ENV, SCRIPTS, arg, error_lines,  # noqa: F401
-                                   fake)  # fake: a fixture
+                                   fake, wait_for)  # fake: a fixture
 
 # -------------------------------------------------------------------------------- sweep.sh
 
@@ -204,20 +203,6 @@ os.rename(os.path.join(base, "pid.tmp"), os.path.join(base, "pid"))
 with open(os.path.join(base, "fifo")) as fifo:  # blocks: no writer ever comes
     fifo.read()
 """
-
-
-def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
-    """Until ``path`` exists, waiting on ``process`` meanwhile (fails at once if it ends)."""
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {seconds} s"
-        try:
-            process.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        out, err = process.communicate()
-        pytest.fail(f"exited with status {process.returncode} before {path} appeared:\n"
-                    f"{out}\n{err}")
 
 
 def fifo_has_reader(fifo: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,17 @@ def fake(tmp_path) -> Fake:
 
 
 # ------------------------------------------------------------------------------ bad input
+
+
+def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until ``path`` exists, waiting on ``process`` meanwhile (fails at once if it ends)."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear within {seconds} s"
+        try:
+            process.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        out, err = process.communicate()
+        pytest.fail(f"exited with status {process.returncode} before {path} appeared:\n"
+                    f"{out}\n{err}")
